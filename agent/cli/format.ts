@@ -1,0 +1,36 @@
+// Plain one-line results for people; the same facts as the --json object.
+import type { UpdateResult } from '../pipeline/types.js';
+
+export function resultLine(r: UpdateResult): string {
+  const svc = r.service ?? '(unknown service)';
+  const versions = `${r.from_version ?? r.from_image ?? '?'} → ${r.to_version ?? r.to_image ?? '?'}`;
+  const tail = `[${r.update_id}]`;
+  switch (r.outcome) {
+    case 'committed':
+      return `committed: ${svc} ${versions} (${r.to_image}) ${tail}`;
+    case 'valid':
+      return `valid: ${r.package_file} updates ${svc} to ${r.to_version} (${r.to_image}) ${tail}`;
+    case 'already_installed':
+      return `already installed: ${svc} ${r.package_version ?? ''} from ${r.package_file}; nothing changed ${tail}`;
+    case 'rejected':
+      return `rejected: ${r.package_file}: ${errorText(r)}; the service was not touched ${tail}`;
+    case 'rolled_back':
+      return `rolled back: ${svc} runs ${r.from_image ?? 'its previous version'} again: ${errorText(r)} ${tail}`;
+    case 'rollback_failed':
+      return `ROLLBACK FAILED: ${svc} needs a person: ${errorText(r)} ${tail}`;
+    default:
+      return `${r.outcome}: ${svc} ${tail}`;
+  }
+}
+
+function errorText(r: UpdateResult): string {
+  if (!r.error) return '';
+  return `${r.error.code}: ${r.error.message}. Next: ${r.error.next}`;
+}
+
+/** Fixed-width columns, for list commands. */
+export function table(rows: string[][]): string {
+  if (rows.length === 0) return '';
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}

@@ -1,0 +1,122 @@
+// Read-only commands: service list|show, history list|show. They take no lock, so they
+// work while the agent runs.
+import { Command } from 'commander';
+import { loadCatalog, findService } from '../config/services.js';
+import type { ServiceSpec } from '../config/services.js';
+import { CaissonError } from '../errors.js';
+import { openDatabase } from '../store/db.js';
+import { Journal, rowToResult } from '../store/journal.js';
+import { connectDocker } from '../runtime/docker-client.js';
+import { createDriver } from '../runtime/index.js';
+import type { RuntimeState } from '../runtime/driver.js';
+import { emit, runCommand, withCommonOptions, type CommonOptions } from './common.js';
+import { table } from './format.js';
+
+interface ServiceView {
+  name: string;
+  runtime_mode: string;
+  service_revision: string;
+  platform: string;
+  status: string;
+  running_image?: string;
+  image_id?: string;
+  container_id?: string;
+  installed_version?: string;
+  installed_package_sha256?: string;
+  last_update?: { update_id: string; outcome: string | null; at: string; error_code?: string };
+}
+
+export function serviceCommand(): Command {
+  const svc = new Command('service').description('the predefined services and what they run');
+  withCommonOptions(svc.command('list').description('catalog, running image, installed version, last result'))
+    .action((opts: CommonOptions) =>
+      runCommand(opts, async () => {
+        const views = await describeServices(opts, loadCatalog(opts.services).services);
+        const rows = [['SERVICE', 'MODE', 'STATUS', 'IMAGE', 'VERSION', 'LAST RESULT']];
+        for (const v of views) {
+          rows.push([v.name, v.runtime_mode, v.status, v.running_image ?? '-', v.installed_version ?? '-', v.last_update ? `${v.last_update.outcome ?? 'open'} ${v.last_update.at}` : '-']);
+        }
+        emit(opts, views, table(rows));
+        return 0;
+      }),
+    );
+  withCommonOptions(svc.command('show').argument('<name>').description('one service in detail'))
+    .action((name: string, opts: CommonOptions) =>
+      runCommand(opts, async () => {
+        const spec = findService(loadCatalog(opts.services), name);
+        if (!spec) throw new CaissonError('manifest.unknown_service', `no service "${name}" in ${opts.services}`, { next: 'See `caisson service list`.' });
+        const [view] = await describeServices(opts, [spec]);
+        const lines = Object.entries({ ...view!, health_check: spec.health_check.kind })
+          .map(([k, v]) => `${k.padEnd(26)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+          .join('\n');
+        emit(opts, { ...view, spec }, lines);
+        return 0;
+      }),
+    );
+  return svc;
+}
+
+export function historyCommand(): Command {
+  const history = new Command('history').description('the local audit history of updates and validations');
+  withCommonOptions(history.command('list').description('most recent first'))
+    .option('--limit <n>', 'how many', '20')
+    .option('--service <name>', 'only this service')
+    .action((opts: CommonOptions & { limit: string; service?: string }) =>
+      runCommand(opts, async () => {
+        const journal = new Journal(openDatabase(opts.stateDir));
+        const rows = journal.list({ limit: Number(opts.limit) || 20, service: opts.service });
+        const results = rows.map((r) => rowToResult(r, []));
+        const lines = [['ID', 'KIND', 'SERVICE', 'VERSION', 'OUTCOME', 'ERROR', 'STARTED']];
+        for (const r of rows) {
+          lines.push([r.id, r.kind, r.service ?? '-', r.package_version ?? '-', r.outcome ?? `open (${r.state})`, r.error_code ?? '-', r.started_at]);
+        }
+        emit(opts, results.map((r, i) => ({ ...r, kind: rows[i]!.kind, state: rows[i]!.state })), rows.length ? table(lines) : 'no history yet');
+        return 0;
+      }),
+    );
+  withCommonOptions(history.command('show').argument('<id>').description('one update with every step'))
+    .action((id: string, opts: CommonOptions) =>
+      runCommand(opts, async () => {
+        const journal = new Journal(openDatabase(opts.stateDir));
+        const row = journal.get(id);
+        if (!row) throw new CaissonError('usage.invalid', `no history record ${id}`, { next: 'See `caisson history list`.' });
+        const result = { ...journal.toResult(id), kind: row.kind, state: row.state };
+        const head = `${row.id} ${row.kind} ${row.outcome ?? `open (${row.state})`} ${row.service ?? ''} ${row.from_version ?? ''} → ${row.to_version ?? ''}`;
+        const err = result.error ? `\nerror ${result.error.code}: ${result.error.message}\nnext: ${result.error.next}` : '';
+        const steps = result.steps.map((s) => `  ${s.at}  ${s.state}${s.detail ? `  ${s.detail}` : ''}`).join('\n');
+        emit(opts, result, `${head}\npackage ${row.package_file} ${row.package_sha256 ?? ''}${err}\n${steps}`);
+        return 0;
+      }),
+    );
+  return history;
+}
+
+async function describeServices(opts: CommonOptions, specs: ServiceSpec[]): Promise<ServiceView[]> {
+  const journal = new Journal(openDatabase(opts.stateDir));
+  const docker = connectDocker(opts.dockerSocket);
+  const views: ServiceView[] = [];
+  for (const spec of specs) {
+    let state: RuntimeState;
+    try {
+      state = await createDriver(spec, { docker, stateDir: opts.stateDir, composeCommand: 'auto' }).inspect();
+    } catch (err) {
+      state = { running: false, status: `unknown (${err instanceof CaissonError ? err.code : 'docker.error'})` };
+    }
+    const installed = journal.installed(spec.name);
+    const last = journal.lastUpdateFor(spec.name);
+    views.push({
+      name: spec.name,
+      runtime_mode: spec.runtime_mode,
+      service_revision: spec.service_revision,
+      platform: spec.platform,
+      status: state.status,
+      running_image: state.imageRef,
+      image_id: state.imageId,
+      container_id: state.containerId,
+      installed_version: installed?.package_version,
+      installed_package_sha256: installed?.package_sha256,
+      last_update: last ? { update_id: last.id, outcome: last.outcome, at: last.finished_at ?? last.started_at, ...(last.error_code ? { error_code: last.error_code } : {}) } : undefined,
+    });
+  }
+  return views;
+}

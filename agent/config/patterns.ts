@@ -1,0 +1,20 @@
+// Strict patterns for every name that reaches Docker, Compose or a file name.
+// Manifest strings are untrusted: anything not matching is rejected, never escaped.
+import type * as v from 'valibot';
+
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+export const PLATFORM_PATTERN = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/;
+// registry[:port]/path:tag, lower-case path components, tag as Docker allows; no digests.
+export const IMAGE_REFERENCE_PATTERN =
+  /^(?:[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]{1,5})?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+export const SEMVER_PATTERN =
+  /^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$/;
+export const SHA256_HEX_PATTERN = /^[0-9a-f]{64}$/;
+
+/** One readable line from valibot issues: "path.to.key: message". */
+export function firstIssue(issues: readonly v.BaseIssue<unknown>[]): string {
+  const issue = issues[0];
+  if (!issue) return 'invalid';
+  const path = issue.path?.map((p) => String((p as { key?: unknown }).key)).join('.') ?? '';
+  return path ? `${path}: ${issue.message}` : issue.message;
+}

@@ -1,0 +1,103 @@
+// services.toml: the catalog of predefined services this device runs.
+// Parsed strictly (unknown keys are errors) so that a typo never silently changes behaviour.
+import { readFileSync } from 'node:fs';
+import { parse as parseToml } from 'smol-toml';
+import * as v from 'valibot';
+import { CaissonError, describe } from '../errors.js';
+import { NAME_PATTERN, IMAGE_REFERENCE_PATTERN, PLATFORM_PATTERN, firstIssue } from './patterns.js';
+
+const HealthCheckSchema = v.strictObject({
+  kind: v.picklist(['running', 'container_health', 'http', 'tcp', 'exec']),
+  url: v.optional(v.pipe(v.string(), v.regex(/^https?:\/\/[^\s]+$/, 'url must be an http(s) URL'))),
+  host: v.optional(v.pipe(v.string(), v.minLength(1))),
+  port: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535))),
+  command: v.optional(v.pipe(v.array(v.string()), v.minLength(1))),
+  expect_status: v.optional(v.pipe(v.number(), v.integer(), v.minValue(100), v.maxValue(599))),
+  timeout_secs: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(3600)), 60),
+  poll_interval_secs: v.optional(v.pipe(v.number(), v.minValue(0.05), v.maxValue(60)), 1),
+  stable_secs: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(3600)), 5),
+});
+
+const ServiceSchema = v.strictObject({
+  name: v.pipe(v.string(), v.regex(NAME_PATTERN, 'name must match [a-z0-9][a-z0-9_.-]{0,62}')),
+  service_revision: v.pipe(v.string(), v.regex(NAME_PATTERN, 'service_revision must match [a-z0-9][a-z0-9_.-]{0,62}')),
+  platform: v.pipe(v.string(), v.regex(PLATFORM_PATTERN, 'platform must look like linux/amd64')),
+  runtime_mode: v.picklist(['docker', 'compose']),
+  docker: v.optional(
+    v.strictObject({
+      container_name: v.pipe(v.string(), v.regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/, 'container_name is not a valid container name')),
+      image_reference: v.optional(v.pipe(v.string(), v.regex(IMAGE_REFERENCE_PATTERN, 'image_reference is not a valid image reference'))),
+    }),
+  ),
+  compose: v.optional(
+    v.strictObject({
+      project: v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'project must match [a-z0-9][a-z0-9_-]*')),
+      file: v.pipe(v.string(), v.regex(/^\//, 'compose file must be an absolute path')),
+      service: v.pipe(v.string(), v.regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, 'compose service is not a valid name')),
+    }),
+  ),
+  health_check: v.optional(HealthCheckSchema, { kind: 'running' }),
+  rollback: v.optional(v.strictObject({ automatic: v.optional(v.boolean(), true) }), { automatic: true }),
+});
+
+const CatalogSchema = v.strictObject({
+  catalog_version: v.literal(1),
+  services: v.optional(v.array(ServiceSchema), []),
+});
+
+export type HealthCheckSpec = v.InferOutput<typeof HealthCheckSchema>;
+export type ServiceSpec = v.InferOutput<typeof ServiceSchema>;
+export type Catalog = v.InferOutput<typeof CatalogSchema>;
+
+export function parseCatalog(text: string, source = 'services.toml'): Catalog {
+  let raw: unknown;
+  try {
+    raw = parseToml(text);
+  } catch (err) {
+    throw new CaissonError('config.invalid', `${source}: ${describe(err)}`);
+  }
+  const result = v.safeParse(CatalogSchema, raw);
+  if (!result.success) throw new CaissonError('config.invalid', `${source}: ${firstIssue(result.issues)}`);
+  const catalog = result.output;
+  const seen = new Set<string>();
+  for (const service of catalog.services) {
+    if (seen.has(service.name)) throw new CaissonError('config.invalid', `${source}: service "${service.name}" is listed twice`);
+    seen.add(service.name);
+    checkModeSection(service, source);
+    checkHealthSection(service, source);
+  }
+  return catalog;
+}
+
+export function loadCatalog(path: string): Catalog {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new CaissonError('config.invalid', `cannot read the service catalog ${path}: ${describe(err)}`, {
+      next: 'Create services.toml (see docs/services-toml.md) or pass --services FILE.',
+    });
+  }
+  return parseCatalog(text, path);
+}
+
+export function findService(catalog: Catalog, name: string): ServiceSpec | undefined {
+  return catalog.services.find((s) => s.name === name);
+}
+
+function checkModeSection(service: ServiceSpec, source: string): void {
+  if (service.runtime_mode === 'docker' && !service.docker) {
+    throw new CaissonError('config.invalid', `${source}: service "${service.name}" has runtime_mode "docker" but no [services.docker] section`);
+  }
+  if (service.runtime_mode === 'compose' && !service.compose) {
+    throw new CaissonError('config.invalid', `${source}: service "${service.name}" has runtime_mode "compose" but no [services.compose] section`);
+  }
+}
+
+function checkHealthSection(service: ServiceSpec, source: string): void {
+  const hc = service.health_check;
+  const where = `${source}: service "${service.name}" health_check`;
+  if (hc.kind === 'http' && !hc.url) throw new CaissonError('config.invalid', `${where}: kind "http" needs url`);
+  if (hc.kind === 'tcp' && !hc.port) throw new CaissonError('config.invalid', `${where}: kind "tcp" needs port`);
+  if (hc.kind === 'exec' && !hc.command) throw new CaissonError('config.invalid', `${where}: kind "exec" needs command (an array)`);
+}

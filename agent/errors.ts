@@ -1,0 +1,112 @@
+// Every failure Caisson reports carries a stable dotted code, a one-line message for
+// people and the next step to take. The same codes appear in the CLI, history, logs
+// and the stick report, so they are part of the public interface: add, never rename.
+
+export interface ErrorInfo {
+  /** What a person should do next; shown after the message. */
+  next: string;
+}
+
+export const ERROR_CODES = {
+  // --- the package file itself -------------------------------------------------
+  'package.not_found': { next: 'Check the path and try again.' },
+  'package.not_regular_file': { next: 'Give the path of a regular .edgepkg file, not a link, folder or pipe.' },
+  'package.too_large': { next: 'Rebuild the package; it exceeds the size this device accepts.' },
+  'package.read_failed': { next: 'Check the medium (stick) and copy the package again.' },
+  'package.not_tar': { next: 'Rebuild the package with `caisson package build`.' },
+  'package.truncated': { next: 'The package is incomplete; copy it again from the original.' },
+  'package.trailing_garbage': { next: 'The package has data after its end; rebuild it with `caisson package build`.' },
+  'package.path_escape': { next: 'Reject this package: it tries to write outside its folder. Ask the vendor for a proper one.' },
+  'package.unexpected_entry': { next: 'Rebuild the package: only manifest.toml, image.tar and manifest.toml.sig are allowed.' },
+  'package.link_entry': { next: 'Rebuild the package: links are not allowed in packages.' },
+  'package.special_entry': { next: 'Rebuild the package: device, FIFO and folder entries are not allowed.' },
+  'package.duplicate_entry': { next: 'Rebuild the package: each file may appear only once.' },
+  'package.header_mismatch': { next: 'Rebuild the package: its extended headers disagree with its plain headers.' },
+  'package.entry_too_large': { next: 'Rebuild the package: an entry is larger than allowed or declared.' },
+  'package.missing_manifest': { next: 'Rebuild the package: manifest.toml is missing.' },
+  'package.missing_image': { next: 'Rebuild the package: image.tar is missing.' },
+  // --- the manifest ---------------------------------------------------------------
+  'manifest.too_large': { next: 'Rebuild the package: manifest.toml may be at most 64 KiB.' },
+  'manifest.not_utf8': { next: 'Rebuild the package: manifest.toml must be UTF-8 text.' },
+  'manifest.invalid_toml': { next: 'Fix the TOML syntax of manifest.toml and rebuild the package.' },
+  'manifest.invalid': { next: 'Fix manifest.toml as the message says and rebuild the package (see docs/package-format.md).' },
+  'manifest.unsupported_format': { next: 'Update Caisson on this device, or build the package in format_version 1.' },
+  'manifest.unsupported_type': { next: 'This device accepts package_type "service" only.' },
+  'manifest.unknown_service': { next: 'Use a package built for a service in this device\'s catalog (`caisson service list`).' },
+  'manifest.revision_mismatch': { next: 'Use a package built for this device\'s service revision (`caisson service show NAME`).' },
+  'manifest.platform_mismatch': { next: 'Use a package built for this device\'s platform.' },
+  'manifest.updater_too_old': { next: 'Update Caisson on this device first; the package needs a newer updater.' },
+  // --- integrity, signature, policy ------------------------------------------------
+  'integrity.size_mismatch': { next: 'The image is not the one the manifest describes; copy the package again or ask the vendor.' },
+  'integrity.sha256_mismatch': { next: 'The image is corrupt or was altered; copy the package again or ask the vendor.' },
+  'image.invalid': { next: 'Rebuild the package with `docker save` output for exactly one image.' },
+  'image.reference_mismatch': { next: 'Rebuild the package so image.tar holds exactly the image the manifest names.' },
+  'image.id_mismatch': { next: 'The imported image is not the one in the package; ask the vendor for a proper package.' },
+  'image.tag_moved': { next: 'The package tried to retag other images; it was rejected and the tags restored.' },
+  'signature.missing': { next: 'This device only takes signed packages: sign it with `caisson package build --sign KEY`.' },
+  'signature.invalid': { next: 'The signature does not match a trusted key; get a package signed by a trusted vendor key.' },
+  'signature.unpinned_image': { next: 'Signed packages must pin image.sha256 and image.size; rebuild with `caisson package build`.' },
+  'policy.downgrade': { next: 'Use a newer package, or pass --allow-downgrade on the local CLI if this is intended.' },
+  'policy.already_installed': { next: 'Nothing to do: this package is already installed.' },
+  'disk.insufficient': { next: 'Free disk space on the device (`caisson package cleanup`, old images) and try again.' },
+  // --- docker and the service -------------------------------------------------------
+  'docker.unreachable': { next: 'Check that the Docker engine runs (`systemctl status docker`), then try again.' },
+  'docker.load_failed': { next: 'The engine refused the image; rebuild the package with `docker save`.' },
+  'docker.error': { next: 'Check the Docker engine log; the service was left on its previous version if it had switched.' },
+  'service.not_found': { next: 'Create the service\'s container first (or fix container_name in services.toml).' },
+  'service.unsupported': { next: 'Recreate the service\'s container as the message says (see docs/runtime.md), then try again.' },
+  'service.start_failed': { next: 'The new version could not start; the previous version was restored. Check the package with the vendor.' },
+  'compose.failed': { next: 'Check the compose file and `docker compose`/`docker-compose` output in the log.' },
+  'compose.unavailable': { next: 'Install Docker Compose (`docker compose` or `docker-compose`) on the device.' },
+  'health.timeout': { next: 'The new version did not become healthy in time and was rolled back; report this to the vendor.' },
+  'health.unstable': { next: 'The new version restarted or failed after first passing and was rolled back; report this to the vendor.' },
+  'rollback.failed': { next: 'The service needs a person: check `caisson history show ID` and the Docker engine now.' },
+  'update.interrupted': { next: 'The update was interrupted and reversed on restart; try again.' },
+  'update.cancelled': { next: 'Nothing was changed; run the command again to apply the package.' },
+  'update.busy': { next: 'Another Caisson process holds the state folder; wait for it to finish.' },
+  // --- configuration and usage ------------------------------------------------------------
+  'config.invalid': { next: 'Fix the configuration file as the message says.' },
+  'usage.invalid': { next: 'See `caisson --help`.' },
+  'internal.error': { next: 'Report this with the log; the service was left on its previous version.' },
+} as const satisfies Record<string, ErrorInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class CaissonError extends Error {
+  readonly code: ErrorCode;
+  readonly next: string;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; next?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'CaissonError';
+    this.code = code;
+    this.next = options?.next ?? ERROR_CODES[code].next;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; next: string } {
+    return { code: this.code, message: this.message, next: this.next };
+  }
+}
+
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_CODES, value);
+}
+
+/** Map anything thrown to a CaissonError, keeping codes that are already ours. */
+export function toCaissonError(err: unknown, fallback: ErrorCode = 'internal.error'): CaissonError {
+  if (err instanceof CaissonError) return err;
+  if (isDockerUnreachable(err)) {
+    return new CaissonError('docker.unreachable', `the Docker engine does not answer (${describe(err)})`, { cause: err });
+  }
+  return new CaissonError(fallback, describe(err), { cause: err });
+}
+
+export function isDockerUnreachable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EACCES' || code === 'ECONNRESET' || code === 'EPIPE';
+}
+
+export function describe(err: unknown): string {
+  if (err instanceof Error) return err.message.split('\n')[0] ?? err.name;
+  return String(err);
+}

@@ -1,0 +1,99 @@
+// Progress for long steps: a redrawn bar (bytes, rate) on a terminal, a plain line at
+// start and end otherwise, so logs and pipes stay readable.
+export interface Progress {
+  /** Bytes done of total for a named phase; call with done === total at the end. */
+  bytes(phase: string, done: number, total: number): void;
+  /** A countdown (health window). */
+  countdown(phase: string, secondsLeft: number, note?: string): void;
+  /** Finish whatever bar is drawn. */
+  done(): void;
+}
+
+export function createProgress(stream: NodeJS.WriteStream = process.stderr, enabled = true): Progress {
+  if (!enabled) return { bytes() {}, countdown() {}, done() {} };
+  return stream.isTTY ? new TtyProgress(stream) : new PlainProgress(stream);
+}
+
+class TtyProgress implements Progress {
+  private current?: string;
+  private started = 0;
+  private lastDraw = 0;
+
+  constructor(private readonly stream: NodeJS.WriteStream) {}
+
+  bytes(phase: string, done: number, total: number): void {
+    this.enter(phase);
+    const t = Date.now();
+    if (done < total && t - this.lastDraw < 100) return;
+    this.lastDraw = t;
+    const width = 28;
+    const frac = total > 0 ? Math.min(1, done / total) : 1;
+    const fill = Math.round(frac * width);
+    const secs = Math.max(0.001, (t - this.started) / 1000);
+    const rate = formatBytes(done / secs) + '/s';
+    this.draw(`${phase.padEnd(9)} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}%  ${formatBytes(done)}/${formatBytes(total)}  ${rate}`);
+    if (done >= total) this.done();
+  }
+
+  countdown(phase: string, secondsLeft: number, note = ''): void {
+    this.enter(phase);
+    this.draw(`${phase.padEnd(9)} ${Math.ceil(secondsLeft)} s left ${note}`);
+  }
+
+  done(): void {
+    if (this.current) this.stream.write('\n');
+    this.current = undefined;
+  }
+
+  private enter(phase: string): void {
+    if (this.current === phase) return;
+    this.done();
+    this.current = phase;
+    this.started = Date.now();
+    this.lastDraw = 0;
+  }
+
+  private draw(line: string): void {
+    const cols = this.stream.columns || 100;
+    this.stream.write(`\r${line.slice(0, cols - 1).padEnd(Math.min(cols - 1, line.length + 4))}`);
+  }
+}
+
+class PlainProgress implements Progress {
+  private current?: string;
+  private started = 0;
+
+  constructor(private readonly stream: NodeJS.WriteStream) {}
+
+  bytes(phase: string, done: number, total: number): void {
+    if (this.current !== phase) {
+      this.current = phase;
+      this.started = Date.now();
+    }
+    if (done >= total) {
+      const secs = Math.max(0.001, (Date.now() - this.started) / 1000);
+      this.stream.write(`${phase}: ${formatBytes(total)} in ${secs.toFixed(1)} s (${formatBytes(total / secs)}/s)\n`);
+      this.current = undefined;
+    }
+  }
+
+  countdown(phase: string, secondsLeft: number): void {
+    if (this.current === phase) return;
+    this.current = phase;
+    this.stream.write(`${phase}: up to ${Math.ceil(secondsLeft)} s\n`);
+  }
+
+  done(): void {
+    this.current = undefined;
+  }
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}

@@ -1,0 +1,58 @@
+// Shapes shared by the package reader, validator and builder.
+
+/** What one streaming pass over an .edgepkg leaves in the staging folder. */
+export interface StagedPackage {
+  /** Staging folder, created by Caisson (never named by the archive). */
+  dir: string;
+  /** SHA-256 (hex) of the whole .edgepkg byte stream: the package's identity. */
+  packageSha256: string;
+  packageSize: number;
+  /** The exact bytes of manifest.toml (what a signature covers). */
+  manifestBytes: Buffer;
+  /** Staged copy of image.tar (or image.tar.gz), hashed while it was copied. */
+  imagePath: string;
+  imageFileName: 'image.tar' | 'image.tar.gz';
+  imageSha256: string;
+  imageSize: number;
+  /** Contents of manifest.toml.sig, when present. */
+  signature?: Buffer;
+  /** What the docker-save archive says about itself, read during the same pass (plain tar only). */
+  imageArchive?: ImageArchiveInfo;
+  /** Why imageArchive is missing (not a docker-save archive, several images, …), when known. */
+  imageArchiveProblem?: string;
+}
+
+export interface ImageArchiveInfo {
+  /** Image ID (sha256:<hex>) = digest of the image config, from the archive's manifest.json. */
+  imageId: string;
+  /** RepoTags listed in the archive's manifest.json (what `docker load` will tag). */
+  repoTags: string[];
+}
+
+export interface Manifest {
+  format_version: 1;
+  package_type: 'service';
+  package_version: string;
+  created_at: string;
+  target: { service: string; service_revision: string; platform: string };
+  image: { reference: string; sha256?: string; size?: number };
+  compatibility: { min_updater_version: string };
+}
+
+export interface StageLimits {
+  /** Largest .edgepkg accepted, in bytes. */
+  maxPackageBytes: number;
+  /** Largest manifest.toml, in bytes (64 KiB by the format). */
+  maxManifestBytes: number;
+  /** Largest manifest.toml.sig, in bytes. */
+  maxSignatureBytes: number;
+}
+
+export const DEFAULT_STAGE_LIMITS: StageLimits = {
+  maxPackageBytes: 16 * 1024 ** 3,
+  maxManifestBytes: 64 * 1024,
+  maxSignatureBytes: 4 * 1024,
+};
+
+/** Bytes done so far, for progress bars. */
+export type ProgressFn = (done: number, total: number) => void;

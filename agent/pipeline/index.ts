@@ -1,0 +1,84 @@
+// Wiring: open everything one pipeline needs (catalog, state database and lock, engine,
+// trusted keys, drivers) and hand out run / validate / recover.
+import { loadCatalog } from '../config/services.js';
+import type { Catalog, ServiceSpec } from '../config/services.js';
+import { openDatabase, type Db } from '../store/db.js';
+import { acquireStateLock, type StateLock } from '../store/lock.js';
+import { Journal } from '../store/journal.js';
+import { connectDocker, pingDocker } from '../runtime/docker-client.js';
+import { createDriver } from '../runtime/index.js';
+import type { ServiceDriver } from '../runtime/driver.js';
+import { loadTrustedKeys } from '../package/signature.js';
+import { createLogger, type Logger } from '../log/logger.js';
+import { createProgress, type Progress } from '../log/progress.js';
+import { UpdatePipeline } from './pipeline.js';
+import { recoverOpenUpdates } from './recover.js';
+import type { UpdateRequest, UpdateResult } from './types.js';
+
+export const DEFAULT_STATE_DIR = '/var/lib/caisson';
+export const DEFAULT_SERVICES_PATH = '/etc/caisson/services.toml';
+export const DEFAULT_TRUSTED_KEYS_DIR = '/etc/caisson/trusted-keys';
+
+export interface PipelineOptions {
+  servicesPath: string;
+  stateDir: string;
+  dockerSocket?: string;
+  trustedKeysDir?: string;
+  composeCommand?: 'auto' | 'docker compose' | 'docker-compose';
+  log?: Logger;
+  progress?: Progress;
+  /** How long to wait for the engine at start before docker.unreachable. */
+  dockerWaitMs?: number;
+}
+
+export interface Pipeline {
+  run(req: UpdateRequest): Promise<UpdateResult>;
+  validate(packagePath: string, opts?: { allowDowngrade?: boolean }): Promise<UpdateResult>;
+  recover(): Promise<UpdateResult[]>;
+  driverFor(service: ServiceSpec): ServiceDriver;
+  catalog: Catalog;
+  journal: Journal;
+  db: Db;
+  close(): void;
+}
+
+/** Open a pipeline that may change things: takes the state-dir lock. */
+export async function openPipeline(opts: PipelineOptions & { lockPurpose: string }): Promise<Pipeline> {
+  const catalog = loadCatalog(opts.servicesPath);
+  const lock: StateLock = acquireStateLock(opts.stateDir, opts.lockPurpose);
+  try {
+    const db = openDatabase(opts.stateDir);
+    const journal = new Journal(db);
+    const docker = connectDocker(opts.dockerSocket);
+    await pingDocker(docker, { waitMs: opts.dockerWaitMs ?? 10_000 });
+    const log = opts.log ?? createLogger({ stateDir: opts.stateDir });
+    const driverFor = (service: ServiceSpec) =>
+      createDriver(service, { docker, stateDir: opts.stateDir, composeCommand: opts.composeCommand ?? 'auto' });
+    const pipeline = new UpdatePipeline({
+      catalog,
+      journal,
+      docker,
+      stateDir: opts.stateDir,
+      trustedKeys: loadTrustedKeys(opts.trustedKeysDir ?? DEFAULT_TRUSTED_KEYS_DIR),
+      driverFor,
+      log,
+      progress: opts.progress ?? createProgress(process.stderr, false),
+    });
+    return {
+      run: (req) => pipeline.run(req),
+      validate: (path, o) => pipeline.validate(path, o),
+      recover: () => recoverOpenUpdates(pipeline, journal, catalog),
+      driverFor,
+      catalog,
+      journal,
+      db,
+      close() {
+        db.close();
+        lock.release();
+      },
+    };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}

@@ -1,0 +1,285 @@
+// The update pipeline: validate → import image → switch → health-check → commit, or roll
+// back. Every state is saved in the journal before the side effect it announces
+// (states.ts), so recover.ts can finish or reverse an update cut short at any point.
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type Dockerode from 'dockerode';
+import type { KeyObject } from 'node:crypto';
+import type { Catalog, ServiceSpec } from '../config/services.js';
+import { findService } from '../config/services.js';
+import { CaissonError, toCaissonError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { Progress } from '../log/progress.js';
+import { stagePackage } from '../package/reader.js';
+import { parseManifest } from '../package/manifest.js';
+import { checkImageArchive, checkIntegrity, checkTarget, checkUpdaterVersion } from '../package/checks.js';
+import { checkSignature } from '../package/signature.js';
+import type { Manifest, StagedPackage } from '../package/types.js';
+import { UPDATER_VERSION } from '../version.js';
+import type { Journal, JournalData } from '../store/journal.js';
+import type { ServiceDriver, SwitchPlan } from '../runtime/driver.js';
+import { waitHealthy } from '../health/wait.js';
+import { checkDiskSpace } from './disk.js';
+import { checkPolicy } from './policy.js';
+import { importImage, restoreImageTags, type TagSnapshot } from './image-import.js';
+import { faultPoint } from './fault.js';
+import { touchedService } from './states.js';
+import { compareSemver as compareVersions } from '../package/semver.js';
+import type { ErrorSummary, Outcome, UpdateRequest, UpdateResult } from './types.js';
+
+export interface PipelineDeps {
+  catalog: Catalog;
+  journal: Journal;
+  docker: Dockerode;
+  stateDir: string;
+  trustedKeys: KeyObject[];
+  driverFor: (service: ServiceSpec) => ServiceDriver;
+  log: Logger;
+  progress: Progress;
+}
+
+/** Journal data of one update (versioned by JOURNAL_DATA_VERSION in store/journal.ts). */
+interface UpdateData extends JournalData {
+  stagingDir?: string;
+  imageRef?: string;
+  tagsBefore?: TagSnapshot;
+  plan?: SwitchPlan;
+  newContainerId?: string;
+  originalError?: ErrorSummary;
+}
+
+export class UpdatePipeline {
+  constructor(private readonly deps: PipelineDeps) {}
+
+  /** Run one update end to end. Package and service failures come back as outcomes, not throws. */
+  async run(req: UpdateRequest): Promise<UpdateResult> {
+    const { journal, log } = this.deps;
+    const id = journal.begin({ kind: 'update', source: req.source, packageFile: req.packagePath, mediumUuid: req.mediumUuid });
+    log.info(`update ${id}: ${req.packagePath} (from ${req.source})`);
+    try {
+      const checked = await this.stageAndValidate(id, req);
+      if (checked.alreadyInstalled) {
+        this.finish(id, 'already_installed', undefined, `already installed by ${checked.alreadyInstalled}`);
+        return journal.toResult(id);
+      }
+      const { manifest, staged, service } = checked;
+      if (req.confirm) {
+        const current = await this.deps.driverFor(service).inspect();
+        const ok = await req.confirm({ service: service.name, from: current.imageRef, to: manifest.image.reference, version: manifest.package_version });
+        if (!ok) throw new CaissonError('update.cancelled', 'cancelled by the operator before anything changed');
+      }
+      await this.loadImage(id, manifest, staged);
+      await this.switchAndVerify(id, manifest, service);
+    } catch (err) {
+      const error = toCaissonError(err);
+      const row = journal.get(id);
+      if (row && !row.closed) {
+        if (!touchedService(row.state)) {
+          await this.discard(id, error);
+        } else {
+          // only an engine that stayed away through the bounded wait gets here: the record
+          // stays open and `caisson recover` (or the agent's next start) finishes the rollback
+          log.error(`${error.code}: ${error.message}; update ${id} stays open until the engine is back (caisson recover)`);
+          return { ...journal.toResult(id), outcome: 'rollback_failed', error: summary(error) };
+        }
+      }
+    } finally {
+      this.deps.progress.done();
+    }
+    return journal.toResult(id);
+  }
+
+  /** Read-only validation: stage, check, record it in history, remove the staging copy. */
+  async validate(packagePath: string, opts: { allowDowngrade?: boolean } = {}): Promise<UpdateResult> {
+    const { journal } = this.deps;
+    const id = journal.begin({ kind: 'validation', source: 'cli', packageFile: packagePath });
+    try {
+      const checked = await this.stageAndValidate(id, { packagePath, source: 'cli', allowDowngrade: opts.allowDowngrade });
+      this.removeStaging(id);
+      if (checked.alreadyInstalled) this.finish(id, 'already_installed', undefined, `already installed by ${checked.alreadyInstalled}`);
+      else this.finish(id, 'valid');
+    } catch (err) {
+      await this.discard(id, toCaissonError(err));
+    }
+    return journal.toResult(id);
+  }
+
+  // --- steps -------------------------------------------------------------------------
+
+  private async stageAndValidate(
+    id: string,
+    req: Pick<UpdateRequest, 'packagePath' | 'source' | 'allowDowngrade'>,
+  ): Promise<{ manifest: Manifest; staged: StagedPackage; service: ServiceSpec; alreadyInstalled?: string }> {
+    const { journal, progress, log } = this.deps;
+    const stagingDir = join(this.deps.stateDir, 'staging', id);
+    await checkDiskSpace(this.deps.docker, this.deps.stateDir, req.packagePath);
+    this.save(id, 'received', { data: { stagingDir } });
+    const staged = await stagePackage(req.packagePath, stagingDir, { onProgress: (done, total) => progress.bytes('staging', done, total) });
+    this.save(id, 'staged', {
+      detail: `sha256 ${staged.packageSha256}`,
+      patch: { package_sha256: staged.packageSha256 },
+    });
+    log.info(`  staged ${staged.packageSize} bytes, sha256 ${staged.packageSha256.slice(0, 16)}…`);
+
+    const manifest = parseManifest(staged.manifestBytes);
+    journal.transition(id, 'staged', {
+      detail: `manifest ${manifest.target.service} ${manifest.package_version}`,
+      patch: { package_version: manifest.package_version, service: manifest.target.service, to_image: manifest.image.reference, to_version: manifest.package_version },
+    });
+    const service = checkTarget(manifest, this.deps.catalog);
+    checkUpdaterVersion(manifest, UPDATER_VERSION);
+    checkSignature(manifest, staged, this.deps.trustedKeys);
+    checkIntegrity(manifest, staged);
+    checkImageArchive(manifest, staged);
+
+    const committedBy = journal.committedPackage(staged.packageSha256);
+    if (committedBy && committedBy.service === service.name && journal.installed(service.name)?.package_sha256 === staged.packageSha256) {
+      return { manifest, staged, service, alreadyInstalled: committedBy.update_id };
+    }
+    checkPolicy(journal, service.name, manifest.package_version, staged.packageSha256, req.allowDowngrade === true);
+    const installed = journal.installed(service.name);
+    this.save(id, 'validated', { detail: 'all checks passed', patch: { from_version: installed?.package_version ?? null } });
+    log.info(`  valid: ${service.name} ${installed?.package_version ?? '(unknown)'} → ${manifest.package_version}`);
+    return { manifest, staged, service };
+  }
+
+  private async loadImage(id: string, manifest: Manifest, staged: StagedPackage): Promise<void> {
+    const { docker, progress, log } = this.deps;
+    const ref = manifest.image.reference;
+    await importImage(docker, {
+      imagePath: staged.imagePath,
+      reference: ref,
+      expectedImageId: staged.imageArchive?.imageId,
+      beforeLoad: (tagsBefore) => this.save(id, 'loading_image', { data: { imageRef: ref, tagsBefore } }),
+      onProgress: (done, total) => progress.bytes('importing', done, total),
+    });
+    this.save(id, 'image_loaded', { detail: ref });
+    log.info(`  imported ${ref}`);
+    this.removeStaging(id);
+  }
+
+  private async switchAndVerify(id: string, manifest: Manifest, service: ServiceSpec): Promise<void> {
+    const { journal, log, progress, docker } = this.deps;
+    const driver = this.deps.driverFor(service);
+    const plan = await driver.plan(manifest.image.reference);
+    journal.transition(id, 'image_loaded', { detail: `from ${plan.previous.imageRef}`, patch: { from_image: plan.previous.imageRef } });
+    this.save(id, 'switching', { data: { plan } });
+    log.info(`  switching ${service.name}: ${plan.previous.imageRef} → ${plan.newImageRef}`);
+    let failure: CaissonError | undefined;
+    try {
+      const containerId = await driver.switchTo(plan, (step, data) => this.save(id, `switching.${step}`, { data: data ? { switchData: data } : undefined }));
+      this.save(id, 'health_checking', { data: { newContainerId: containerId } });
+      const hc = service.health_check;
+      log.info(`  health check (${hc.kind}): up to ${hc.timeout_secs} s, stable for ${hc.stable_secs} s`);
+      await waitHealthy(docker, containerId, hc, {
+        onTick: (s) => progress.countdown('health', s.secondsLeft, s.healthyFor > 0 ? `(healthy for ${s.healthyFor.toFixed(0)} s)` : ''),
+      });
+      progress.done();
+    } catch (err) {
+      failure = toCaissonError(err, 'service.start_failed');
+      progress.done();
+    }
+    if (!failure) {
+      await this.commit(id, service, plan);
+      return;
+    }
+    log.warn(`  ${failure.code}: ${failure.message}`);
+    if (!service.rollback.automatic) {
+      this.finish(id, 'rollback_failed', summary(failure), undefined, {
+        next: `Automatic rollback is off for ${service.name}: the new version was left in place and the previous container kept. Decide by hand.`,
+      });
+      return;
+    }
+    await this.rollback(id, service, plan, summary(failure));
+  }
+
+  /** Finish a commit; also used by recovery for records stopped in `committing`. */
+  async commit(id: string, service: ServiceSpec, plan: SwitchPlan): Promise<void> {
+    const { journal, log } = this.deps;
+    this.save(id, 'committing');
+    await this.deps.driverFor(service).commit(plan, (step) => this.save(id, `committing.${step}`));
+    const row = journal.get(id)!;
+    this.finish(id, 'committed', undefined, undefined, {
+      onClose: () =>
+        journal.recordInstalled({
+          service: service.name,
+          version: row.package_version!,
+          sha256: row.package_sha256!,
+          imageRef: plan.newImageRef,
+          updateId: id,
+          highest: higherVersion(journal.installed(service.name)?.highest_version, row.package_version!),
+        }),
+    });
+    log.info(`committed: ${service.name} now runs ${plan.newImageRef} (${row.package_version})`);
+  }
+
+  /** Put the previous version back and verify it; also used by recovery. */
+  async rollback(id: string, service: ServiceSpec, plan: SwitchPlan, cause: ErrorSummary): Promise<void> {
+    const { journal, log, docker } = this.deps;
+    this.save(id, 'rolling_back', { data: { originalError: cause } });
+    log.warn(`  rolling back ${service.name} to ${plan.previous.imageRef}`);
+    try {
+      const containerId = await this.deps.driverFor(service).rollback(plan, (step) => this.save(id, `rolling_back.${step}`));
+      const tagsBefore = (journal.data(id) as UpdateData).tagsBefore;
+      if (tagsBefore) await restoreImageTags(docker, tagsBefore);
+      if (plan.previous.wasRunning) await waitHealthy(docker, containerId, { ...service.health_check, stable_secs: Math.min(service.health_check.stable_secs, 3) });
+    } catch (err) {
+      const error = toCaissonError(err, 'rollback.failed');
+      if (error.code === 'docker.unreachable') throw error; // leave the record open: recovery retries when the engine is back
+      const message = `rollback failed after ${cause.code}: ${error.message}`;
+      this.finish(id, 'rollback_failed', { code: 'rollback.failed', message, next: new CaissonError('rollback.failed', '').next });
+      log.error(`ROLLBACK FAILED: ${service.name} needs a person. ${message}`);
+      return;
+    }
+    this.finish(id, 'rolled_back', cause);
+    log.warn(`rolled back: ${service.name} runs ${plan.previous.imageRef} again (${cause.code})`);
+  }
+
+  /** Close a record whose service was never touched: tags restored, staging removed. */
+  async discard(id: string, error: CaissonError): Promise<void> {
+    const { journal, docker, log } = this.deps;
+    const data = journal.data(id) as UpdateData;
+    if (data.tagsBefore) {
+      try {
+        await restoreImageTags(docker, data.tagsBefore);
+      } catch (err) {
+        log.warn(`  could not restore image tags: ${toCaissonError(err).message}`);
+      }
+    }
+    this.removeStaging(id);
+    this.finish(id, 'rejected', summary(error));
+    log.warn(`rejected: ${error.code}: ${error.message}`);
+  }
+
+  // --- journal helpers -------------------------------------------------------------------
+
+  private save(id: string, state: string, opts: Parameters<Journal['transition']>[2] = {}): void {
+    this.deps.journal.transition(id, state, opts);
+    faultPoint(state);
+  }
+
+  private finish(id: string, outcome: Outcome, error?: ErrorSummary, detail?: string, opts: { next?: string; onClose?: () => void } = {}): void {
+    const err = error && opts.next ? { ...error, next: opts.next } : error;
+    this.deps.journal.close(id, outcome, err, { detail, onClose: opts.onClose });
+    faultPoint(`closed:${outcome}`);
+    this.removeStaging(id);
+  }
+
+  private removeStaging(id: string): void {
+    const dir = (this.deps.journal.data(id) as UpdateData).stagingDir;
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+
+  serviceByName(name: string): ServiceSpec | undefined {
+    return findService(this.deps.catalog, name);
+  }
+}
+
+function summary(err: CaissonError): ErrorSummary {
+  return { code: err.code, message: err.message, next: err.next };
+}
+
+function higherVersion(a: string | undefined, b: string): string {
+  if (!a) return b;
+  return compareVersions(a, b) >= 0 ? a : b;
+}

@@ -1,0 +1,82 @@
+// The state database: history, the update journal and what is installed, in one SQLite
+// file under the state dir. WAL + synchronous=FULL: every committed transaction is on
+// disk before the call returns, so a state saved before a side effect survives kill -9
+// and power loss (DESIGN.md explains why SQLite replaced nedb).
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+export type Db = Database.Database;
+
+/** Schema migrations, applied in order; the index + 1 is the schema version. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE updates (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL,                 -- 'update' | 'validation'
+     source TEXT NOT NULL,               -- 'cli' | 'usb' | 'inbox'
+     package_file TEXT NOT NULL,
+     package_sha256 TEXT,
+     package_version TEXT,
+     service TEXT,
+     from_image TEXT,
+     to_image TEXT,
+     from_version TEXT,
+     to_version TEXT,
+     state TEXT NOT NULL,                -- journal state, see pipeline/states.ts
+     outcome TEXT,                       -- set when closed
+     error_code TEXT,
+     error_message TEXT,
+     error_next TEXT,
+     data TEXT NOT NULL DEFAULT '{}',    -- versioned journal data (JSON): staging dir, switch plan, …
+     medium_uuid TEXT,
+     started_at TEXT NOT NULL,
+     finished_at TEXT,
+     closed INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE INDEX updates_open ON updates (closed) WHERE closed = 0;
+   CREATE INDEX updates_sha ON updates (package_sha256);
+   CREATE TABLE steps (
+     update_id TEXT NOT NULL REFERENCES updates (id) ON DELETE CASCADE,
+     seq INTEGER NOT NULL,
+     state TEXT NOT NULL,
+     at TEXT NOT NULL,
+     detail TEXT,
+     PRIMARY KEY (update_id, seq)
+   );
+   CREATE TABLE installed (
+     service TEXT PRIMARY KEY,
+     package_version TEXT NOT NULL,
+     package_sha256 TEXT NOT NULL,
+     image_ref TEXT NOT NULL,
+     update_id TEXT NOT NULL,
+     installed_at TEXT NOT NULL,
+     highest_version TEXT NOT NULL        -- downgrade policy: never below this without --allow-downgrade
+   );
+   CREATE TABLE installed_packages (       -- every package sha ever committed, per service and version
+     package_sha256 TEXT PRIMARY KEY,
+     service TEXT NOT NULL,
+     package_version TEXT NOT NULL,
+     update_id TEXT NOT NULL
+   );`,
+];
+
+export function openDatabase(stateDir: string): Db {
+  mkdirSync(stateDir, { recursive: true, mode: 0o750 });
+  const db = new Database(join(stateDir, 'caisson.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version]!);
+      db.pragma(`user_version = ${version + 1}`);
+    }).immediate();
+  }
+}

@@ -1,0 +1,225 @@
+// The update journal and history: one row per update (or validation), one row per step.
+// A state change and its audit step are written in one transaction, durably, before the
+// side effect it announces; a restart reads the open rows to finish or reverse them.
+import { randomBytes } from 'node:crypto';
+import type { Db } from './db.js';
+import type { ErrorSummary, Outcome, StepRecord, UpdateResult, UpdateSource } from '../pipeline/types.js';
+
+/** Bump when the shape of `data` changes; recovery reads older versions explicitly. */
+export const JOURNAL_DATA_VERSION = 1;
+
+export interface UpdateRow {
+  id: string;
+  kind: 'update' | 'validation';
+  source: UpdateSource;
+  package_file: string;
+  package_sha256: string | null;
+  package_version: string | null;
+  service: string | null;
+  from_image: string | null;
+  to_image: string | null;
+  from_version: string | null;
+  to_version: string | null;
+  state: string;
+  outcome: Outcome | null;
+  error_code: string | null;
+  error_message: string | null;
+  error_next: string | null;
+  data: string;
+  medium_uuid: string | null;
+  started_at: string;
+  finished_at: string | null;
+  closed: number;
+}
+
+/** Columns a transition may fill in as the update learns more. */
+export type UpdatePatch = Partial<
+  Pick<UpdateRow, 'package_sha256' | 'package_version' | 'service' | 'from_image' | 'to_image' | 'from_version' | 'to_version'>
+>;
+
+export interface JournalData {
+  v: number;
+  stagingDir?: string;
+  [key: string]: unknown;
+}
+
+export interface InstalledRow {
+  service: string;
+  package_version: string;
+  package_sha256: string;
+  image_ref: string;
+  update_id: string;
+  installed_at: string;
+  highest_version: string;
+}
+
+export class Journal {
+  constructor(readonly db: Db) {}
+
+  /** Open a new record in state `received`. */
+  begin(input: { kind: 'update' | 'validation'; source: UpdateSource; packageFile: string; mediumUuid?: string }): string {
+    const id = newUpdateId();
+    const at = now();
+    this.db.transaction(() => {
+      this.db
+        .prepare(
+          `INSERT INTO updates (id, kind, source, package_file, state, data, medium_uuid, started_at)
+           VALUES (?, ?, ?, ?, 'received', ?, ?, ?)`,
+        )
+        .run(id, input.kind, input.source, input.packageFile, JSON.stringify({ v: JOURNAL_DATA_VERSION }), input.mediumUuid ?? null, at);
+      this.insertStep(id, 'received', at, input.packageFile);
+    })();
+    return id;
+  }
+
+  /** Save a new state (and optional data/columns) durably, with its audit step. */
+  transition(id: string, state: string, opts: { detail?: string; data?: Partial<JournalData>; patch?: UpdatePatch } = {}): void {
+    const at = now();
+    this.db.transaction(() => {
+      const row = this.get(id);
+      if (!row) throw new Error(`no journal record ${id}`);
+      const data = opts.data ? JSON.stringify({ ...parseData(row.data), ...opts.data, v: JOURNAL_DATA_VERSION }) : row.data;
+      const patch = opts.patch ?? {};
+      const cols = Object.keys(patch) as (keyof UpdatePatch)[];
+      const sets = ['state = ?', 'data = ?', ...cols.map((c) => `${c} = ?`)].join(', ');
+      this.db.prepare(`UPDATE updates SET ${sets} WHERE id = ?`).run(state, data, ...cols.map((c) => patch[c] ?? null), id);
+      this.insertStep(id, state, at, opts.detail);
+    })();
+  }
+
+  /** Close a record with its outcome; the row is final after this. */
+  close(id: string, outcome: Outcome, error?: ErrorSummary, opts: { state?: string; detail?: string; onClose?: () => void } = {}): void {
+    const at = now();
+    this.db.transaction(() => {
+      const row = this.get(id);
+      if (!row) throw new Error(`no journal record ${id}`);
+      const state = opts.state ?? row.state;
+      this.db
+        .prepare(
+          `UPDATE updates SET state = ?, outcome = ?, error_code = ?, error_message = ?, error_next = ?, finished_at = ?, closed = 1
+           WHERE id = ?`,
+        )
+        .run(state, outcome, error?.code ?? null, error?.message ?? null, error?.next ?? null, at, id);
+      this.insertStep(id, `closed:${outcome}`, at, opts.detail ?? error?.code);
+      opts.onClose?.();
+    })();
+  }
+
+  get(id: string): UpdateRow | undefined {
+    return this.db.prepare('SELECT * FROM updates WHERE id = ?').get(id) as UpdateRow | undefined;
+  }
+
+  data(id: string): JournalData {
+    const row = this.get(id);
+    return row ? parseData(row.data) : { v: JOURNAL_DATA_VERSION };
+  }
+
+  steps(id: string): StepRecord[] {
+    return (this.db.prepare('SELECT state, at, detail FROM steps WHERE update_id = ? ORDER BY seq').all(id) as StepRecord[]).map(
+      (s) => (s.detail == null ? { state: s.state, at: s.at } : s),
+    );
+  }
+
+  openRecords(): UpdateRow[] {
+    return this.db.prepare('SELECT * FROM updates WHERE closed = 0 ORDER BY started_at').all() as UpdateRow[];
+  }
+
+  list(opts: { limit?: number; service?: string } = {}): UpdateRow[] {
+    const limit = opts.limit ?? 50;
+    if (opts.service) {
+      return this.db.prepare('SELECT * FROM updates WHERE service = ? ORDER BY started_at DESC, rowid DESC LIMIT ?').all(opts.service, limit) as UpdateRow[];
+    }
+    return this.db.prepare('SELECT * FROM updates ORDER BY started_at DESC, rowid DESC LIMIT ?').all(limit) as UpdateRow[];
+  }
+
+  lastUpdateFor(service: string): UpdateRow | undefined {
+    return this.db
+      .prepare(`SELECT * FROM updates WHERE service = ? AND kind = 'update' ORDER BY started_at DESC, rowid DESC LIMIT 1`)
+      .get(service) as UpdateRow | undefined;
+  }
+
+  installed(service: string): InstalledRow | undefined {
+    return this.db.prepare('SELECT * FROM installed WHERE service = ?').get(service) as InstalledRow | undefined;
+  }
+
+  /** The committed package with this exact sha256, if any. */
+  committedPackage(sha256: string): { service: string; package_version: string; update_id: string } | undefined {
+    return this.db.prepare('SELECT service, package_version, update_id FROM installed_packages WHERE package_sha256 = ?').get(sha256) as
+      | { service: string; package_version: string; update_id: string }
+      | undefined;
+  }
+
+  /** Record what is installed now; part of the commit transaction (see close onClose). */
+  recordInstalled(input: { service: string; version: string; sha256: string; imageRef: string; updateId: string; highest: string }): void {
+    const at = now();
+    this.db
+      .prepare(
+        `INSERT INTO installed (service, package_version, package_sha256, image_ref, update_id, installed_at, highest_version)
+         VALUES (@service, @version, @sha256, @imageRef, @updateId, @at, @highest)
+         ON CONFLICT (service) DO UPDATE SET package_version = @version, package_sha256 = @sha256, image_ref = @imageRef,
+           update_id = @updateId, installed_at = @at, highest_version = @highest`,
+      )
+      .run({ ...input, at });
+    this.db
+      .prepare(
+        `INSERT INTO installed_packages (package_sha256, service, package_version, update_id) VALUES (?, ?, ?, ?)
+         ON CONFLICT (package_sha256) DO UPDATE SET update_id = excluded.update_id`,
+      )
+      .run(input.sha256, input.service, input.version, input.updateId);
+  }
+
+  /** The public view of one record (CLI --json, reports). */
+  toResult(id: string): UpdateResult {
+    const row = this.get(id);
+    if (!row) throw new Error(`no journal record ${id}`);
+    return rowToResult(row, this.steps(id));
+  }
+
+  private insertStep(id: string, state: string, at: string, detail?: string): void {
+    const seq = (this.db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM steps WHERE update_id = ?').get(id) as { n: number }).n;
+    this.db.prepare('INSERT INTO steps (update_id, seq, state, at, detail) VALUES (?, ?, ?, ?, ?)').run(id, seq, state, at, detail ?? null);
+  }
+}
+
+export function rowToResult(row: UpdateRow, steps: StepRecord[]): UpdateResult {
+  const result: UpdateResult = {
+    update_id: row.id,
+    outcome: row.outcome ?? ('open' as Outcome),
+    source: row.source,
+    package_file: row.package_file,
+    started_at: row.started_at,
+    finished_at: row.finished_at ?? '',
+    steps,
+  };
+  const optional = {
+    package_sha256: row.package_sha256,
+    package_version: row.package_version,
+    service: row.service,
+    from_image: row.from_image,
+    to_image: row.to_image,
+    from_version: row.from_version,
+    to_version: row.to_version,
+  };
+  for (const [key, value] of Object.entries(optional)) if (value != null) (result as unknown as Record<string, unknown>)[key] = value;
+  if (row.error_code) result.error = { code: row.error_code as ErrorSummary['code'], message: row.error_message ?? '', next: row.error_next ?? '' };
+  return result;
+}
+
+function parseData(text: string): JournalData {
+  try {
+    const data = JSON.parse(text) as JournalData;
+    return typeof data === 'object' && data ? data : { v: JOURNAL_DATA_VERSION };
+  } catch {
+    return { v: JOURNAL_DATA_VERSION };
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+/** Sortable and unique: u-20260316T183000Z-1a2b3c. */
+function newUpdateId(): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `u-${stamp}-${randomBytes(3).toString('hex')}`;
+}

@@ -1,0 +1,118 @@
+// Test images built locally from busybox-static (no registry can be reached).
+// Every image and container made by tests carries the label caisson.test=1 so that
+// cleanupTestObjects() can remove exactly what tests created.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { randomFillSync } from 'node:crypto';
+import { join } from 'node:path';
+
+export const TEST_LABEL = 'caisson.test=1';
+
+/**
+ * How the image behaves when started:
+ * - healthy: busybox httpd on :8080 serving /health and /version.
+ * - exit: exits with status 1 at once.
+ * - no-health: serves /version but /health answers 404.
+ * - crashloop: serves /health for `crashAfterSecs` seconds, then exits 1.
+ * - unhealthy-healthcheck: healthy httpd, but the image HEALTHCHECK always fails.
+ */
+export type TestImageBehaviour = 'healthy' | 'exit' | 'no-health' | 'crashloop' | 'unhealthy-healthcheck';
+
+export interface TestImageOptions {
+  ref: string;
+  version: string;
+  behaviour?: TestImageBehaviour;
+  crashAfterSecs?: number;
+  /** Add a Docker HEALTHCHECK (wget of /health) to the image. */
+  healthcheck?: boolean;
+  /** Extra bytes of incompressible data in a layer, for size tests. */
+  paddingBytes?: number;
+}
+
+export function buildTestImage(opts: TestImageOptions): string {
+  const behaviour = opts.behaviour ?? 'healthy';
+  const ctx = mkdtempSync(join(tmpdir(), 'caisson-img-'));
+  try {
+    const root = join(ctx, 'rootfs');
+    mkdirSync(join(root, 'bin'), { recursive: true });
+    mkdirSync(join(root, 'www'), { recursive: true });
+    mkdirSync(join(root, 'tmp'), { recursive: true });
+    mkdirSync(join(root, 'data'), { recursive: true });
+    copyFileSync('/bin/busybox', join(root, 'bin', 'busybox'));
+    for (const applet of ['sh', 'httpd', 'sleep', 'wget', 'cat', 'echo', 'ls', 'env', 'touch', 'true', 'false']) {
+      // busybox picks the applet from argv[0]; a small shell script keeps the rootfs link-free
+      writeFileSync(join(root, 'bin', applet), `#!/bin/busybox sh\nexec /bin/busybox ${applet} "$@"\n`);
+      chmodSync(join(root, 'bin', applet), 0o755);
+    }
+    writeFileSync(join(root, 'www', 'version'), `${opts.version}\n`);
+    if (behaviour !== 'no-health') writeFileSync(join(root, 'www', 'health'), 'ok\n');
+    if (opts.paddingBytes) {
+      const chunk = Buffer.alloc(1024 * 1024);
+      const padding = join(root, 'padding.bin');
+      writeFileSync(padding, '');
+      let left = opts.paddingBytes;
+      while (left > 0) {
+        const n = Math.min(left, chunk.length);
+        randomFillSync(chunk, 0, n);
+        writeFileSync(padding, chunk.subarray(0, n), { flag: 'a' });
+        left -= n;
+      }
+    }
+    const lines = ['FROM scratch', 'COPY rootfs /', 'ENV PATH=/bin', 'EXPOSE 8080'];
+    if (opts.healthcheck || behaviour === 'unhealthy-healthcheck') {
+      const target = behaviour === 'unhealthy-healthcheck' ? 'missing' : 'health';
+      lines.push(
+        `HEALTHCHECK --interval=1s --timeout=2s --retries=2 CMD ["/bin/busybox","wget","-q","-O","/dev/null","http://127.0.0.1:8080/${target}"]`,
+      );
+    }
+    lines.push(`CMD ${JSON.stringify(commandFor(behaviour, opts.crashAfterSecs ?? 3))}`);
+    writeFileSync(join(ctx, 'Dockerfile'), lines.join('\n') + '\n');
+    execFileSync('docker', ['build', '-q', '--label', TEST_LABEL, '-t', opts.ref, ctx], { stdio: ['ignore', 'pipe', 'pipe'] });
+    return imageId(opts.ref);
+  } finally {
+    rmSync(ctx, { recursive: true, force: true });
+  }
+}
+
+function commandFor(behaviour: TestImageBehaviour, crashAfterSecs: number): string[] {
+  switch (behaviour) {
+    case 'exit':
+      return ['/bin/busybox', 'sh', '-c', 'echo failing on purpose; exit 1'];
+    case 'crashloop':
+      return ['/bin/busybox', 'sh', '-c', `/bin/busybox httpd -p 8080 -h /www; /bin/busybox sleep ${crashAfterSecs}; exit 1`];
+    default:
+      return ['/bin/busybox', 'httpd', '-f', '-p', '8080', '-h', '/www'];
+  }
+}
+
+export function imageId(ref: string): string {
+  return execFileSync('docker', ['image', 'inspect', '-f', '{{.Id}}', ref], { encoding: 'utf8' }).trim();
+}
+
+export function imageExists(ref: string): boolean {
+  return spawnSync('docker', ['image', 'inspect', ref], { stdio: 'ignore' }).status === 0;
+}
+
+/** `docker save` of one reference into a file. */
+export function saveImage(ref: string, outFile: string): void {
+  execFileSync('docker', ['save', '-o', outFile, ref]);
+}
+
+export function docker(...args: string[]): string {
+  return execFileSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+export function dockerOk(...args: string[]): boolean {
+  return spawnSync('docker', args, { stdio: 'ignore' }).status === 0;
+}
+
+/** Remove every container and image labelled by tests, plus the given extra references. */
+export function cleanupTestObjects(extraRefs: string[] = [], namePrefix?: string): void {
+  const ids = docker('ps', '-aq', '--filter', `label=${TEST_LABEL}`).split('\n').filter(Boolean);
+  if (namePrefix) {
+    ids.push(...docker('ps', '-aq', '--filter', `name=^/${namePrefix}`).split('\n').filter(Boolean));
+  }
+  if (ids.length) spawnSync('docker', ['rm', '-f', '-v', ...new Set(ids)], { stdio: 'ignore' });
+  for (const ref of extraRefs) spawnSync('docker', ['rmi', '-f', ref], { stdio: 'ignore' });
+}
