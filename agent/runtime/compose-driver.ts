@@ -1,0 +1,298 @@
+// runtime_mode "compose": the developer's compose file is never edited. Caisson writes its
+// own override file, <stateDir>/compose/<service>.override.yaml, that sets only
+// `services.<svc>.image`, and runs
+//   <compose> -p <project> -f <file> -f <override> up -d --no-deps --force-recreate <svc>
+// so that only that one service is recreated. Rollback puts the previous override back (or
+// removes it), makes sure the previous image reference still resolves to the previous image
+// ID, and runs the same command again.
+import { execFile } from 'node:child_process';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type Docker from 'dockerode';
+import type { ServiceSpec } from '../config/services.js';
+import { CaissonError, describe } from '../errors.js';
+import type { Checkpoint, RuntimeState, ServiceDriver, SwitchPlan } from './driver.js';
+import { dockerError, imageIdOf, socketPathOf, tagImage } from './docker-client.js';
+import { findById, stateOf, type ContainerInfo } from './docker-driver.js';
+
+export type ComposeCommandSetting = 'auto' | 'docker compose' | 'docker-compose';
+
+export interface ComposeDriverOptions {
+  docker: Docker;
+  stateDir: string;
+  composeCommand?: ComposeCommandSetting;
+  /** Upper bound for one compose invocation (default 10 minutes). */
+  commandTimeoutMs?: number;
+}
+
+interface ComposePlanDetails {
+  project: string;
+  composeFile: string;
+  composeService: string;
+  overridePath: string;
+  /** Content of the override file before the switch, or null when there was none. */
+  previousOverride: string | null;
+}
+
+const PROJECT_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const SERVICE_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+const FILE_NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+const REF_RE = /^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,254}$/;
+
+export function overridePathFor(stateDir: string, serviceName: string): string {
+  if (!FILE_NAME_RE.test(serviceName)) throw new CaissonError('config.invalid', `service name "${serviceName}" cannot name a file`);
+  return join(stateDir, 'compose', `${serviceName}.override.yaml`);
+}
+
+export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOptions): ServiceDriver {
+  const cfg = service.compose;
+  if (!cfg) throw new CaissonError('config.invalid', `service "${service.name}" has no [services.compose] section`);
+  if (!PROJECT_RE.test(cfg.project)) throw new CaissonError('config.invalid', `compose project "${cfg.project}" is not a valid name`);
+  if (!SERVICE_RE.test(cfg.service)) throw new CaissonError('config.invalid', `compose service "${cfg.service}" is not a valid name`);
+  if (!cfg.file.startsWith('/')) throw new CaissonError('config.invalid', `compose file "${cfg.file}" must be an absolute path`);
+  const docker = opts.docker;
+  const overridePath = overridePathFor(opts.stateDir, service.name);
+  const socket = socketPathOf(docker);
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (socket) env.DOCKER_HOST = `unix://${socket}`;
+  let command: string[] | undefined;
+
+  async function compose(): Promise<string[]> {
+    command ??= await detectComposeCommand(opts.composeCommand ?? 'auto', env);
+    return command;
+  }
+
+  async function up(doing: string): Promise<void> {
+    const cmd = await compose();
+    const files = ['-f', cfg!.file];
+    try {
+      readFileSync(overridePath);
+      files.push('-f', overridePath);
+    } catch {
+      // no override: the compose file alone
+    }
+    const args = [...cmd.slice(1), '-p', cfg!.project, ...files, 'up', '-d', '--no-deps', '--force-recreate', cfg!.service];
+    const r = await run(cmd[0]!, args, env, opts.commandTimeoutMs ?? 600_000);
+    if (r.code !== 0) {
+      throw new CaissonError('compose.failed', `${doing}: \`${cmd.join(' ')} up\` failed (exit ${r.code}): ${lastLines(r.stderr || r.stdout)}`);
+    }
+  }
+
+  async function findServiceContainer(): Promise<ContainerInfo | undefined> {
+    let list: Docker.ContainerInfo[];
+    try {
+      list = await docker.listContainers({
+        all: true,
+        filters: {
+          label: [
+            `com.docker.compose.project=${cfg!.project}`,
+            `com.docker.compose.service=${cfg!.service}`,
+            'com.docker.compose.oneoff=False',
+          ],
+        },
+      });
+    } catch (err) {
+      throw dockerError(err, `looking for the containers of ${cfg!.project}/${cfg!.service}`);
+    }
+    if (!list.length) return undefined;
+    // prefer a running one, then the newest
+    list.sort((a, b) => Number(b.State === 'running') - Number(a.State === 'running') || b.Created - a.Created);
+    return findById(docker, list[0]!.Id);
+  }
+
+  async function inspect(): Promise<RuntimeState> {
+    const c = await findServiceContainer();
+    if (!c) return { running: false, status: 'missing' };
+    return stateOf(c);
+  }
+
+  async function plan(newImageRef: string): Promise<SwitchPlan> {
+    if (!REF_RE.test(newImageRef)) throw new CaissonError('image.invalid', `"${newImageRef}" is not an image reference Caisson will write`);
+    const c = await findServiceContainer();
+    if (!c) {
+      throw new CaissonError('service.not_found', `compose project "${cfg!.project}" has no container for service "${cfg!.service}"`, {
+        next: `Start it once with \`docker compose -p ${cfg!.project} -f ${cfg!.file} up -d\` (or fix [services.compose] in services.toml).`,
+      });
+    }
+    const details: ComposePlanDetails = {
+      project: cfg!.project,
+      composeFile: cfg!.file,
+      composeService: cfg!.service,
+      overridePath,
+      previousOverride: readOptional(overridePath),
+    };
+    return {
+      mode: 'compose',
+      service: service.name,
+      newImageRef,
+      previous: {
+        containerId: c.Id,
+        containerName: c.Name.replace(/^\//, ''),
+        imageRef: c.Config.Image,
+        imageId: c.Image,
+        wasRunning: Boolean(c.State.Running || c.State.Restarting),
+      },
+      details: details as unknown as Record<string, unknown>,
+    };
+  }
+
+  async function switchTo(plan: SwitchPlan, checkpoint: Checkpoint): Promise<string> {
+    const d = detailsOf(plan);
+    if (!REF_RE.test(plan.newImageRef)) throw new CaissonError('image.invalid', `"${plan.newImageRef}" is not an image reference Caisson will write`);
+    checkpoint('write_override', { path: d.overridePath, image: plan.newImageRef });
+    writeAtomic(d.overridePath, overrideYaml(cfg!.file, cfg!.service, plan.newImageRef));
+    checkpoint('compose_up', { image: plan.newImageRef });
+    await up(`switching ${cfg!.service} to ${plan.newImageRef}`);
+    const c = await findServiceContainer();
+    if (!c) throw new CaissonError('compose.failed', `compose reported success but no container of ${cfg!.project}/${cfg!.service} exists`);
+    return c.Id;
+  }
+
+  async function currentContainerId(): Promise<string | undefined> {
+    return (await findServiceContainer())?.Id;
+  }
+
+  async function rollback(plan: SwitchPlan, checkpoint: Checkpoint): Promise<string> {
+    const d = detailsOf(plan);
+    try {
+      checkpoint('restore_override', { path: d.overridePath, existed: d.previousOverride !== null });
+      if (d.previousOverride === null) rmSync(d.overridePath, { force: true });
+      else writeAtomic(d.overridePath, d.previousOverride);
+
+      const ref = plan.previous.imageRef;
+      const id = await imageIdOf(docker, ref);
+      if (id !== plan.previous.imageId && ref !== plan.previous.imageId) {
+        checkpoint('retag_previous', { ref, imageId: plan.previous.imageId });
+        if (!(await imageIdOf(docker, plan.previous.imageId))) {
+          throw new CaissonError('rollback.failed', `the previous image ${plan.previous.imageId.slice(0, 19)} of ${cfg!.service} is gone`);
+        }
+        await tagImage(docker, plan.previous.imageId, ref);
+      }
+      checkpoint('compose_up', { image: ref });
+      await up(`restoring ${cfg!.service}`);
+      const c = await findServiceContainer();
+      if (!c) throw new CaissonError('rollback.failed', `no container of ${cfg!.project}/${cfg!.service} exists after the rollback`);
+      if (c.Image !== plan.previous.imageId) {
+        throw new CaissonError('rollback.failed', `${cfg!.service} runs ${c.Image.slice(0, 19)} after the rollback, not the previous ${plan.previous.imageId.slice(0, 19)}`);
+      }
+      if (!plan.previous.wasRunning && c.State.Running) {
+        await docker.getContainer(c.Id).stop().catch(() => undefined);
+      }
+      return c.Id;
+    } catch (err) {
+      if (err instanceof CaissonError && (err.code === 'rollback.failed' || err.code === 'docker.unreachable')) throw err;
+      throw new CaissonError('rollback.failed', `restoring ${cfg!.service}: ${describe(err)}`, { cause: err });
+    }
+  }
+
+  async function commit(_plan: SwitchPlan, _checkpoint: Checkpoint): Promise<void> {
+    // Compose already replaced the old container; the override stays, since the service now
+    // runs through it. Nothing else was kept.
+  }
+
+  return { inspect, plan, switchTo, currentContainerId, rollback, commit };
+}
+
+/**
+ * The override file. Compose v1 insists that every file of a project uses the same format
+ * version, so the base file's `version:` (if any) is repeated.
+ */
+export function overrideYaml(composeFile: string, composeService: string, imageRef: string): string {
+  if (!SERVICE_RE.test(composeService)) throw new CaissonError('config.invalid', `compose service "${composeService}" is not a valid name`);
+  if (!REF_RE.test(imageRef)) throw new CaissonError('image.invalid', `"${imageRef}" is not an image reference Caisson will write`);
+  const version = composeVersionOf(readOptional(composeFile) ?? '');
+  const lines = ['# Written by Caisson: the image its last update installed. Do not edit.', '# Pass this file after the compose file (-f FILE -f THIS) in every compose command.'];
+  if (version) lines.push(`version: ${JSON.stringify(version)}`);
+  lines.push('services:', `  ${JSON.stringify(composeService)}:`, `    image: ${JSON.stringify(imageRef)}`, '');
+  return lines.join('\n');
+}
+
+/** The top-level `version:` of a compose file, if it has one. */
+export function composeVersionOf(text: string): string | undefined {
+  const m = /^version\s*:\s*["']?([0-9]+(?:\.[0-9]+)*)["']?\s*(?:#.*)?$/m.exec(text);
+  return m?.[1];
+}
+
+/** Which compose command to use: v2 (`docker compose`) if it works, else v1 (`docker-compose`). */
+export async function detectComposeCommand(setting: ComposeCommandSetting, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+  const v2 = ['docker', 'compose'];
+  const v1 = ['docker-compose'];
+  const candidates = setting === 'docker compose' ? [v2] : setting === 'docker-compose' ? [v1] : [v2, v1];
+  const tried: string[] = [];
+  for (const cmd of candidates) {
+    const r = await run(cmd[0]!, [...cmd.slice(1), 'version'], env, 30_000);
+    if (r.code === 0) return cmd;
+    tried.push(`\`${cmd.join(' ')} version\`: ${lastLines(r.stderr || r.stdout) || `exit ${r.code}`}`);
+  }
+  throw new CaissonError('compose.unavailable', `no usable Docker Compose (${tried.join('; ')})`);
+}
+
+interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<RunResult> {
+  return new Promise((resolve) => {
+    execFile(file, args, { env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (!err) return resolve({ code: 0, stdout, stderr });
+      const e = err as NodeJS.ErrnoException & { code?: unknown; killed?: boolean };
+      const code = typeof e.code === 'number' ? e.code : 127;
+      const why = typeof e.code === 'string' ? `${e.code}: ${e.message}` : e.killed ? `timed out after ${timeoutMs} ms` : '';
+      resolve({ code, stdout: stdout ?? '', stderr: [stderr ?? '', why].filter(Boolean).join('\n') });
+    });
+  });
+}
+
+function lastLines(text: string, n = 4): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-n)
+    .join(' | ');
+}
+
+function readOptional(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new CaissonError('compose.failed', `cannot read ${path}: ${describe(err)}`, { cause: err });
+  }
+}
+
+/** temp file + fsync + rename + fsync of the folder: the file is either old or new, never half. */
+export function writeAtomic(path: string, content: string): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `.${Date.now()}-${process.pid}-${Math.random().toString(36).slice(2)}.tmp`);
+  const fd = openSync(tmp, 'w', 0o644);
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  const dfd = openSync(dir, 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
+function detailsOf(plan: SwitchPlan): ComposePlanDetails {
+  const d = plan.details as Partial<ComposePlanDetails>;
+  if (plan.mode !== 'compose' || !d.overridePath || d.previousOverride === undefined) {
+    throw new CaissonError('internal.error', `the switch plan for "${plan.service}" is not a compose-mode plan`);
+  }
+  return d as ComposePlanDetails;
+}

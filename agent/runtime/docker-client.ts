@@ -1,0 +1,272 @@
+// A thin layer over dockerode on the engine's unix socket. Everything that can fail maps to a
+// CaissonError: connection problems to docker.unreachable, the rest to docker.error unless a
+// caller asks for a more precise code.
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import Docker from 'dockerode';
+import { CaissonError, describe, isDockerUnreachable, toCaissonError, type ErrorCode } from '../errors.js';
+
+export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+
+export type { Docker };
+
+export function connectDocker(socketPath: string = DEFAULT_DOCKER_SOCKET): Docker {
+  return new Docker({ socketPath });
+}
+
+/** The unix socket a client talks to (for tools such as docker-compose that need DOCKER_HOST). */
+export function socketPathOf(docker: Docker): string | undefined {
+  const p = (docker.modem as unknown as { socketPath?: unknown }).socketPath;
+  return typeof p === 'string' ? p : undefined;
+}
+
+/** HTTP status of a dockerode error, if it has one. */
+export function statusOf(err: unknown): number | undefined {
+  const s = (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof s === 'number' ? s : undefined;
+}
+
+/** The engine's own message for a dockerode error ("No such container: …"), else the error text. */
+export function engineMessage(err: unknown): string {
+  const json = (err as { json?: unknown } | null)?.json;
+  if (json && typeof json === 'object' && typeof (json as { message?: unknown }).message === 'string') {
+    return (json as { message: string }).message;
+  }
+  if (typeof json === 'string' && json.trim()) return json.trim();
+  return describe(err);
+}
+
+/** Map a dockerode failure to a CaissonError with context ("what we were doing: why"). */
+export function dockerError(err: unknown, doing: string, fallback: ErrorCode = 'docker.error'): CaissonError {
+  if (err instanceof CaissonError) return err;
+  if (isDockerUnreachable(err)) return toCaissonError(err);
+  return new CaissonError(fallback, `${doing}: ${engineMessage(err)}`, { cause: err });
+}
+
+/**
+ * Ping the engine, retrying until it answers or waitMs has passed (the engine may still be
+ * starting when the agent boots). Throws docker.unreachable.
+ */
+export async function pingDocker(docker: Docker, opts: { waitMs?: number; intervalMs?: number } = {}): Promise<void> {
+  const waitMs = opts.waitMs ?? 0;
+  const interval = opts.intervalMs ?? 500;
+  const deadline = Date.now() + waitMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      await docker.ping();
+      return;
+    } catch (err) {
+      lastErr = err;
+    }
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    await sleep(Math.min(interval, left));
+  }
+  throw new CaissonError('docker.unreachable', `the Docker engine does not answer (${describe(lastErr)})`, { cause: lastErr });
+}
+
+export interface LoadProgressEvent {
+  status?: string;
+  stream?: string;
+  id?: string;
+  progress?: string;
+  error?: string;
+  errorDetail?: { message?: string };
+}
+
+export interface LoadResult {
+  /** References ("repo:tag") and image IDs the engine reported as loaded. */
+  loadedRefs: string[];
+  loadedIds: string[];
+  events: LoadProgressEvent[];
+}
+
+/**
+ * Stream a `docker save` archive (plain or gzip-compressed) into the engine. The engine
+ * answers 200 even for a broken archive; the failure is an `error` field in the progress
+ * stream, so every event is checked. Throws docker.load_failed (or docker.unreachable).
+ */
+export async function loadImageFromFile(
+  docker: Docker,
+  path: string,
+  opts: { onProgress?: (event: LoadProgressEvent) => void } = {},
+): Promise<LoadResult> {
+  try {
+    await stat(path);
+  } catch (err) {
+    throw new CaissonError('docker.load_failed', `cannot read the image file ${path}: ${describe(err)}`, { cause: err });
+  }
+  const file = createReadStream(path);
+  let response: NodeJS.ReadableStream;
+  try {
+    response = await docker.loadImage(file, {});
+  } catch (err) {
+    file.destroy();
+    throw dockerError(err, 'the engine refused the image', 'docker.load_failed');
+  }
+  const events: LoadProgressEvent[] = [];
+  let firstError: string | undefined;
+  await new Promise<void>((resolve, reject) => {
+    const onFinished = (err: unknown) => {
+      if (err) reject(dockerError(err, 'loading the image failed', 'docker.load_failed'));
+      else resolve();
+    };
+    const onEvent = (event: LoadProgressEvent) => {
+      events.push(event);
+      const msg = event.error ?? event.errorDetail?.message;
+      if (msg !== undefined && firstError === undefined) firstError = String(msg);
+      opts.onProgress?.(event);
+    };
+    try {
+      docker.modem.followProgress(response, onFinished, onEvent);
+    } catch (err) {
+      reject(dockerError(err, 'reading the engine\'s answer failed', 'docker.load_failed'));
+    }
+  });
+  if (firstError !== undefined) {
+    throw new CaissonError('docker.load_failed', `the engine refused the image: ${firstError.trim()}`);
+  }
+  const loadedRefs: string[] = [];
+  const loadedIds: string[] = [];
+  for (const e of events) {
+    const text = e.stream ?? e.status ?? '';
+    for (const line of text.split('\n')) {
+      const ref = /^Loaded image: (.+)$/.exec(line.trim());
+      if (ref?.[1]) loadedRefs.push(ref[1]);
+      const id = /^Loaded image ID: (sha256:[0-9a-f]{64})$/.exec(line.trim());
+      if (id?.[1]) loadedIds.push(id[1]);
+    }
+  }
+  return { loadedRefs, loadedIds, events };
+}
+
+/** The image ID (sha256:…) a reference resolves to, or undefined when there is none. */
+export async function imageIdOf(docker: Docker, ref: string): Promise<string | undefined> {
+  try {
+    const info = await docker.getImage(ref).inspect();
+    return info.Id;
+  } catch (err) {
+    if (statusOf(err) === 404) return undefined;
+    throw dockerError(err, `inspecting image ${ref}`);
+  }
+}
+
+/** Every tag the engine knows, as reference → image ID. */
+export async function snapshotTags(docker: Docker): Promise<Map<string, string>> {
+  let images: Docker.ImageInfo[];
+  try {
+    images = await docker.listImages({ all: false });
+  } catch (err) {
+    throw dockerError(err, 'listing images');
+  }
+  const tags = new Map<string, string>();
+  for (const image of images) {
+    for (const ref of image.RepoTags ?? []) {
+      if (ref === '<none>:<none>') continue;
+      tags.set(ref, image.Id);
+    }
+  }
+  return tags;
+}
+
+export interface TagChanges {
+  /** Tags that pointed elsewhere before and were put back. */
+  restored: string[];
+  /** Tags that did not exist before and were removed. */
+  removed: string[];
+  /** Tags that existed before and vanished (they cannot be recreated if the image went away). */
+  missing: string[];
+}
+
+/** Compare two snapshots: tags that moved, tags that are new, tags that vanished. */
+export function diffTags(before: Map<string, string>, after: Map<string, string>, allowed: Iterable<string> = []): TagChanges {
+  const allow = new Set(allowed);
+  const changes: TagChanges = { restored: [], removed: [], missing: [] };
+  for (const [ref, id] of after) {
+    if (allow.has(ref)) continue;
+    const old = before.get(ref);
+    if (old === undefined) changes.removed.push(ref);
+    else if (old !== id) changes.restored.push(ref);
+  }
+  for (const ref of before.keys()) {
+    if (!allow.has(ref) && !after.has(ref)) changes.missing.push(ref);
+  }
+  return changes;
+}
+
+/**
+ * Undo what a load did to the tags, except for the allowed references: put moved tags back
+ * on their previous image, remove tags that are new, re-create vanished tags when their
+ * image is still there. `after` defaults to a fresh snapshot. Returns what was changed.
+ */
+export async function restoreTags(
+  docker: Docker,
+  before: Map<string, string>,
+  after?: Map<string, string>,
+  allowed: Iterable<string> = [],
+): Promise<TagChanges> {
+  const now = after ?? (await snapshotTags(docker));
+  const changes = diffTags(before, now, allowed);
+  for (const ref of [...changes.restored, ...changes.missing]) {
+    const id = before.get(ref)!;
+    await tagImage(docker, id, ref);
+  }
+  for (const ref of changes.removed) {
+    await untag(docker, ref);
+  }
+  return changes;
+}
+
+/** Point `ref` (repo:tag) at the image `idOrRef`. */
+export async function tagImage(docker: Docker, idOrRef: string, ref: string): Promise<void> {
+  const { repo, tag } = splitRef(ref);
+  try {
+    await docker.getImage(idOrRef).tag({ repo, tag });
+  } catch (err) {
+    throw dockerError(err, `tagging ${idOrRef} as ${ref}`);
+  }
+}
+
+/** Remove one tag without pruning parents; an image a container still uses keeps existing. */
+async function untag(docker: Docker, ref: string): Promise<void> {
+  try {
+    await docker.getImage(ref).remove({ noprune: true });
+  } catch (err) {
+    if (statusOf(err) === 404) return;
+    if (statusOf(err) === 409) {
+      // in use by a container: forcing a *reference* only drops the tag, the image stays
+      try {
+        await docker.getImage(ref).remove({ force: true, noprune: true });
+        return;
+      } catch (err2) {
+        if (statusOf(err2) === 404) return;
+        throw dockerError(err2, `removing tag ${ref}`);
+      }
+    }
+    throw dockerError(err, `removing tag ${ref}`);
+  }
+}
+
+/** "registry:5000/a/b:tag" → { repo: "registry:5000/a/b", tag: "tag" } (tag defaults to latest). */
+export function splitRef(ref: string): { repo: string; tag: string } {
+  const slash = ref.lastIndexOf('/');
+  const colon = ref.lastIndexOf(':');
+  if (colon > slash) return { repo: ref.slice(0, colon), tag: ref.slice(colon + 1) };
+  return { repo: ref, tag: 'latest' };
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
