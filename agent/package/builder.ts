@@ -1,0 +1,218 @@
+// Build an .edgepkg from a local image: `docker save` (through dockerode) into a temporary
+// file while hashing it and reading its manifest.json, then write the package (manifest.toml,
+// image.tar, optional manifest.toml.sig) to a temporary file, fsync it and rename it into place.
+import { createHash, randomBytes } from 'node:crypto';
+import { constants as fsc } from 'node:fs';
+import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import Docker from 'dockerode';
+import { CaissonError, describe, toCaissonError } from '../errors.js';
+import { IMAGE_REFERENCE_PATTERN, NAME_PATTERN, PLATFORM_PATTERN, SEMVER_PATTERN } from '../config/patterns.js';
+import { renderManifest } from './manifest.js';
+import { ImageArchiveInspector, READ_CHUNK } from './reader.js';
+import { signManifest } from './signature.js';
+import { tarEnd, tarHeader, tarPadding } from './tar-stream.js';
+import type { Manifest } from './types.js';
+import { UPDATER_VERSION } from '../version.js';
+
+export interface BuildOptions {
+  imageRef: string;
+  service: string;
+  serviceRevision: string;
+  platform: string;
+  version: string;
+  out: string;
+  minUpdaterVersion?: string | undefined;
+  signKeyPath?: string | undefined;
+  dockerSocket?: string | undefined;
+  /** RFC 3339; now (UTC, whole seconds) by default. */
+  createdAt?: string | undefined;
+}
+
+export interface BuildResult {
+  out: string;
+  /** SHA-256 of the whole .edgepkg. */
+  sha256: string;
+  imageSha256: string;
+  imageSize: number;
+}
+
+export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
+  checkInput(opts.imageRef, IMAGE_REFERENCE_PATTERN, '--image', 'a tagged image reference like example/app:1.2.3');
+  checkInput(opts.service, NAME_PATTERN, '--service', 'a service name from services.toml');
+  checkInput(opts.serviceRevision, NAME_PATTERN, '--service-revision', 'the catalog service_revision');
+  checkInput(opts.platform, PLATFORM_PATTERN, '--platform', 'like linux/amd64');
+  checkInput(opts.version, SEMVER_PATTERN, '--version', 'a semantic version like 1.2.3');
+  const minUpdater = opts.minUpdaterVersion ?? UPDATER_VERSION;
+  checkInput(minUpdater, SEMVER_PATTERN, '--min-updater-version', 'a semantic version');
+  const signKey = opts.signKeyPath ? await readKey(opts.signKeyPath) : undefined;
+
+  const docker = new Docker({ socketPath: opts.dockerSocket ?? '/var/run/docker.sock' });
+  const image = docker.getImage(opts.imageRef);
+  let inspect: Docker.ImageInspectInfo;
+  try {
+    inspect = await image.inspect();
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 404) {
+      throw new CaissonError('usage.invalid', `image ${opts.imageRef} is not in the local Docker engine`, {
+        next: 'Build or load the image first (`docker images` lists what is there), then build the package.',
+      });
+    }
+    throw toCaissonError(err, 'docker.error');
+  }
+  const imagePlatform = [inspect.Os, inspect.Architecture, (inspect as { Variant?: string }).Variant].filter(Boolean).join('/');
+  if (imagePlatform !== opts.platform && `${inspect.Os}/${inspect.Architecture}` !== opts.platform) {
+    throw new CaissonError('usage.invalid', `image ${opts.imageRef} is for ${imagePlatform}, not ${opts.platform}`, {
+      next: 'Build the image for the device platform, or pass the right --platform.',
+    });
+  }
+
+  const outDir = dirname(opts.out);
+  const tag = randomBytes(6).toString('hex');
+  const imageTmp = join(outDir, `.${basename(opts.out)}.image-${tag}.tmp`);
+  const pkgTmp = join(outDir, `.${basename(opts.out)}.${tag}.tmp`);
+  try {
+    const saved = await saveImage(image, imageTmp, opts.imageRef);
+    if (saved.info.imageId !== inspect.Id) {
+      throw new CaissonError('docker.error', `docker save produced image ${saved.info.imageId}, expected ${inspect.Id} (the tag moved?)`);
+    }
+    const manifest: Manifest = {
+      format_version: 1,
+      package_type: 'service',
+      package_version: opts.version,
+      created_at: opts.createdAt ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      target: { service: opts.service, service_revision: opts.serviceRevision, platform: opts.platform },
+      image: { reference: opts.imageRef, sha256: saved.sha256, size: saved.size },
+      compatibility: { min_updater_version: minUpdater },
+    };
+    let manifestText: string;
+    try {
+      manifestText = renderManifest(manifest);
+    } catch (err) {
+      throw new CaissonError('usage.invalid', `the manifest would be invalid: ${describe(err)}`);
+    }
+    const manifestBytes = Buffer.from(manifestText, 'utf8');
+    const sig = signKey ? Buffer.from(signManifest(manifestBytes, signKey) + '\n', 'ascii') : undefined;
+    const sha256 = await writePackage(pkgTmp, manifestBytes, imageTmp, saved.size, sig);
+    await rename(pkgTmp, opts.out);
+    await syncDir(outDir);
+    return { out: opts.out, sha256, imageSha256: saved.sha256, imageSize: saved.size };
+  } catch (err) {
+    await unlink(pkgTmp).catch(() => undefined);
+    throw toCaissonError(err, 'internal.error');
+  } finally {
+    await unlink(imageTmp).catch(() => undefined);
+  }
+}
+
+function checkInput(value: string, pattern: RegExp, flag: string, what: string): void {
+  if (typeof value !== 'string' || !pattern.test(value)) {
+    throw new CaissonError('usage.invalid', `${flag} "${String(value).slice(0, 80)}" is not valid: expected ${what}`);
+  }
+}
+
+async function readKey(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new CaissonError('usage.invalid', `cannot read the signing key ${path}: ${describe(err)}`);
+  }
+}
+
+async function createExclusive(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o644);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CaissonError(code === 'ENOSPC' ? 'disk.insufficient' : 'usage.invalid', `cannot create ${path}: ${describe(err)}`);
+  }
+}
+
+async function writeAll(fh: FileHandle, data: Buffer): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += (await fh.write(data, off, data.length - off)).bytesWritten;
+}
+
+/** `docker save` into `path`, hashing and inspecting the stream as it goes. */
+async function saveImage(
+  image: Docker.Image,
+  path: string,
+  ref: string,
+): Promise<{ sha256: string; size: number; info: { imageId: string; repoTags: string[] } }> {
+  const out = await createExclusive(path);
+  const hash = createHash('sha256');
+  const inspector = new ImageArchiveInspector(false);
+  let size = 0;
+  try {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await image.get();
+    } catch (err) {
+      throw toCaissonError(err, 'docker.error');
+    }
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      size += chunk.length;
+      await writeAll(out, chunk);
+      await inspector.write(chunk);
+    }
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+  const result = await inspector.finish();
+  if (!result.info) throw new CaissonError('docker.error', `docker save of ${ref} did not produce a usable archive: ${result.problem ?? 'unknown'}`);
+  if (result.info.repoTags.length !== 1 || result.info.repoTags[0] !== ref) {
+    throw new CaissonError('docker.error', `docker save of ${ref} tagged ${JSON.stringify(result.info.repoTags)}`);
+  }
+  return { sha256: hash.digest('hex'), size, info: result.info };
+}
+
+async function writePackage(path: string, manifest: Buffer, imagePath: string, imageSize: number, sig: Buffer | undefined): Promise<string> {
+  const out = await createExclusive(path);
+  const hash = createHash('sha256');
+  const emit = async (b: Buffer): Promise<void> => {
+    hash.update(b);
+    await writeAll(out, b);
+  };
+  try {
+    await emit(tarHeader({ name: 'manifest.toml', size: manifest.length }));
+    await emit(manifest);
+    await emit(tarPadding(manifest.length));
+    await emit(tarHeader({ name: 'image.tar', size: imageSize }));
+    const src = await open(imagePath, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    try {
+      let copied = 0;
+      for (;;) {
+        const buf = Buffer.allocUnsafe(READ_CHUNK);
+        const { bytesRead } = await src.read(buf, 0, READ_CHUNK, null);
+        if (bytesRead === 0) break;
+        copied += bytesRead;
+        await emit(buf.subarray(0, bytesRead));
+      }
+      if (copied !== imageSize) throw new CaissonError('internal.error', `the saved image changed size while packing (${copied} != ${imageSize})`);
+    } finally {
+      await src.close();
+    }
+    await emit(tarPadding(imageSize));
+    if (sig) {
+      await emit(tarHeader({ name: 'manifest.toml.sig', size: sig.length }));
+      await emit(sig);
+      await emit(tarPadding(sig.length));
+    }
+    await emit(tarEnd());
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+  return hash.digest('hex');
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}

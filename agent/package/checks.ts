@@ -1,0 +1,64 @@
+// Pure checks of a parsed manifest against the device and the staged package.
+// Each throws a CaissonError with one stable code; none touches Docker or the disk.
+import { CaissonError } from '../errors.js';
+import { findService, type Catalog, type ServiceSpec } from '../config/services.js';
+import { compareSemver } from './semver.js';
+import type { Manifest, StagedPackage } from './types.js';
+
+/** The catalog entry the package is for; its revision and platform must match exactly. */
+export function checkTarget(manifest: Manifest, catalog: Catalog): ServiceSpec {
+  const { service, service_revision: revision, platform } = manifest.target;
+  const spec = findService(catalog, service);
+  if (!spec) {
+    throw new CaissonError('manifest.unknown_service', `the package is for service "${service}", which is not in this device's catalog`);
+  }
+  if (spec.service_revision !== revision) {
+    throw new CaissonError(
+      'manifest.revision_mismatch',
+      `the package is for ${service} revision "${revision}", this device runs revision "${spec.service_revision}"`,
+    );
+  }
+  if (spec.platform !== platform) {
+    throw new CaissonError('manifest.platform_mismatch', `the package is for platform ${platform}, this device's ${service} runs on ${spec.platform}`);
+  }
+  return spec;
+}
+
+/** The package may require a minimum updater version. */
+export function checkUpdaterVersion(manifest: Manifest, updaterVersion: string): void {
+  const need = manifest.compatibility.min_updater_version;
+  if (compareSemver(updaterVersion, need) < 0) {
+    throw new CaissonError('manifest.updater_too_old', `the package needs Caisson ${need} or newer; this device runs ${updaterVersion}`);
+  }
+}
+
+/** The staged image must be exactly what the manifest pins (when it pins anything). */
+export function checkIntegrity(manifest: Manifest, staged: StagedPackage): void {
+  const { size, sha256 } = manifest.image;
+  if (size !== undefined && size !== staged.imageSize) {
+    throw new CaissonError('integrity.size_mismatch', `${staged.imageFileName} is ${staged.imageSize} bytes, the manifest says ${size}`);
+  }
+  if (sha256 !== undefined && sha256 !== staged.imageSha256) {
+    throw new CaissonError(
+      'integrity.sha256_mismatch',
+      `${staged.imageFileName} has SHA-256 ${staged.imageSha256}, the manifest says ${sha256}`,
+    );
+  }
+}
+
+/**
+ * image.tar must be a docker-save archive of exactly one image whose tags are exactly
+ * [manifest.image.reference]: `docker load` would otherwise (re)tag other images.
+ */
+export function checkImageArchive(manifest: Manifest, staged: StagedPackage): void {
+  const info = staged.imageArchive;
+  if (!info) {
+    const why = staged.imageArchiveProblem ?? 'it is not a docker save archive';
+    throw new CaissonError('image.invalid', `${staged.imageFileName} cannot be loaded: ${why}`);
+  }
+  const want = manifest.image.reference;
+  if (info.repoTags.length !== 1 || info.repoTags[0] !== want) {
+    const got = info.repoTags.length ? info.repoTags.map((t) => JSON.stringify(t.slice(0, 200))).join(', ') : 'no tags';
+    throw new CaissonError('image.reference_mismatch', `${staged.imageFileName} tags ${got}; the manifest names "${want}"`);
+  }
+}
