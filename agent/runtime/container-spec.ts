@@ -156,11 +156,11 @@ export function recreateSpec(container: ContainerInspectLike, oldImage: ImageCon
     if (!networkMode.startsWith('container:') && names.length) {
       const primaryName = primaryNetwork(networkMode, names);
       const endpoints: Record<string, EndpointConfig> = {};
-      if (primaryName) endpoints[primaryName] = endpointFor(networks[primaryName], primaryName, container.Id);
+      if (primaryName) endpoints[primaryName] = endpointFor(networks[primaryName], primaryName, container.Id, c.Hostname);
       create.NetworkingConfig = { EndpointsConfig: endpoints as Docker.EndpointsConfig };
       for (const name of names) {
         if (name === primaryName) continue;
-        connect.push({ network: name, endpoint: endpointFor(networks[name], name, container.Id) });
+        connect.push({ network: name, endpoint: endpointFor(networks[name], name, container.Id, c.Hostname) });
       }
     }
   }
@@ -173,7 +173,7 @@ function primaryNetwork(networkMode: string, names: string[]): string | undefine
   return names[0];
 }
 
-function endpointFor(ep: EndpointLike | null | undefined, network: string, containerId: string): EndpointConfig {
+function endpointFor(ep: EndpointLike | null | undefined, network: string, containerId: string, hostname: string | undefined): EndpointConfig {
   const out: EndpointConfig = {};
   if (!ep) return out;
   if (ep.IPAMConfig && Object.values(ep.IPAMConfig).some((v) => v !== undefined && v !== null && v !== '' && !(Array.isArray(v) && v.length === 0))) {
@@ -182,8 +182,9 @@ function endpointFor(ep: EndpointLike | null | undefined, network: string, conta
   if (ep.Links?.length) out.Links = [...ep.Links];
   // the engine adds the short container ID as an alias on user-defined networks; it must not
   // be carried (it names the OLD container). The default bridge takes no aliases at all.
+  // It also adds the hostname (which it re-adds for the new container, after the short ID).
   const shortId = containerId.slice(0, 12);
-  const aliases = (ep.Aliases ?? []).filter((a) => a !== shortId && a !== containerId);
+  const aliases = (ep.Aliases ?? []).filter((a) => a !== shortId && a !== containerId && a !== hostname);
   if (aliases.length && network !== 'bridge') out.Aliases = aliases;
   if (ep.DriverOpts && Object.keys(ep.DriverOpts).length) out.DriverOpts = { ...ep.DriverOpts };
   return out;
