@@ -1,0 +1,457 @@
+// The autonomous agent: sticks and the inbox in, one update at a time through the
+// pipeline, an LED and reports out. The pipeline is handed in (runAgent() opens the real
+// one; unit tests may pass a small fake), so this file holds only the intake logic.
+//
+// LED: slow blink while any stick's packages are queued or running; when a stick's
+// packages are all done, its reports are written and flushed first, then the LED shows
+// steady on (all OK / already installed) or fast blink (anything failed, or no package
+// on the stick) until that stick is removed. Inbox work does not touch the LED.
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { createTask, type ScheduledTask } from 'node-cron';
+import type { AgentConfig } from '../config/agent.js';
+import { toCaissonError } from '../errors.js';
+import type { UpdateRequest, UpdateResult } from '../pipeline/types.js';
+import type { Db } from '../store/db.js';
+import { Led, type LedState } from '../report/led.js';
+import { StickReports, NO_PACKAGE_NOTE, batchSucceeded, type Delivery } from '../report/stick.js';
+import { cleanStaging, pruneHistory } from './housekeeping.js';
+import { InboxWatcher } from './inbox.js';
+import { stderrLog, type AgentLog } from './log.js';
+import { MediaWatcher, listStickPackages, type MediaEvent } from './media.js';
+import { isMountPoint } from './mounts.js';
+import { UpdateQueue, type QueueJob } from './queue.js';
+import { MaintenanceWindow } from './window.js';
+
+/** What the agent needs from the pipeline (agent/pipeline/index.ts `Pipeline` fits). */
+export interface AgentPipeline {
+  run(req: UpdateRequest): Promise<UpdateResult>;
+  recover(): Promise<UpdateResult[]>;
+  db: Db;
+}
+
+export interface AgentOptions {
+  log?: AgentLog;
+  /** Housekeeping and the maintenance window use real cron tasks unless false (tests). */
+  schedules?: boolean;
+}
+
+interface Batch {
+  total: number;
+  remaining: number;
+}
+
+interface Stick {
+  uuid: string;
+  mountpoint: string;
+  present: boolean;
+  batch?: Batch;
+  result?: 'success' | 'failure';
+}
+
+export interface StickDone {
+  uuid: string;
+  delivery: Delivery;
+  led: 'success' | 'failure';
+}
+
+export interface InboxDone {
+  file: string;
+  result: UpdateResult;
+  movedTo: string;
+}
+
+/**
+ * Events: 'result' (UpdateResult) after every pipeline answer; 'stick-done' (StickDone)
+ * after a stick's reports were written (or kept pending); 'inbox-done' (InboxDone);
+ * 'deferred' (path) when an inbox package waits for the maintenance window;
+ * 'stick-removed' (uuid).
+ */
+export class Agent extends EventEmitter {
+  readonly led: Led;
+  readonly queue: UpdateQueue;
+  readonly reports: StickReports;
+  private readonly log: AgentLog;
+  private readonly sticks = new Map<string, Stick>();
+  private readonly deferred = new Set<string>();
+  private media: MediaWatcher | undefined;
+  private inbox: InboxWatcher | undefined;
+  private window: MaintenanceWindow | undefined;
+  private housekeepingTask: ScheduledTask | undefined;
+  private started = false;
+  private stopping = false;
+
+  constructor(
+    readonly config: AgentConfig,
+    private readonly pipeline: AgentPipeline,
+    private readonly options: AgentOptions = {},
+  ) {
+    super();
+    this.log = options.log ?? stderrLog();
+    this.led = new Led(config.ledPaths, (path, err) => this.log.warn('cannot set the LED', { path, error: String(err) }));
+    this.queue = new UpdateQueue((req) => this.pipeline.run(req), () => this.refreshLed());
+    this.reports = new StickReports(pipeline.db, {
+      resultFileName: config.resultFileName,
+      reportsDirName: config.reportsDirName,
+      isMounted: (dir) => safeIsMountPoint(dir),
+    });
+  }
+
+  async start(): Promise<void> {
+    if (this.started) throw new Error('agent already started');
+    this.started = true;
+    const c = this.config;
+    mkdirSync(c.stateDir, { recursive: true, mode: 0o750 });
+    this.led.set('idle');
+
+    // finish or reverse whatever a previous run left open, before taking new work
+    const recovered = await this.pipeline.recover();
+    for (const r of recovered) {
+      this.log.warn('recovered an interrupted update', { update_id: r.update_id, outcome: r.outcome, file: r.package_file });
+      const uuid = this.mediumOf(r.update_id);
+      if (uuid) this.reports.record(uuid, r);
+      this.emit('result', r);
+    }
+
+    if (c.maintenanceWindow) {
+      this.window = new MaintenanceWindow(c.maintenanceWindow.cron, c.maintenanceWindow.minutes * 60_000, () => this.windowOpened());
+      if (this.options.schedules !== false) this.window.start();
+    }
+    if (this.options.schedules !== false) {
+      this.housekeepingTask = createTask(c.housekeepingCron, () => this.housekeep(), { name: 'caisson-housekeeping', noOverlap: true });
+      void this.housekeepingTask.start();
+    }
+
+    this.media = new MediaWatcher({
+      mediaRoot: c.mediaRoot,
+      eventsDir: join(c.stateDir, 'media-events'),
+      onEvent: (e) => this.onMedia(e),
+      log: this.log,
+    });
+    await this.media.start();
+    for (const e of this.media.scanMounted()) this.onMedia(e);
+
+    this.inbox = new InboxWatcher({
+      dir: c.inbox,
+      stableChecks: c.stableChecks,
+      checkIntervalMs: c.checkIntervalMs,
+      onComplete: (p) => this.inboxComplete(p),
+      log: this.log,
+    });
+    await this.inbox.start();
+    this.log.info('agent started', { config: c.source, media_root: c.mediaRoot, inbox: c.inbox, state_dir: c.stateDir });
+  }
+
+  /**
+   * Stop taking work, let the running update finish (the pipeline journals every step, so
+   * even a kill during it is recovered on the next start), close watchers and schedules.
+   * Queued but not started packages stay where they are and are found again on restart.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await this.media?.close();
+    await this.inbox?.close();
+    await this.window?.stop();
+    await this.housekeepingTask?.destroy();
+    const dropped = await this.queue.stop();
+    if (dropped.length) this.log.info('left queued packages for the next start', { count: dropped.length });
+    this.led.set('idle');
+    this.log.info('agent stopped');
+  }
+
+  /** Resolves once nothing is queued or running. */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  /** Open the inbox window by hand (what the cron task does at each opening). */
+  windowOpened(): void {
+    if (this.stopping) return;
+    const paths = [...this.deferred];
+    this.deferred.clear();
+    if (paths.length) this.log.info('maintenance window open: applying deferred inbox packages', { count: paths.length });
+    for (const p of paths) this.enqueueInbox(p);
+  }
+
+  get deferredCount(): number {
+    return this.deferred.size;
+  }
+
+  housekeep(now: Date = new Date()): { staging: string[]; history: number; pendingReports: number } {
+    const db = this.pipeline.db;
+    const staging = cleanStaging(db, this.config.stateDir, now);
+    const history = pruneHistory(db, this.config.historyRetentionDays, now);
+    const cutoff = new Date(now.getTime() - this.config.historyRetentionDays * 86_400_000).toISOString();
+    const pendingReports = this.reports.prune(cutoff);
+    this.log.info('housekeeping done', { staging_removed: staging.length, history_pruned: history, pending_reports_pruned: pendingReports });
+    return { staging, history, pendingReports };
+  }
+
+  // --- sticks ------------------------------------------------------------------------
+
+  private onMedia(e: MediaEvent): void {
+    if (this.stopping) return;
+    if (e.action === 'remove') {
+      const stick = this.sticks.get(e.uuid);
+      if (stick) {
+        stick.present = false;
+        this.sticks.delete(e.uuid);
+      }
+      this.log.info('stick removed', { uuid: e.uuid });
+      this.refreshLed();
+      this.emit('stick-removed', e.uuid);
+      return;
+    }
+    if (this.sticks.get(e.uuid)?.present) return; // already seen (repeated event or start-up scan)
+    if (!safeIsMountPoint(e.mountpoint)) {
+      this.log.warn('media event for a stick that is not mounted; ignored', { uuid: e.uuid });
+      return;
+    }
+    const stick: Stick = { uuid: e.uuid, mountpoint: e.mountpoint, present: true };
+    this.sticks.set(e.uuid, stick);
+    let packages: string[] = [];
+    try {
+      packages = listStickPackages(e.mountpoint);
+    } catch (err) {
+      this.log.warn('cannot list the stick', { uuid: e.uuid, error: String(err) });
+    }
+    this.log.info('stick inserted', { uuid: e.uuid, packages: packages.length });
+    const batch: Batch = { total: packages.length, remaining: packages.length };
+    stick.batch = batch;
+    for (const p of packages) {
+      const job: QueueJob = {
+        key: `usb:${e.uuid}:${p}`,
+        request: { packagePath: p, source: 'usb', mediumUuid: e.uuid },
+        cancelled: () => !stick.present,
+        done: (o) => this.usbJobDone(stick, batch, job, o),
+      };
+      if (!this.queue.push(job)) batch.remaining--;
+    }
+    if (batch.remaining === 0) this.finishBatch(stick, batch);
+    this.refreshLed();
+  }
+
+  private usbJobDone(stick: Stick, batch: Batch, job: QueueJob, o: { result?: UpdateResult; error?: unknown; skipped?: boolean }): void {
+    const result = o.result ?? (o.error !== undefined ? failureResult(job.request, o.error) : undefined);
+    if (result) {
+      this.reports.record(stick.uuid, result);
+      this.logResult(result);
+      this.emit('result', result);
+    } else {
+      this.log.info('stick removed before its package ran; skipped', { uuid: stick.uuid, file: job.request.packagePath });
+    }
+    batch.remaining--;
+    if (batch.remaining === 0) this.finishBatch(stick, batch);
+  }
+
+  private finishBatch(stick: Stick, batch: Batch): void {
+    if (stick.batch === batch) stick.batch = undefined;
+    if (!stick.present) {
+      this.log.warn('stick removed before its report was written; report kept for its next insertion', { uuid: stick.uuid });
+      this.refreshLed();
+      return;
+    }
+    const pendingBefore = this.reports.pending(stick.uuid).length;
+    const note = batch.total === 0 && pendingBefore === 0 ? NO_PACKAGE_NOTE : undefined;
+    const delivery = this.reports.deliver(stick.uuid, stick.mountpoint, note);
+    if (!delivery.written) {
+      this.log.warn('cannot write the report to the stick; kept for its next insertion', {
+        uuid: stick.uuid,
+        error: String(delivery.error),
+      });
+    }
+    // only now, with the report flushed (or kept), does the LED show the result
+    const led = batchSucceeded(delivery.results) ? 'success' : 'failure';
+    stick.result = led;
+    this.refreshLed();
+    const done: StickDone = { uuid: stick.uuid, delivery, led };
+    this.emit('stick-done', done);
+  }
+
+  private refreshLed(): void {
+    if (this.stopping) return;
+    let state: LedState = 'idle';
+    const sticks = [...this.sticks.values()];
+    if (sticks.some((s) => s.batch)) state = 'working';
+    else if (sticks.some((s) => s.result === 'failure')) state = 'failure';
+    else if (sticks.some((s) => s.result === 'success')) state = 'success';
+    this.led.set(state);
+  }
+
+  // --- inbox -------------------------------------------------------------------------
+
+  private inboxComplete(path: string): void {
+    if (this.stopping) return;
+    if (this.window && !this.window.isOpen()) {
+      this.deferred.add(path);
+      this.log.info('inbox package waits for the maintenance window', { file: path, window: this.window.cron });
+      this.emit('deferred', path);
+      return;
+    }
+    this.enqueueInbox(path);
+  }
+
+  private enqueueInbox(path: string): void {
+    const job: QueueJob = {
+      key: `inbox:${path}`,
+      request: { packagePath: path, source: 'inbox' },
+      done: (o) => {
+        const inbox = this.inbox!;
+        if (o.skipped) {
+          inbox.forget(path);
+          return;
+        }
+        const result = o.result ?? failureResult(job.request, o.error);
+        this.logResult(result);
+        this.emit('result', result);
+        try {
+          const moved = inbox.finish(path, result);
+          const done: InboxDone = { file: path, result, movedTo: moved.packagePath };
+          this.emit('inbox-done', done);
+        } catch (err) {
+          this.log.error('cannot write the inbox report', { file: path, error: String(err) });
+          inbox.forget(path);
+        }
+      },
+    };
+    this.queue.push(job);
+  }
+
+  // --- helpers -----------------------------------------------------------------------
+
+  private logResult(r: UpdateResult): void {
+    const meta = { update_id: r.update_id, outcome: r.outcome, source: r.source, file: r.package_file, service: r.service, error: r.error?.code };
+    if (r.outcome === 'rollback_failed') this.log.error('update result', meta);
+    else this.log.info('update result', meta);
+  }
+
+  private mediumOf(updateId: string): string | undefined {
+    try {
+      const row = this.pipeline.db.prepare('SELECT medium_uuid FROM updates WHERE id = ?').get(updateId) as
+        | { medium_uuid: string | null }
+        | undefined;
+      return row?.medium_uuid ?? undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** An answer for a package the pipeline could not even take (it threw). */
+function failureResult(req: UpdateRequest, err: unknown): UpdateResult {
+  const now = new Date().toISOString();
+  return {
+    update_id: `agent-${randomUUID()}`,
+    outcome: 'rejected',
+    source: req.source,
+    package_file: req.packagePath,
+    error: toCaissonError(err).toJSON(),
+    started_at: now,
+    finished_at: now,
+    steps: [],
+  };
+}
+
+function safeIsMountPoint(dir: string): boolean {
+  try {
+    return isMountPoint(dir);
+  } catch {
+    return false;
+  }
+}
+
+// --- the `caisson agent` command ---------------------------------------------------------
+
+export interface RunAgentOptions {
+  configPath?: string;
+  /** Resolve this to stop (tests); SIGTERM and SIGINT always stop. */
+  stopSignal?: Promise<unknown>;
+  log?: AgentLog;
+}
+
+/**
+ * Run the agent until SIGTERM or SIGINT: open the pipeline (it takes the state-dir lock;
+ * while Docker does not answer yet, retry every 10 s), recover open updates, watch sticks
+ * and the inbox. On the signal: stop taking work, let the running update finish, close
+ * watchers and schedules, release the lock, then resolve. A second signal exits at once
+ * (the pipeline's journal lets the next start finish or reverse the update).
+ */
+export async function runAgent(opts: RunAgentOptions = {}): Promise<void> {
+  const { loadAgentConfig } = await import('../config/agent.js');
+  const { openPipeline } = await import('../pipeline/index.js');
+  const { createLogger } = await import('../log/logger.js');
+  const config = loadAgentConfig(opts.configPath);
+  const logger = createLogger({ stateDir: config.stateDir });
+  const log = opts.log ?? winstonLog(logger);
+
+  let signalled = 0;
+  let wake: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => {
+    wake = resolve;
+  });
+  const onSignal = (sig: NodeJS.Signals) => {
+    signalled++;
+    if (signalled > 1) {
+      log.warn('second signal: exiting now; the next start finishes or reverses the running update', { signal: sig });
+      process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+    }
+    log.info('stopping', { signal: sig });
+    wake();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  void opts.stopSignal?.then(() => wake());
+  try {
+    let pipeline: Awaited<ReturnType<typeof openPipeline>> | undefined;
+    while (!pipeline && signalled === 0) {
+      try {
+        pipeline = await openPipeline({
+          servicesPath: config.servicesPath,
+          stateDir: config.stateDir,
+          dockerSocket: config.dockerSocket,
+          trustedKeysDir: config.trustedKeysDir,
+          composeCommand: config.composeCommand,
+          log: logger,
+          lockPurpose: 'caisson agent',
+        });
+      } catch (err) {
+        const e = toCaissonError(err);
+        if (e.code !== 'docker.unreachable') throw e;
+        log.warn('Docker does not answer yet; retrying in 10 s', { error: e.message });
+        await Promise.race([stopped, new Promise((r) => setTimeout(r, 10_000))]);
+      }
+    }
+    if (!pipeline) return;
+    const agent = new Agent(config, pipeline, { log });
+    try {
+      await agent.start();
+      await stopped;
+    } finally {
+      await agent.stop();
+      pipeline.close();
+      log.info('state lock released');
+    }
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+}
+
+function winstonLog(logger: { info(m: string): unknown; warn(m: string): unknown; error(m: string): unknown }): AgentLog {
+  const fmt = (m: string, meta?: Record<string, unknown>) => {
+    if (!meta) return `agent: ${m}`;
+    const kv = Object.entries(meta)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${k}=${typeof v === 'string' ? JSON.stringify(v) : String(v)}`)
+      .join(' ');
+    return kv ? `agent: ${m} (${kv})` : `agent: ${m}`;
+  };
+  return {
+    info: (m, meta) => void logger.info(fmt(m, meta)),
+    warn: (m, meta) => void logger.warn(fmt(m, meta)),
+    error: (m, meta) => void logger.error(fmt(m, meta)),
+  };
+}

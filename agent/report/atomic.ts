@@ -1,0 +1,50 @@
+// Crash-safe file writes for reports on sticks and beside inbox packages:
+// write a temporary file in the same folder, fsync it, rename it over the target, fsync
+// the folder. A reader (or a stick pulled out at any moment) sees the old file or the
+// new one, never half of one; when the call returns, the new file is on the medium.
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync, constants } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+
+export function writeFileAtomic(target: string, data: string | Buffer): void {
+  const dir = dirname(target);
+  const tmp = join(dir, `.${basename(target)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  let fd: number | undefined;
+  try {
+    // O_NOFOLLOW: never write through a link someone left on the stick
+    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    let off = 0;
+    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, target);
+  } catch (err) {
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already failing; the original error matters
+      }
+    }
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  fsyncDir(dir);
+}
+
+/** Create a folder (one level) if missing and make its entry durable in the parent. */
+export function ensureDirDurable(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  fsyncDir(dirname(dir));
+}
+
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
