@@ -13,6 +13,8 @@ command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 command -v udevadm >/dev/null 2>&1 || need_pkgs+=(udev)
 command -v mkfs.ext4 >/dev/null 2>&1 || need_pkgs+=(e2fsprogs)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+command -v losetup >/dev/null 2>&1 || need_pkgs+=(mount)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "caisson: missing system packages: ${need_pkgs[*]} (run this script as root to install them)" >&2
@@ -33,7 +35,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 log=/var/log/caisson-dockerd.log
 echo "caisson: starting dockerd (log: $log)" >&2
-nohup dockerd --storage-driver=overlay2 >"$log" 2>&1 &
+nohup dockerd --storage-driver=overlay2 >"$log" 2>&1 3>&- &
 echo $! > /run/caisson-dockerd.pid
 for _ in $(seq 1 60); do
   if docker info >/dev/null 2>&1; then

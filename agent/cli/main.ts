@@ -12,6 +12,7 @@ import { openAndRecover, packageCommand } from './package-commands.js';
 const program = new Command('caisson')
   .description('Offline updater for predefined Docker services')
   .version(UPDATER_VERSION)
+  .enablePositionalOptions()
   .showHelpAfterError()
   .addHelpText('after', '\nExit codes: 0 committed/valid, 2 rejected (service untouched), 3 rolled back, 4 rollback failed, 1 unexpected. See docs/cli.md.');
 

@@ -4,7 +4,7 @@
 // a restart after a crash can put every tag back where it was.
 import type Dockerode from 'dockerode';
 import { CaissonError, toCaissonError } from '../errors.js';
-import { loadImageFromFile, pingDocker } from '../runtime/docker-client.js';
+import { loadImageFromFile, pingDocker, restoreTags, snapshotTags } from '../runtime/docker-client.js';
 
 /** reference → image ID, for every tagged image. JSON-serialisable for the journal. */
 export type TagSnapshot = Record<string, string>;
@@ -13,12 +13,7 @@ export type TagSnapshot = Record<string, string>;
 const ENGINE_WAIT_MS = 60_000;
 
 export async function snapshotImageTags(docker: Dockerode): Promise<TagSnapshot> {
-  const images = await docker.listImages();
-  const tags: TagSnapshot = {};
-  for (const image of images) {
-    for (const ref of image.RepoTags ?? []) if (ref !== '<none>:<none>') tags[ref] = image.Id;
-  }
-  return tags;
+  return Object.fromEntries(await snapshotTags(docker));
 }
 
 export interface ImportOptions {
@@ -35,13 +30,13 @@ export async function importImage(docker: Dockerode, opts: ImportOptions): Promi
   const tagsBefore = await snapshotImageTags(docker);
   opts.beforeLoad(tagsBefore);
   try {
-    await loadImageFromFile(docker, opts.imagePath, { onProgress: opts.onProgress });
+    await loadImageFromFile(docker, opts.imagePath, { onBytes: opts.onProgress });
   } catch (err) {
     const error = toCaissonError(err, 'docker.load_failed');
     if (error.code !== 'docker.unreachable') throw error;
     // the engine went away mid-import: wait for it (bounded), then import once more
     await pingDocker(docker, { waitMs: ENGINE_WAIT_MS });
-    await loadImageFromFile(docker, opts.imagePath, { onProgress: opts.onProgress });
+    await loadImageFromFile(docker, opts.imagePath, { onBytes: opts.onProgress });
   }
   const tagsAfter = await snapshotImageTags(docker);
   const loadedId = tagsAfter[opts.reference];
@@ -65,33 +60,11 @@ export function movedTags(before: TagSnapshot, after: TagSnapshot, loadedId: str
 
 /**
  * Undo what an import did to tags: every tag that changed since the snapshot goes back to
- * its previous image, or is removed if it did not exist. An image left without tags and
- * unused is deleted by the engine. Idempotent, so recovery may call it again.
+ * its previous image, or is removed if it did not exist (an unused image left without
+ * tags is deleted by the engine). Idempotent, so recovery may call it again.
  */
 export async function restoreImageTags(docker: Dockerode, before: TagSnapshot): Promise<void> {
-  const after = await snapshotImageTags(docker);
-  for (const ref of Object.keys(after).filter((r) => after[r] !== before[r])) {
-    const previous = before[ref];
-    if (previous) {
-      const { repo, tag } = splitReference(ref);
-      await docker.getImage(previous).tag({ repo, tag });
-      continue;
-    }
-    try {
-      await docker.getImage(ref).remove();
-    } catch (err) {
-      // still used by a container (e.g. kept for diagnosis): untag only
-      if ((err as { statusCode?: number }).statusCode !== 409) throw err;
-      await docker.getImage(ref).remove({ force: true, noprune: true });
-    }
-  }
-}
-
-export function splitReference(ref: string): { repo: string; tag: string } {
-  const colon = ref.lastIndexOf(':');
-  const slash = ref.lastIndexOf('/');
-  if (colon > slash) return { repo: ref.slice(0, colon), tag: ref.slice(colon + 1) };
-  return { repo: ref, tag: 'latest' };
+  await restoreTags(docker, new Map(Object.entries(before)));
 }
 
 function short(id: string): string {

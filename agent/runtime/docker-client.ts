@@ -90,14 +90,19 @@ export interface LoadResult {
 export async function loadImageFromFile(
   docker: Docker,
   path: string,
-  opts: { onProgress?: (event: LoadProgressEvent) => void } = {},
+  opts: { onProgress?: (event: LoadProgressEvent) => void; onBytes?: (done: number, total: number) => void } = {},
 ): Promise<LoadResult> {
+  let total = 0;
   try {
-    await stat(path);
+    total = (await stat(path)).size;
   } catch (err) {
     throw new CaissonError('docker.load_failed', `cannot read the image file ${path}: ${describe(err)}`, { cause: err });
   }
-  const file = createReadStream(path);
+  const file = createReadStream(path, { highWaterMark: 1024 * 1024 });
+  if (opts.onBytes) {
+    let done = 0;
+    file.on('data', (chunk) => opts.onBytes!((done += chunk.length), total));
+  }
   let response: NodeJS.ReadableStream;
   try {
     response = await docker.loadImage(file, {});

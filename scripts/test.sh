@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Run the whole test suite: typecheck, unit tests, integration tests against a real Docker
+# engine and Compose, end-to-end tests with a real udevd and loop-mounted sticks.
+# Starts dockerd itself when none answers, and stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started=$(bash scripts/ensure-docker.sh 3>&1 >&2)
+if [ "$started" = started ]; then trap 'bash scripts/stop-docker.sh' EXIT; fi
+
+if [ ! -f node_modules/better-sqlite3/build/Release/better_sqlite3.node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run --silent build
+npx tsc -p tsconfig.test.json --noEmit
+npx mocha --reporter test/support/reporter.cjs 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts' "$@"
