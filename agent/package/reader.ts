@@ -317,8 +317,11 @@ function checkEntry(e: TarEntry, seen: Set<string>, limits: StageLimits, package
     throw new CaissonError('package.unexpected_entry', `unexpected entry "${show(e.path)}"; only manifest.toml, image.tar (or image.tar.gz) and manifest.toml.sig are allowed`);
   }
   const isImage = e.path === 'image.tar' || e.path === 'image.tar.gz';
-  if (seen.has(e.path) || (isImage && (seen.has('image.tar') || seen.has('image.tar.gz')))) {
+  if (seen.has(e.path)) {
     throw new CaissonError('package.duplicate_entry', `"${e.path}" appears twice (a package holds one manifest, one image, one signature)`);
+  }
+  if (isImage && (seen.has('image.tar') || seen.has('image.tar.gz'))) {
+    throw new CaissonError('package.duplicate_entry', `"${e.path}" is a second image (a package holds exactly one image)`);
   }
   seen.add(e.path);
   if (e.path === MANIFEST_NAME && e.size > limits.maxManifestBytes) {

@@ -196,7 +196,12 @@ export class TarParser {
       this.fail('package.not_tar', `a lone zero block before the header at byte ${offset}`);
     }
     this.zeroBlocks = 0;
-    verifyChecksum(h, offset);
+    try {
+      verifyChecksum(h, offset);
+    } catch (err) {
+      if (offset === 0) this.fail('package.not_tar', `the file is not a tar archive (${(err as Error).message})`);
+      throw err;
+    }
     const magic = h.toString('latin1', 257, 263);
     const version = h.toString('latin1', 263, 265);
     let posix: boolean;
