@@ -78,7 +78,7 @@ export function parseManifest(bytes: Buffer): Manifest {
   }
   const top = raw as Record<string, unknown>;
   const fv = top['format_version'];
-  if ((typeof fv === 'number' || typeof fv === 'bigint') && fv !== 1) {
+  if (typeof fv === 'number' && fv !== 1) {
     throw new CaissonError('manifest.unsupported_format', `manifest.toml has format_version ${String(fv)}; this updater reads format_version 1`);
   }
   const pt = top['package_type'];

@@ -1,0 +1,86 @@
+import { expect } from 'chai';
+import { CaissonError, type ErrorCode } from '../../../agent/errors.js';
+import { parseCatalog } from '../../../agent/config/services.js';
+import { checkImageArchive, checkIntegrity, checkTarget, checkUpdaterVersion } from '../../../agent/package/checks.js';
+import type { Manifest, StagedPackage } from '../../../agent/package/types.js';
+
+const catalog = parseCatalog(`catalog_version = 1
+[[services]]
+name = "frontend"
+service_revision = "frontend-v1"
+platform = "linux/amd64"
+runtime_mode = "docker"
+[services.docker]
+container_name = "frontend"
+`);
+
+const manifest = (over: Partial<Manifest> = {}): Manifest => ({
+  format_version: 1,
+  package_type: 'service',
+  package_version: '1.2.3',
+  created_at: '2026-03-16T18:30:00Z',
+  target: { service: 'frontend', service_revision: 'frontend-v1', platform: 'linux/amd64' },
+  image: { reference: 'example/frontend:1.2.3', sha256: 'b'.repeat(64), size: 1000 },
+  compatibility: { min_updater_version: '0.1.0' },
+  ...over,
+});
+const staged = (over: Partial<StagedPackage> = {}): StagedPackage => ({
+  dir: '/nonexistent',
+  packageSha256: 'c'.repeat(64),
+  packageSize: 3000,
+  manifestBytes: Buffer.from(''),
+  imagePath: '/nonexistent/image.tar',
+  imageFileName: 'image.tar',
+  imageSha256: 'b'.repeat(64),
+  imageSize: 1000,
+  imageArchive: { imageId: `sha256:${'d'.repeat(64)}`, repoTags: ['example/frontend:1.2.3'] },
+  ...over,
+});
+const codeOf = (fn: () => unknown): ErrorCode | 'ok' => {
+  try {
+    fn();
+    return 'ok';
+  } catch (err) {
+    expect(err).to.be.instanceOf(CaissonError);
+    return (err as CaissonError).code;
+  }
+};
+
+describe('package checks', () => {
+  it('checkTarget returns the catalog entry, or says what does not match', () => {
+    expect(checkTarget(manifest(), catalog).name).to.equal('frontend');
+    const t = manifest().target;
+    expect(codeOf(() => checkTarget(manifest({ target: { ...t, service: 'backend' } }), catalog))).to.equal('manifest.unknown_service');
+    expect(codeOf(() => checkTarget(manifest({ target: { ...t, service_revision: 'frontend-v2' } }), catalog))).to.equal('manifest.revision_mismatch');
+    expect(codeOf(() => checkTarget(manifest({ target: { ...t, platform: 'linux/arm64' } }), catalog))).to.equal('manifest.platform_mismatch');
+  });
+
+  it('checkUpdaterVersion compares by semver precedence', () => {
+    const need = (v: string) => manifest({ compatibility: { min_updater_version: v } });
+    expect(codeOf(() => checkUpdaterVersion(need('0.1.0'), '0.1.0'))).to.equal('ok');
+    expect(codeOf(() => checkUpdaterVersion(need('0.9.0'), '0.10.0'))).to.equal('ok');
+    expect(codeOf(() => checkUpdaterVersion(need('0.2.0'), '0.2.0-rc.1'))).to.equal('manifest.updater_too_old');
+    expect(codeOf(() => checkUpdaterVersion(need('1.0.0'), '0.1.0'))).to.equal('manifest.updater_too_old');
+  });
+
+  it('checkIntegrity checks only what the manifest pins', () => {
+    expect(codeOf(() => checkIntegrity(manifest(), staged()))).to.equal('ok');
+    expect(codeOf(() => checkIntegrity(manifest(), staged({ imageSize: 1001 })))).to.equal('integrity.size_mismatch');
+    expect(codeOf(() => checkIntegrity(manifest(), staged({ imageSha256: 'e'.repeat(64) })))).to.equal('integrity.sha256_mismatch');
+    const unpinned = manifest({ image: { reference: 'example/frontend:1.2.3' } });
+    expect(codeOf(() => checkIntegrity(unpinned, staged({ imageSize: 5, imageSha256: 'e'.repeat(64) })))).to.equal('ok');
+  });
+
+  it('checkImageArchive wants exactly one image tagged exactly as the manifest says', () => {
+    expect(codeOf(() => checkImageArchive(manifest(), staged()))).to.equal('ok');
+    const withTags = (repoTags: string[]) => staged({ imageArchive: { imageId: `sha256:${'d'.repeat(64)}`, repoTags } });
+    expect(codeOf(() => checkImageArchive(manifest(), withTags([])))).to.equal('image.reference_mismatch');
+    expect(codeOf(() => checkImageArchive(manifest(), withTags(['example/frontend:other'])))).to.equal('image.reference_mismatch');
+    expect(codeOf(() => checkImageArchive(manifest(), withTags(['example/frontend:1.2.3', 'busybox:latest'])))).to.equal('image.reference_mismatch');
+    const none = staged();
+    delete none.imageArchive;
+    none.imageArchiveProblem = 'it holds 2 images; a package holds exactly one';
+    expect(() => checkImageArchive(manifest(), none)).to.throw(CaissonError, /2 images/);
+    expect(codeOf(() => checkImageArchive(manifest(), none))).to.equal('image.invalid');
+  });
+});

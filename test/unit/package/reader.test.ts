@@ -1,0 +1,190 @@
+// The reader on real `docker save` archives (through the builder) and on crafted ones.
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { CaissonError } from '../../../agent/errors.js';
+import { buildPackage } from '../../../agent/package/builder.js';
+import { stagePackage } from '../../../agent/package/reader.js';
+import { tarEnd, tarEntry, tarHeader, tarPadding } from '../../../agent/package/tar-stream.js';
+import { buildTestImage, cleanupTestObjects, imageId } from '../../support/images.js';
+import { manifestText, rewriteImageManifest, validPackageBytes, type HostileContext } from '../../support/hostile.js';
+import { parseCatalog } from '../../../agent/config/services.js';
+
+const REF = 'caisson-pkgtest/reader:1.0.0';
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+describe('package reader', function () {
+  this.timeout(120_000);
+  let work: string;
+  let pkgPath: string;
+  let imageTar: Buffer;
+  let ctx: HostileContext;
+  let n = 0;
+  const stagingDir = (): string => join(work, `staging-${n++}`);
+  const writePkg = (name: string, bytes: Buffer): string => {
+    const p = join(work, name);
+    writeFileSync(p, bytes);
+    return p;
+  };
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'caisson-reader-'));
+    buildTestImage({ ref: REF, version: '1.0.0' });
+    pkgPath = join(work, 'real.edgepkg');
+    const built = await buildPackage({
+      imageRef: REF, service: 'frontend', serviceRevision: 'frontend-v1', platform: 'linux/amd64', version: '1.0.0', out: pkgPath,
+    });
+    const staged = await stagePackage(pkgPath, join(work, 'first'));
+    imageTar = readFileSync(staged.imagePath);
+    expect(sha256(imageTar)).to.equal(built.imageSha256);
+    ctx = {
+      dir: work, imageRef: REF, imageTar, catalog: parseCatalog('catalog_version = 1\n'), catalogToml: '',
+      service: { name: 'frontend', revision: 'frontend-v1', platform: 'linux/amd64' },
+      trustedKeyDir: '', trustedPrivateKeyPem: '', otherPrivateKeyPem: '', updaterVersion: '0.1.0', builtImage: true,
+    };
+  });
+  after(() => {
+    cleanupTestObjects([REF]);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('stages a real docker-save package: hashes, exact copies, image ID and tags', async () => {
+    const dir = stagingDir();
+    const bytes = readFileSync(pkgPath);
+    const staged = await stagePackage(pkgPath, dir);
+    expect(staged.dir).to.equal(dir);
+    expect(staged.packageSha256).to.equal(sha256(bytes));
+    expect(staged.packageSize).to.equal(bytes.length);
+    expect(staged.imageFileName).to.equal('image.tar');
+    expect(staged.imagePath).to.equal(join(dir, 'image.tar'));
+    expect(staged.imageSha256).to.equal(sha256(readFileSync(staged.imagePath)));
+    expect(staged.imageSize).to.equal(statSync(staged.imagePath).size);
+    expect(readFileSync(join(dir, 'manifest.toml')).equals(staged.manifestBytes)).to.equal(true);
+    expect(staged.imageArchive).to.deep.equal({ imageId: imageId(REF), repoTags: [REF] });
+    expect(staged.signature).to.equal(undefined);
+    expect(readdirSync(dir).sort()).to.deep.equal(['image.tar', 'manifest.toml']);
+    expect(statSync(staged.imagePath).mode & 0o777).to.equal(0o600);
+  });
+
+  it('reads image.tar.gz and still finds the image inside (through gunzip, same pass)', async () => {
+    const gz = gzipSync(imageTar);
+    const path = writePkg('gz.edgepkg', validPackageBytes(ctx, { image: gz, imageName: 'image.tar.gz', manifest: manifestText(ctx, gz) }));
+    const staged = await stagePackage(path, stagingDir());
+    expect(staged.imageFileName).to.equal('image.tar.gz');
+    expect(staged.imageSha256).to.equal(sha256(gz));
+    expect(staged.imageArchive).to.deep.equal({ imageId: imageId(REF), repoTags: [REF] });
+  });
+
+  it('accepts any entry order (image first, signature in the middle)', async () => {
+    const man = manifestText(ctx, imageTar);
+    const bytes = Buffer.concat([
+      tarEntry({ name: 'image.tar' }, imageTar),
+      tarEntry({ name: 'manifest.toml.sig' }, Buffer.from('AAAA\n')),
+      tarEntry({ name: 'manifest.toml' }, Buffer.from(man)),
+      tarEnd(),
+    ]);
+    const staged = await stagePackage(writePkg('order.edgepkg', bytes), stagingDir());
+    expect(staged.manifestBytes.toString()).to.equal(man);
+    expect(staged.signature?.toString()).to.equal('AAAA\n');
+    expect(staged.imageArchive?.repoTags).to.deep.equal([REF]);
+  });
+
+  it('understands the OCI-layout manifest.json of Docker 25+ (Config: blobs/sha256/<hex>)', async () => {
+    const hex = imageId(REF).slice('sha256:'.length);
+    const oci = rewriteImageManifest(imageTar, (doc) => doc.map((e) => ({ ...e, Config: `blobs/sha256/${hex}`, Layers: ['blobs/sha256/' + 'a'.repeat(64)] })));
+    const staged = await stagePackage(writePkg('oci.edgepkg', validPackageBytes(ctx, { image: oci })), stagingDir());
+    expect(staged.imageArchive).to.deep.equal({ imageId: `sha256:${hex}`, repoTags: [REF] });
+  });
+
+  it('reports a docker-save archive of an untagged image as having no tags', async () => {
+    const untagged = rewriteImageManifest(imageTar, (doc) => doc.map((e) => ({ ...e, RepoTags: null })));
+    const staged = await stagePackage(writePkg('untagged.edgepkg', validPackageBytes(ctx, { image: untagged })), stagingDir());
+    expect(staged.imageArchive?.repoTags).to.deep.equal([]);
+  });
+
+  it('reports progress up to the full size', async () => {
+    const calls: Array<[number, number]> = [];
+    await stagePackage(pkgPath, stagingDir(), { onProgress: (done, total) => calls.push([done, total]) });
+    const size = statSync(pkgPath).size;
+    expect(calls.at(-1)).to.deep.equal([size, size]);
+    expect(calls.every(([d, t], i) => t === size && (i === 0 || d > calls[i - 1]![0]))).to.equal(true);
+  });
+
+  it('refuses a package over maxPackageBytes before reading it', async () => {
+    const dir = stagingDir();
+    const err = await stagePackage(pkgPath, dir, { limits: { maxPackageBytes: 1024 } }).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(CaissonError).with.property('code', 'package.too_large');
+    expect(existsSync(dir)).to.equal(false);
+  });
+
+  it('fails fast on a bad manifest that comes before a large image', async () => {
+    const path = join(work, 'fastfail.edgepkg');
+    const fd = openSync(path, 'w');
+    writeSync(fd, tarEntry({ name: 'manifest.toml' }, Buffer.from('format_version = 7\n')));
+    const size = 64 * 1024 * 1024;
+    writeSync(fd, tarHeader({ name: 'image.tar', size }));
+    const mb = Buffer.alloc(1024 * 1024, 1);
+    for (let i = 0; i < 64; i++) writeSync(fd, mb);
+    writeSync(fd, tarEnd());
+    closeSync(fd);
+    let last = 0;
+    const err = await stagePackage(path, stagingDir(), { onProgress: (d) => (last = d) }).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(CaissonError).with.property('code', 'manifest.unsupported_format');
+    expect(last).to.be.below(size / 4);
+  });
+
+  it('never overwrites or removes a file it did not create in an existing staging folder', async () => {
+    const dir = stagingDir();
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'image.tar'), 'precious');
+    const err = await stagePackage(pkgPath, dir).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(CaissonError);
+    expect(readFileSync(join(dir, 'image.tar'), 'utf8')).to.equal('precious');
+    expect(readdirSync(dir)).to.deep.equal(['image.tar']); // manifest.toml it had staged is gone again
+  });
+
+  it('stages a 300 MiB package with flat memory', async function () {
+    this.timeout(300_000);
+    const path = join(work, 'big.edgepkg');
+    const size = 300 * 1024 * 1024;
+    const chunk = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE(i * 2654435761 >>> 0, i);
+    const imageHash = createHash('sha256');
+    const man = Buffer.from(manifestText(ctx, Buffer.alloc(0), { pins: '' }));
+    const fd = openSync(path, 'w');
+    writeSync(fd, tarEntry({ name: 'manifest.toml' }, man));
+    writeSync(fd, tarHeader({ name: 'image.tar', size }));
+    for (let done = 0; done < size; done += chunk.length) {
+      chunk.writeUInt32LE(done, 0);
+      imageHash.update(chunk);
+      writeSync(fd, chunk);
+    }
+    writeSync(fd, tarPadding(size));
+    writeSync(fd, tarEnd());
+    closeSync(fd);
+
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    const base = process.memoryUsage().rss;
+    let peak = base;
+    const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
+    const dir = stagingDir();
+    let staged;
+    try {
+      staged = await stagePackage(path, dir);
+    } finally {
+      clearInterval(timer);
+    }
+    peak = Math.max(peak, process.memoryUsage().rss);
+    expect(staged.imageSize).to.equal(size);
+    expect(staged.imageSha256).to.equal(imageHash.digest('hex'));
+    expect(staged.imageArchive).to.equal(undefined); // not a docker-save archive
+    const growthMiB = (peak - base) / 1024 / 1024;
+    expect(growthMiB, `RSS grew by ${growthMiB.toFixed(1)} MiB`).to.be.below(64);
+    rmSync(dir, { recursive: true });
+    rmSync(path);
+  });
+});

@@ -1,0 +1,29 @@
+import { expect } from 'chai';
+import { compareSemver, isSemver, parseSemver } from '../../../agent/package/semver.js';
+
+describe('semver', () => {
+  it('orders by the semver 2.0 precedence example chain', () => {
+    const chain = ['1.0.0-alpha', '1.0.0-alpha.1', '1.0.0-alpha.beta', '1.0.0-beta', '1.0.0-beta.2', '1.0.0-beta.11', '1.0.0-rc.1', '1.0.0', '1.0.1', '1.1.0', '2.0.0', '10.0.0'];
+    for (let i = 0; i < chain.length; i++) {
+      for (let j = 0; j < chain.length; j++) {
+        const want = i < j ? -1 : i > j ? 1 : 0;
+        expect(compareSemver(chain[i]!, chain[j]!), `${chain[i]} vs ${chain[j]}`).to.equal(want);
+      }
+    }
+  });
+  it('compares numerically, not as text', () => {
+    expect(compareSemver('1.10.0', '1.9.0')).to.equal(1);
+    expect(compareSemver('0.0.9', '0.0.10')).to.equal(-1);
+  });
+  it('ignores build metadata', () => {
+    expect(compareSemver('1.2.3+build.5', '1.2.3+other')).to.equal(0);
+    expect(compareSemver('1.2.3-rc.1+b', '1.2.3')).to.equal(-1);
+  });
+  it('parses and rejects', () => {
+    expect(parseSemver('1.2.3-rc.1+b.7')).to.deep.equal({ major: 1, minor: 2, patch: 3, prerelease: ['rc', '1'], build: ['b', '7'] });
+    for (const bad of ['1.2', '01.2.3', 'v1.2.3', '1.2.3-', '1.2.3 ', '', '1.2.3-a..b']) {
+      expect(isSemver(bad), bad).to.equal(false);
+      expect(() => compareSemver(bad, '1.0.0')).to.throw();
+    }
+  });
+});

@@ -1,0 +1,108 @@
+import { expect } from 'chai';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CaissonError, type ErrorCode } from '../../../agent/errors.js';
+import { checkSignature, generateKeyPair, keyId, loadTrustedKeys, signManifest } from '../../../agent/package/signature.js';
+import type { Manifest, StagedPackage } from '../../../agent/package/types.js';
+
+const manifestBytes = Buffer.from('format_version = 1\n# the exact bytes that are signed\n');
+const manifest = (pinned = true): Manifest => ({
+  format_version: 1,
+  package_type: 'service',
+  package_version: '1.0.0',
+  created_at: '2026-03-16T18:30:00Z',
+  target: { service: 'frontend', service_revision: 'frontend-v1', platform: 'linux/amd64' },
+  image: pinned ? { reference: 'example/frontend:1.0.0', sha256: 'b'.repeat(64), size: 10 } : { reference: 'example/frontend:1.0.0' },
+  compatibility: { min_updater_version: '0.1.0' },
+});
+const staged = (signature?: Buffer, bytes = manifestBytes): StagedPackage => ({
+  dir: '/nonexistent', packageSha256: 'c'.repeat(64), packageSize: 1, manifestBytes: bytes,
+  imagePath: '/nonexistent/image.tar', imageFileName: 'image.tar', imageSha256: 'b'.repeat(64), imageSize: 10,
+  ...(signature ? { signature } : {}),
+});
+const codeOf = (fn: () => unknown): ErrorCode | 'ok' => {
+  try {
+    fn();
+    return 'ok';
+  } catch (err) {
+    expect(err).to.be.instanceOf(CaissonError);
+    return (err as CaissonError).code;
+  }
+};
+
+describe('signatures', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'caisson-sig-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('generates a key pair: PKCS#8 private key (0600) and SPKI public key', () => {
+    const files = generateKeyPair(join(dir, 'vendor'));
+    expect(files).to.deep.equal({ privateKeyPath: join(dir, 'vendor.key'), publicKeyPath: join(dir, 'vendor.pub') });
+    expect(statSync(files.privateKeyPath).mode & 0o777).to.equal(0o600);
+    expect(readFileSync(files.privateKeyPath, 'utf8')).to.match(/^-----BEGIN PRIVATE KEY-----/);
+    expect(readFileSync(files.publicKeyPath, 'utf8')).to.match(/^-----BEGIN PUBLIC KEY-----/);
+    expect(() => generateKeyPair(join(dir, 'vendor'))).to.throw(CaissonError, /vendor\.key/); // never overwrites
+  });
+
+  it('signs and verifies the exact manifest bytes with a trusted key', () => {
+    const files = generateKeyPair(join(dir, 'k'));
+    const sig = signManifest(manifestBytes, readFileSync(files.privateKeyPath));
+    expect(Buffer.from(sig, 'base64')).to.have.length(64);
+    const keys = loadTrustedKeys(dir);
+    const result = checkSignature(manifest(), staged(Buffer.from(sig + '\n')), keys);
+    expect(result).to.deep.equal({ verified: true, keyId: keyId(keys[0]!) });
+    const changed = Buffer.concat([manifestBytes, Buffer.from(' ')]);
+    expect(codeOf(() => checkSignature(manifest(), staged(Buffer.from(sig), changed), keys))).to.equal('signature.invalid');
+  });
+
+  it('accepts a signature from any one of several trusted keys', () => {
+    generateKeyPair(join(dir, 'a'));
+    const b = generateKeyPair(join(dir, 'b'));
+    const sig = signManifest(manifestBytes, readFileSync(b.privateKeyPath));
+    expect(checkSignature(manifest(), staged(Buffer.from(sig)), loadTrustedKeys(dir)).verified).to.equal(true);
+  });
+
+  it('requires a signature, a trusted signer and pinned image when keys are configured', () => {
+    const files = generateKeyPair(join(dir, 'k'));
+    const keys = loadTrustedKeys(dir);
+    const other = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    expect(codeOf(() => checkSignature(manifest(), staged(), keys))).to.equal('signature.missing');
+    expect(codeOf(() => checkSignature(manifest(), staged(Buffer.from(signManifest(manifestBytes, other))), keys))).to.equal('signature.invalid');
+    expect(codeOf(() => checkSignature(manifest(), staged(Buffer.from('not base64!')), keys))).to.equal('signature.invalid');
+    expect(codeOf(() => checkSignature(manifest(), staged(Buffer.alloc(0)), keys))).to.equal('signature.invalid');
+    const good = Buffer.from(signManifest(manifestBytes, readFileSync(files.privateKeyPath)));
+    expect(codeOf(() => checkSignature(manifest(false), staged(good), keys))).to.equal('signature.unpinned_image');
+    const swapped = { ...staged(good), imageSha256: 'e'.repeat(64) };
+    expect(codeOf(() => checkSignature(manifest(), swapped, keys))).to.equal('integrity.sha256_mismatch');
+  });
+
+  it('without trusted keys, unsigned and signed packages pass unchecked', () => {
+    expect(checkSignature(manifest(false), staged(), [])).to.deep.equal({ verified: false });
+    expect(checkSignature(manifest(), staged(Buffer.from('garbage')), [])).to.deep.equal({ verified: false });
+  });
+
+  it('loads only *.pub files; a missing folder means no keys; a bad key is config.invalid', () => {
+    expect(loadTrustedKeys(join(dir, 'missing'))).to.deep.equal([]);
+    generateKeyPair(join(dir, 'k'));
+    writeFileSync(join(dir, 'README.txt'), 'not a key');
+    expect(loadTrustedKeys(dir)).to.have.length(1);
+    writeFileSync(join(dir, 'broken.pub'), 'not a key');
+    expect(codeOf(() => loadTrustedKeys(dir))).to.equal('config.invalid');
+    rmSync(join(dir, 'broken.pub'));
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    writeFileSync(join(dir, 'rsa.pub'), rsa);
+    expect(codeOf(() => loadTrustedKeys(dir))).to.equal('config.invalid');
+    mkdirSync(join(dir, 'file'));
+    expect(codeOf(() => loadTrustedKeys(join(dir, 'k.key')))).to.equal('config.invalid'); // a file, not a folder
+  });
+
+  it('refuses a non-Ed25519 signing key', () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    expect(codeOf(() => signManifest(manifestBytes, rsa))).to.equal('usage.invalid');
+    expect(createPrivateKey(rsa).asymmetricKeyType).to.equal('rsa');
+  });
+});
