@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultAgentConfig, loadAgentConfig, parseAgentConfig } from '../../../agent/config/agent.js';
 import { CaissonError } from '../../../agent/errors.js';
+import { loadCatalog } from '../../../agent/config/services.js';
 import { removeTree, tempDir } from './helpers.js';
 
 function rejects(text: string, pattern: RegExp): void {
@@ -84,5 +85,13 @@ history_retention_days = 30
     } finally {
       removeTree(dir);
     }
+  });
+
+  it('the example config/agent.toml and config/services.toml parse, and agent.toml holds the defaults', () => {
+    const example = loadAgentConfig(join(process.cwd(), 'config', 'agent.toml'));
+    const { source: _a, ...exampleValues } = example;
+    const { source: _b, ...defaults } = defaultAgentConfig();
+    assert.deepEqual(exampleValues, defaults);
+    assert.equal(loadCatalog(join(process.cwd(), 'config', 'services.toml')).services.length, 2);
   });
 });
