@@ -93,7 +93,7 @@ describe('runtime/container-spec recreateSpec', () => {
     const c = container();
     const anon = c.Mounts!.find((m) => m.Destination === '/anon')!;
     const { create } = recreateSpec(c, image(), 'x:2');
-    const mounts = (create.HostConfig as { Mounts: Array<Record<string, unknown>> }).Mounts;
+    const mounts = (create.HostConfig as unknown as { Mounts: Array<Record<string, unknown>> }).Mounts;
     expect(mounts).to.deep.include({ Type: 'volume', Source: anon.Name, Target: '/anon', ReadOnly: false });
     expect(mounts).to.deep.include({ Type: 'tmpfs', Target: '/scratch' });
     // the named volume and the bind travel in Binds, not twice
@@ -104,7 +104,7 @@ describe('runtime/container-spec recreateSpec', () => {
     const c = container();
     c.HostConfig.Mounts = [{ Type: 'volume', Target: '/anon' }];
     const { create } = recreateSpec(c, image(), 'x:2');
-    const mounts = (create.HostConfig as { Mounts: Array<Record<string, unknown>> }).Mounts;
+    const mounts = (create.HostConfig as unknown as { Mounts: Array<Record<string, unknown>> }).Mounts;
     expect(mounts).to.have.length(1);
     expect(mounts[0]!.Source).to.equal(c.Mounts!.find((m) => m.Destination === '/anon')!.Name);
   });

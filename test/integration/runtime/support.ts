@@ -1,0 +1,99 @@
+// Helpers for the runtime and health integration tests (real dockerd, local images only).
+// Every object these tests make is named caisson-rt-*; host ports are 18100–18199.
+import { execFileSync, spawnSync } from 'node:child_process';
+import http from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildTestImage, docker, type TestImageOptions } from '../../support/images.js';
+
+export { docker, dockerOk, buildTestImage, imageId } from '../../support/images.js';
+
+/**
+ * Test images carry caisson.test=1, and other suites' cleanups remove every container with
+ * that label. Containers made here override it, so only our own name-prefix cleanup removes them.
+ */
+export const OWN_LABEL = ['--label', 'caisson.test=rt'];
+
+/** GET a URL on the host; resolves with status and body, or status 0 when nothing answers. */
+export function httpGet(url: string, timeoutMs = 2000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.setTimeout(timeoutMs, () => req.destroy());
+    req.on('error', () => resolve({ status: 0, body: '' }));
+  });
+}
+
+/** Poll until GET url answers 200 with the body, or give up after waitMs (then return what was seen last). */
+export async function waitForBody(url: string, waitMs = 15000): Promise<string> {
+  const until = Date.now() + waitMs;
+  let last = { status: 0, body: '' };
+  while (Date.now() < until) {
+    last = await httpGet(url);
+    if (last.status === 200) return last.body.trim();
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return `status ${last.status}`;
+}
+
+/**
+ * buildTestImage, relabelled caisson.test=rt: other suites' cleanups remove every image and
+ * container labelled caisson.test=1, and they run against the same engine at the same time.
+ */
+export function buildOwnImage(opts: TestImageOptions): string {
+  const base = `${opts.ref}-base`;
+  buildTestImage({ ...opts, ref: base });
+  const id = deriveImage(base, opts.ref, ['LABEL caisson.test=rt']);
+  spawnSync('docker', ['rmi', base], { stdio: 'ignore' });
+  return id;
+}
+
+/** Build an image FROM base with extra Dockerfile lines (ENV, LABEL, HEALTHCHECK, …). */
+export function deriveImage(base: string, ref: string, lines: string[]): string {
+  const ctx = mkdtempSync(join(tmpdir(), 'caisson-rt-img-'));
+  try {
+    writeFileSync(join(ctx, 'Dockerfile'), [`FROM ${base}`, ...lines].join('\n') + '\n');
+    execFileSync('docker', ['build', '-q', '-t', ref, ctx], { stdio: ['ignore', 'pipe', 'pipe'] });
+    return docker('image', 'inspect', '-f', '{{.Id}}', ref);
+  } finally {
+    rmSync(ctx, { recursive: true, force: true });
+  }
+}
+
+export function inspectJson(name: string): Record<string, any> {
+  return JSON.parse(docker('inspect', name))[0];
+}
+
+/** Names of all containers whose name starts with prefix. */
+export function containerNames(prefix: string): string[] {
+  return docker('ps', '-a', '--format', '{{.Names}}', '--filter', `name=^/${prefix}`)
+    .split('\n')
+    .filter(Boolean)
+    .sort();
+}
+
+/** Remove containers by name prefix, then the named images, networks and volumes (each by exact name). */
+export function cleanup(opts: { containerPrefix: string; images?: string[]; networks?: string[]; volumes?: string[] }): void {
+  const ids = docker('ps', '-aq', '--filter', `name=^/${opts.containerPrefix}`).split('\n').filter(Boolean);
+  if (ids.length) spawnSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' });
+  for (const n of opts.networks ?? []) spawnSync('docker', ['network', 'rm', n], { stdio: 'ignore' });
+  for (const v of opts.volumes ?? []) spawnSync('docker', ['volume', 'rm', '-f', v], { stdio: 'ignore' });
+  for (const i of opts.images ?? []) spawnSync('docker', ['rmi', '-f', i], { stdio: 'ignore' });
+}
+
+/** Checkpoints as the pipeline would journal them; optionally "crash" right before one step. */
+export function recorder(crashAt?: string): { steps: string[]; checkpoint: (step: string) => void } {
+  const steps: string[] = [];
+  return {
+    steps,
+    checkpoint(step: string) {
+      if (step === crashAt) throw new Error(`simulated crash before ${step}`);
+      steps.push(step);
+    },
+  };
+}
