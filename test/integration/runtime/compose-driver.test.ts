@@ -1,0 +1,201 @@
+// The compose-mode driver against the real engine and the compose found on this machine
+// (Debian's docker-compose 1.29.2 here; `docker compose` v2 is used instead where it exists).
+import { expect } from 'chai';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { connectDocker, imageIdOf } from '../../../agent/runtime/docker-client.js';
+import { createComposeDriver, detectComposeCommand, overridePathFor } from '../../../agent/runtime/compose-driver.js';
+import { createDriver } from '../../../agent/runtime/index.js';
+import { waitHealthy } from '../../../agent/health/wait.js';
+import { CaissonError } from '../../../agent/errors.js';
+import type { ServiceSpec } from '../../../agent/config/services.js';
+import type { ServiceDriver } from '../../../agent/runtime/driver.js';
+import { buildOwnImage, cleanup, deriveImage, docker, imageId, recorder, waitForBody } from './support.js';
+
+const P = 'caisson-rt-c-';
+const PROJECT = 'caisson-rt-cmp';
+const IMG1 = `${P}app:1`;
+const IMG2 = `${P}app:2`;
+const IMG3 = `${P}app:3`;
+const IMG_EXIT = `${P}exit:1`;
+const IMAGES = [IMG1, IMG2, IMG3, IMG_EXIT, `${P}other:1`];
+const FRONT_PORT = 18110;
+const BACK_PORT = 18111;
+const api = connectDocker();
+
+describe('runtime/compose-driver (real engine, real compose)', function () {
+  this.timeout(240_000);
+  let dir: string;
+  let stateDir: string;
+  let file: string;
+  let compose: string[];
+  let service: ServiceSpec;
+  let driver: ServiceDriver;
+
+  const containerOf = (svc: string): string =>
+    docker('ps', '-aq', '--no-trunc', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', `label=com.docker.compose.service=${svc}`);
+  const frontVersion = () => waitForBody(`http://127.0.0.1:${FRONT_PORT}/version`);
+  const backVersion = () => waitForBody(`http://127.0.0.1:${BACK_PORT}/version`);
+
+  before(async function () {
+    cleanup({ containerPrefix: `${PROJECT}_`, images: IMAGES, networks: [`${PROJECT}_default`], volumes: [`${PROJECT}_data`] });
+    buildOwnImage({ ref: IMG1, version: '1' });
+    buildOwnImage({ ref: IMG2, version: '2' });
+    buildOwnImage({ ref: IMG3, version: '3' });
+    buildOwnImage({ ref: IMG_EXIT, version: 'x', behaviour: 'exit' });
+    dir = mkdtempSync(join(tmpdir(), 'caisson-rt-compose-'));
+    stateDir = join(dir, 'state');
+    file = join(dir, 'stack.compose.yaml');
+    writeFileSync(
+      file,
+      [
+        'version: "3.8"',
+        'services:',
+        '  front:',
+        `    image: ${IMG1}`,
+        `    ports: ["127.0.0.1:${FRONT_PORT}:8080"]`,
+        '    environment: { ROLE: front }',
+        '    labels: { caisson.test: rt }',
+        '    volumes: ["data:/data"]',
+        '    stop_grace_period: 1s',
+        '  back:',
+        `    image: ${IMG1}`,
+        `    ports: ["127.0.0.1:${BACK_PORT}:8080"]`,
+        '    labels: { caisson.test: rt }',
+        '    stop_grace_period: 1s',
+        'volumes:',
+        '  data: {}',
+        '',
+      ].join('\n'),
+    );
+    compose = await detectComposeCommand('auto');
+    service = {
+      name: 'rt-front',
+      service_revision: 'front-v1',
+      platform: 'linux/amd64',
+      runtime_mode: 'compose',
+      compose: { project: PROJECT, file, service: 'front' },
+      health_check: { kind: 'http', url: `http://127.0.0.1:${FRONT_PORT}/health`, timeout_secs: 20, poll_interval_secs: 0.3, stable_secs: 1 },
+      rollback: { automatic: true },
+    };
+    driver = createDriver(service, { docker: api, stateDir, composeCommand: 'auto' });
+  });
+
+  beforeEach(function () {
+    // a fresh project started the developer's way, without any Caisson override
+    rmSync(stateDir, { recursive: true, force: true });
+    execFileSync(compose[0]!, [...compose.slice(1), '-p', PROJECT, '-f', file, 'up', '-d', '--force-recreate'], { stdio: 'ignore' });
+  });
+
+  after(function () {
+    if (compose) {
+      try {
+        execFileSync(compose[0]!, [...compose.slice(1), '-p', PROJECT, '-f', file, 'down', '-v'], { stdio: 'ignore' });
+      } catch {
+        // fall through to the name-based cleanup
+      }
+    }
+    cleanup({ containerPrefix: `${PROJECT}_`, images: IMAGES, networks: [`${PROJECT}_default`], volumes: [`${PROJECT}_data`] });
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('detects a working compose command', async function () {
+    expect([['docker', 'compose'], ['docker-compose']]).to.deep.include(compose);
+    const err = await detectComposeCommand('docker compose', { ...process.env, PATH: '/nonexistent' }).catch((e: unknown) => e);
+    expect((err as CaissonError).code).to.equal('compose.unavailable');
+  });
+
+  it('switches one service through an override file, leaves the other service\'s container alone, and commits', async function () {
+    expect(await frontVersion()).to.equal('1');
+    const backBefore = containerOf('back');
+    const frontBefore = containerOf('front');
+    docker('exec', frontBefore, 'sh', '-c', 'echo kept > /data/marker');
+    const composeText = readFileSync(file, 'utf8');
+
+    const plan = await driver.plan(IMG2);
+    expect(plan.previous).to.deep.include({ containerId: frontBefore, imageRef: IMG1, imageId: imageId(IMG1), wasRunning: true });
+    expect(plan.details.previousOverride).to.equal(null);
+    const rec = recorder();
+    const newId = await driver.switchTo(plan, rec.checkpoint);
+    expect(rec.steps).to.deep.equal(['write_override', 'compose_up']);
+    await waitHealthy(api, newId, service.health_check);
+    expect(await frontVersion()).to.equal('2');
+    expect(containerOf('front')).to.equal(newId);
+    expect(newId).to.not.equal(frontBefore);
+    expect(containerOf('back')).to.equal(backBefore);
+    expect(await backVersion()).to.equal('1');
+    expect(docker('exec', newId, 'cat', '/data/marker')).to.equal('kept');
+    expect(docker('inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', newId)).to.include('ROLE=front');
+    // the developer's file is untouched; Caisson's override names the new image
+    expect(readFileSync(file, 'utf8')).to.equal(composeText);
+    const override = readFileSync(overridePathFor(stateDir, service.name), 'utf8');
+    expect(override).to.include(`image: "${IMG2}"`);
+    expect(override).to.include('version: "3.8"');
+
+    await driver.commit(plan, recorder().checkpoint);
+    expect(await driver.currentContainerId(plan)).to.equal(newId);
+    expect((await driver.inspect()).imageRef).to.equal(IMG2);
+  });
+
+  it('rolls back a failed switch: previous config back, the other service untouched', async function () {
+    const backBefore = containerOf('back');
+    const plan = await driver.plan(IMG_EXIT);
+    const newId = await driver.switchTo(plan, recorder().checkpoint);
+    const err = await waitHealthy(api, newId, { ...service.health_check, timeout_secs: 5 }).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(CaissonError);
+    expect(['service.start_failed', 'health.timeout']).to.include((err as CaissonError).code);
+    const rec = recorder();
+    const back = await driver.rollback(plan, rec.checkpoint);
+    expect(rec.steps).to.deep.equal(['restore_override', 'compose_up']);
+    expect(existsSync(overridePathFor(stateDir, service.name))).to.equal(false);
+    expect(containerOf('front')).to.equal(back);
+    expect(docker('inspect', '-f', '{{.Image}}', back)).to.equal(imageId(IMG1));
+    expect(await frontVersion()).to.equal('1');
+    expect(containerOf('back')).to.equal(backBefore);
+    // idempotent
+    await driver.rollback(plan, recorder().checkpoint);
+    expect(await frontVersion()).to.equal('1');
+    expect(containerOf('back')).to.equal(backBefore);
+  });
+
+  it('rolls back to the previous override and re-tags the previous image when a load moved its tag', async function () {
+    // first update, committed: the service now runs through Caisson's override (IMG2)
+    const first = await driver.plan(IMG2);
+    await waitHealthy(api, await driver.switchTo(first, recorder().checkpoint), service.health_check);
+    await driver.commit(first, recorder().checkpoint);
+    const overridePath = overridePathFor(stateDir, service.name);
+    const firstOverride = readFileSync(overridePath, 'utf8');
+    const backBefore = containerOf('back');
+
+    const second = await driver.plan(IMG3);
+    expect(second.previous.imageRef).to.equal(IMG2);
+    expect(second.details.previousOverride).to.equal(firstOverride);
+    const img2Id = imageId(IMG2);
+    // a package load moved the IMG2 tag to another image
+    const movedId = deriveImage(IMG2, IMG2, ['LABEL moved=1']);
+    expect(movedId).to.not.equal(img2Id);
+    await driver.switchTo(second, recorder().checkpoint);
+    expect(await frontVersion()).to.equal('3');
+
+    const rec = recorder();
+    await driver.rollback(second, rec.checkpoint);
+    expect(rec.steps).to.deep.equal(['restore_override', 'retag_previous', 'compose_up']);
+    expect(readFileSync(overridePath, 'utf8')).to.equal(firstOverride);
+    expect(await imageIdOf(api, IMG2)).to.equal(img2Id);
+    expect(docker('inspect', '-f', '{{.Image}}', containerOf('front'))).to.equal(img2Id);
+    expect(await frontVersion()).to.equal('2');
+    expect(containerOf('back')).to.equal(backBefore);
+    docker('rmi', movedId);
+  });
+
+  it('plan() fails with service.not_found for a service without a container', async function () {
+    const other = createComposeDriver(
+      { ...service, name: 'rt-missing', compose: { project: PROJECT, file, service: 'nope' } },
+      { docker: api, stateDir },
+    );
+    const err = await other.plan(IMG2).catch((e: unknown) => e);
+    expect((err as CaissonError).code).to.equal('service.not_found');
+  });
+});
