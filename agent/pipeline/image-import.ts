@@ -23,6 +23,8 @@ export interface ImportOptions {
   expectedImageId?: string;
   /** Called with the tag snapshot before the engine is touched; must save it durably. */
   beforeLoad: (tagsBefore: TagSnapshot) => void;
+  /** Called with the ID the reference points at after the load, before it is judged. */
+  afterLoad?: (loadedImageId: string) => void;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -40,6 +42,7 @@ export async function importImage(docker: Dockerode, opts: ImportOptions): Promi
   }
   const tagsAfter = await snapshotImageTags(docker);
   const loadedId = tagsAfter[opts.reference];
+  if (loadedId) opts.afterLoad?.(loadedId);
   if (!loadedId) {
     throw new CaissonError('image.reference_mismatch', `after import, ${opts.reference} does not exist: image.tar holds another image`);
   }
@@ -59,12 +62,22 @@ export function movedTags(before: TagSnapshot, after: TagSnapshot, loadedId: str
 }
 
 /**
- * Undo what an import did to tags: every tag that changed since the snapshot goes back to
- * its previous image, or is removed if it did not exist (an unused image left without
- * tags is deleted by the engine). Idempotent, so recovery may call it again.
+ * Undo what an import did to tags, and nothing else: tags that now point at an image the
+ * import brought (loadedIds, or whatever `reference` points at if it moved) but did not
+ * before go back to their previous image, or are removed if they did not exist (an unused
+ * image left without tags is deleted by the engine). Tags anyone else changed meanwhile
+ * are left alone. Idempotent, so recovery may call it again.
  */
-export async function restoreImageTags(docker: Dockerode, before: TagSnapshot): Promise<void> {
-  await restoreTags(docker, new Map(Object.entries(before)));
+export async function restoreImageTags(docker: Dockerode, before: TagSnapshot, loadedIds: string[], reference?: string): Promise<void> {
+  const after = await snapshotTags(docker);
+  const ids = new Set(loadedIds);
+  const current = reference ? after.get(reference) : undefined;
+  if (reference && current && before[reference] !== current) ids.add(current);
+  const scope = [...after].filter(([ref, id]) => ids.has(id) && before[ref] !== id).map(([ref]) => ref);
+  if (scope.length === 0) return;
+  const scopedBefore = new Map(scope.filter((ref) => before[ref]).map((ref) => [ref, before[ref]!]));
+  const scopedAfter = new Map(scope.map((ref) => [ref, after.get(ref)!]));
+  await restoreTags(docker, scopedBefore, scopedAfter);
 }
 
 function short(id: string): string {

@@ -43,6 +43,8 @@ interface UpdateData extends JournalData {
   stagingDir?: string;
   imageRef?: string;
   tagsBefore?: TagSnapshot;
+  expectedImageId?: string;
+  loadedImageId?: string;
   plan?: SwitchPlan;
   newContainerId?: string;
   originalError?: ErrorSummary;
@@ -144,13 +146,14 @@ export class UpdatePipeline {
   }
 
   private async loadImage(id: string, manifest: Manifest, staged: StagedPackage): Promise<void> {
-    const { docker, progress, log } = this.deps;
+    const { docker, progress, log, journal } = this.deps;
     const ref = manifest.image.reference;
     await importImage(docker, {
       imagePath: staged.imagePath,
       reference: ref,
       expectedImageId: staged.imageArchive?.imageId,
-      beforeLoad: (tagsBefore) => this.save(id, 'loading_image', { data: { imageRef: ref, tagsBefore } }),
+      beforeLoad: (tagsBefore) => this.save(id, 'loading_image', { data: { imageRef: ref, tagsBefore, expectedImageId: staged.imageArchive?.imageId } }),
+      afterLoad: (loadedImageId) => journal.transition(id, 'loading_image', { detail: `loaded ${loadedImageId}`, data: { loadedImageId } }),
       onProgress: (done, total) => progress.bytes('importing', done, total),
     });
     this.save(id, 'image_loaded', { detail: ref });
@@ -220,8 +223,7 @@ export class UpdatePipeline {
     log.warn(`  rolling back ${service.name} to ${plan.previous.imageRef}`);
     try {
       const containerId = await this.deps.driverFor(service).rollback(plan, (step) => this.save(id, `rolling_back.${step}`));
-      const tagsBefore = (journal.data(id) as UpdateData).tagsBefore;
-      if (tagsBefore) await restoreImageTags(docker, tagsBefore);
+      await this.undoImport(id);
       if (plan.previous.wasRunning) await waitHealthy(docker, containerId, { ...service.health_check, stable_secs: Math.min(service.health_check.stable_secs, 3) });
     } catch (err) {
       const error = toCaissonError(err, 'rollback.failed');
@@ -241,7 +243,7 @@ export class UpdatePipeline {
     const data = journal.data(id) as UpdateData;
     if (data.tagsBefore) {
       try {
-        await restoreImageTags(docker, data.tagsBefore);
+        await this.undoImport(id);
       } catch (err) {
         log.warn(`  could not restore image tags: ${toCaissonError(err).message}`);
       }
@@ -249,6 +251,14 @@ export class UpdatePipeline {
     this.removeStaging(id);
     this.finish(id, 'rejected', summary(error));
     log.warn(`rejected: ${error.code}: ${error.message}`);
+  }
+
+  /** Put back the tags the import moved (journal data says which image it brought). */
+  private async undoImport(id: string): Promise<void> {
+    const data = this.deps.journal.data(id) as UpdateData;
+    if (!data.tagsBefore) return;
+    const ids = [data.loadedImageId, data.expectedImageId].filter((x): x is string => !!x);
+    await restoreImageTags(this.deps.docker, data.tagsBefore, ids, data.imageRef);
   }
 
   // --- journal helpers -------------------------------------------------------------------

@@ -107,12 +107,15 @@ export function dockerOk(...args: string[]): boolean {
   return spawnSync('docker', args, { stdio: 'ignore' }).status === 0;
 }
 
-/** Remove every container and image labelled by tests, plus the given extra references. */
+/**
+ * Remove the given image references and, when namePrefix is given, the test-labelled
+ * containers whose names start with it. Never removes by label alone: suites run side by
+ * side during development and must not remove each other's objects.
+ */
 export function cleanupTestObjects(extraRefs: string[] = [], namePrefix?: string): void {
-  const ids = docker('ps', '-aq', '--filter', `label=${TEST_LABEL}`).split('\n').filter(Boolean);
   if (namePrefix) {
-    ids.push(...docker('ps', '-aq', '--filter', `name=^/${namePrefix}`).split('\n').filter(Boolean));
+    const ids = docker('ps', '-aq', '--filter', `label=${TEST_LABEL}`, '--filter', `name=^/${namePrefix}`).split('\n').filter(Boolean);
+    if (ids.length) spawnSync('docker', ['rm', '-f', '-v', ...new Set(ids)], { stdio: 'ignore' });
   }
-  if (ids.length) spawnSync('docker', ['rm', '-f', '-v', ...new Set(ids)], { stdio: 'ignore' });
   for (const ref of extraRefs) spawnSync('docker', ['rmi', '-f', ref], { stdio: 'ignore' });
 }
