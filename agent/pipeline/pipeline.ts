@@ -12,8 +12,7 @@ import type { Logger } from '../log/logger.js';
 import type { Progress } from '../log/progress.js';
 import { stagePackage } from '../package/reader.js';
 import { parseManifest } from '../package/manifest.js';
-import { checkImageArchive, checkIntegrity, checkTarget, checkUpdaterVersion } from '../package/checks.js';
-import { checkSignature } from '../package/signature.js';
+import { validateStaged } from '../package/validate.js';
 import type { Manifest, StagedPackage } from '../package/types.js';
 import { UPDATER_VERSION } from '../version.js';
 import type { Journal, JournalData } from '../store/journal.js';
@@ -23,9 +22,14 @@ import { checkDiskSpace } from './disk.js';
 import { checkPolicy } from './policy.js';
 import { importImage, restoreImageTags, type TagSnapshot } from './image-import.js';
 import { faultPoint } from './fault.js';
+import { pingDocker } from '../runtime/docker-client.js';
 import { touchedService } from './states.js';
 import { compareSemver as compareVersions } from '../package/semver.js';
 import type { ErrorSummary, Outcome, UpdateRequest, UpdateResult } from './types.js';
+
+/** How long to wait for an engine that stopped answering mid-update, per attempt. */
+const ENGINE_WAIT_MS = 60_000;
+const ENGINE_ATTEMPTS = 3;
 
 export interface PipelineDeps {
   catalog: Catalog;
@@ -128,14 +132,12 @@ export class UpdatePipeline {
       detail: `manifest ${manifest.target.service} ${manifest.package_version}`,
       patch: { package_version: manifest.package_version, service: manifest.target.service, to_image: manifest.image.reference, to_version: manifest.package_version },
     });
-    const service = checkTarget(manifest, this.deps.catalog);
-    checkUpdaterVersion(manifest, UPDATER_VERSION);
-    checkSignature(manifest, staged, this.deps.trustedKeys);
-    checkIntegrity(manifest, staged);
-    checkImageArchive(manifest, staged);
+    const { service } = validateStaged(staged, { catalog: this.deps.catalog, trustedKeys: this.deps.trustedKeys, updaterVersion: UPDATER_VERSION });
 
+    // once only: a package committed before is not applied again (unless the local
+    // operator explicitly asks to go back to it with --allow-downgrade)
     const committedBy = journal.committedPackage(staged.packageSha256);
-    if (committedBy && committedBy.service === service.name && journal.installed(service.name)?.package_sha256 === staged.packageSha256) {
+    if (committedBy && committedBy.service === service.name && !req.allowDowngrade) {
       return { manifest, staged, service, alreadyInstalled: committedBy.update_id };
     }
     checkPolicy(journal, service.name, manifest.package_version, staged.packageSha256, req.allowDowngrade === true);
@@ -166,7 +168,7 @@ export class UpdatePipeline {
     const driver = this.deps.driverFor(service);
     const plan = await driver.plan(manifest.image.reference);
     journal.transition(id, 'image_loaded', { detail: `from ${plan.previous.imageRef}`, patch: { from_image: plan.previous.imageRef } });
-    this.save(id, 'switching', { data: { plan } });
+    this.save(id, 'switching', { data: { plan: journaledPlan(plan) } });
     log.info(`  switching ${service.name}: ${plan.previous.imageRef} → ${plan.newImageRef}`);
     let failure: CaissonError | undefined;
     try {
@@ -200,7 +202,7 @@ export class UpdatePipeline {
   async commit(id: string, service: ServiceSpec, plan: SwitchPlan): Promise<void> {
     const { journal, log } = this.deps;
     this.save(id, 'committing');
-    await this.deps.driverFor(service).commit(plan, (step) => this.save(id, `committing.${step}`));
+    await this.withEngine(`committing ${service.name}`, () => this.deps.driverFor(service).commit(plan, (step) => this.save(id, `committing.${step}`)));
     const row = journal.get(id)!;
     this.finish(id, 'committed', undefined, undefined, {
       onClose: () =>
@@ -222,9 +224,22 @@ export class UpdatePipeline {
     this.save(id, 'rolling_back', { data: { originalError: cause } });
     log.warn(`  rolling back ${service.name} to ${plan.previous.imageRef}`);
     try {
-      const containerId = await this.deps.driverFor(service).rollback(plan, (step) => this.save(id, `rolling_back.${step}`));
-      await this.undoImport(id);
-      if (plan.previous.wasRunning) await waitHealthy(docker, containerId, { ...service.health_check, stable_secs: Math.min(service.health_check.stable_secs, 3) });
+      // an engine that went away (restart, crash) gets a bounded wait, then the whole
+      // (idempotent) rollback runs again; the previous container is still there
+      const containerId = await this.withEngine(`rolling back ${service.name}`, () =>
+        this.deps.driverFor(service).rollback(plan, (step) => this.save(id, `rolling_back.${step}`)),
+      );
+      try {
+        await this.undoImport(id);
+      } catch (err) {
+        // the previous version runs again either way; a tag left behind is not worth a failed rollback
+        log.warn(`  could not restore image tags: ${toCaissonError(err).message}`);
+      }
+      if (plan.previous.wasRunning) {
+        await this.withEngine(`checking ${service.name} after the rollback`, () =>
+          waitHealthy(docker, containerId, { ...service.health_check, stable_secs: Math.min(service.health_check.stable_secs, 3) }),
+        );
+      }
     } catch (err) {
       const error = toCaissonError(err, 'rollback.failed');
       if (error.code === 'docker.unreachable') throw error; // leave the record open: recovery retries when the engine is back
@@ -261,6 +276,24 @@ export class UpdatePipeline {
     await restoreImageTags(this.deps.docker, data.tagsBefore, ids, data.imageRef);
   }
 
+  /**
+   * Run an idempotent engine step; when the engine does not answer, wait for it (bounded by
+   * ENGINE_WAIT_MS per attempt) and run the step again. Still unreachable after that:
+   * docker.unreachable, and the record stays open for `caisson recover`.
+   */
+  private async withEngine<T>(doing: string, step: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await step();
+      } catch (err) {
+        const error = toCaissonError(err, 'docker.error');
+        if (error.code !== 'docker.unreachable' || attempt >= ENGINE_ATTEMPTS) throw err;
+        this.deps.log.warn(`  the Docker engine went away while ${doing}; waiting up to ${ENGINE_WAIT_MS / 1000} s for it`);
+        await pingDocker(this.deps.docker, { waitMs: ENGINE_WAIT_MS });
+      }
+    }
+  }
+
   // --- journal helpers -------------------------------------------------------------------
 
   private save(id: string, state: string, opts: Parameters<Journal['transition']>[2] = {}): void {
@@ -283,6 +316,17 @@ export class UpdatePipeline {
   serviceByName(name: string): ServiceSpec | undefined {
     return findService(this.deps.catalog, name);
   }
+}
+
+/**
+ * The plan as the journal keeps it: container environment values stay out of the state
+ * database (recovery only ever rolls back to the old container, which still has them).
+ */
+function journaledPlan(plan: SwitchPlan): SwitchPlan {
+  const create = (plan.details as { create?: { Env?: unknown } }).create;
+  if (!create || !Array.isArray(create.Env)) return plan;
+  const env = (create.Env as unknown[]).map((e) => String(e).split('=')[0] + '=<redacted>');
+  return { ...plan, details: { ...plan.details, create: { ...create, Env: env } } };
 }
 
 function summary(err: CaissonError): ErrorSummary {

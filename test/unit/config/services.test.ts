@@ -1,0 +1,79 @@
+import { expect } from 'chai';
+import { parseCatalog, findService } from '../../../agent/config/services.js';
+import { CaissonError } from '../../../agent/errors.js';
+
+const VALID = `
+catalog_version = 1
+
+[[services]]
+name = "frontend"
+service_revision = "frontend-v1"
+platform = "linux/amd64"
+runtime_mode = "docker"
+
+[services.docker]
+container_name = "frontend"
+image_reference = "example/frontend:current"
+
+[services.health_check]
+kind = "http"
+url = "http://127.0.0.1:8080/health"
+timeout_secs = 30
+poll_interval_secs = 1
+stable_secs = 10
+
+[services.rollback]
+automatic = true
+
+[[services]]
+name = "backend"
+service_revision = "backend-v2"
+platform = "linux/amd64"
+runtime_mode = "compose"
+
+[services.compose]
+project = "caisson-stack"
+file = "/etc/caisson/compose/backend.compose.yaml"
+service = "backend"
+`;
+
+function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).to.be.instanceOf(CaissonError);
+    return (err as CaissonError).code + ' ' + (err as Error).message;
+  }
+  return 'no error';
+}
+
+describe('services.toml catalog', function () {
+  it('parses the design example with defaults filled in', function () {
+    const catalog = parseCatalog(VALID);
+    expect(catalog.services.map((s) => s.name)).to.deep.equal(['frontend', 'backend']);
+    const backend = findService(catalog, 'backend')!;
+    expect(backend.health_check).to.deep.include({ kind: 'running', timeout_secs: 60, stable_secs: 5 });
+    expect(backend.rollback.automatic).to.equal(true);
+    expect(findService(catalog, 'frontend')!.health_check.url).to.equal('http://127.0.0.1:8080/health');
+  });
+
+  const broken: [string, string, RegExp][] = [
+    ['unknown key', VALID.replace('runtime_mode = "docker"', 'runtime_mode = "docker"\ncolour = "red"'), /colour|key/i],
+    ['bad TOML', 'catalog_version = ', /services\.toml/],
+    ['wrong catalog version', VALID.replace('catalog_version = 1', 'catalog_version = 2'), /catalog_version/],
+    ['duplicate service', VALID.replace('name = "backend"', 'name = "frontend"'), /listed twice/],
+    ['docker mode without docker section', VALID.replace(/\[services\.docker\][^[]*/, ''), /no \[services\.docker\]/],
+    ['compose mode without compose section', VALID.replace(/\[services\.compose\][^[]*$/, ''), /no \[services\.compose\]/],
+    ['http check without url', VALID.replace('url = "http://127.0.0.1:8080/health"\n', ''), /needs url/],
+    ['name with shell characters', VALID.replace('name = "frontend"', 'name = "front;rm -rf"'), /name/],
+    ['relative compose file', VALID.replace('file = "/etc/caisson/compose/backend.compose.yaml"', 'file = "backend.yaml"'), /absolute/],
+    ['unknown health kind', VALID.replace('kind = "http"', 'kind = "magic"'), /kind/],
+  ];
+  for (const [name, text, message] of broken) {
+    it(`rejects ${name} with config.invalid`, function () {
+      const got = codeOf(() => parseCatalog(text));
+      expect(got).to.match(/^config\.invalid /);
+      expect(got).to.match(message);
+    });
+  }
+});

@@ -1,0 +1,78 @@
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase } from '../../../agent/store/db.js';
+import { Journal } from '../../../agent/store/journal.js';
+import { acquireStateLock } from '../../../agent/store/lock.js';
+import { checkPolicy } from '../../../agent/pipeline/policy.js';
+import { recoveryActionFor } from '../../../agent/pipeline/states.js';
+import { CaissonError } from '../../../agent/errors.js';
+
+describe('journal and history store', function () {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'caisson-journal-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('opens SQLite in WAL mode with full sync', function () {
+    const db = openDatabase(dir);
+    expect(db.pragma('journal_mode', { simple: true })).to.equal('wal');
+    expect(db.pragma('synchronous', { simple: true })).to.equal(2); // FULL
+    db.close();
+  });
+
+  it('records every transition as a step and survives reopening', function () {
+    let db = openDatabase(dir);
+    const journal = new Journal(db);
+    const id = journal.begin({ kind: 'update', source: 'cli', packageFile: '/x.edgepkg' });
+    journal.transition(id, 'staged', { patch: { package_sha256: 'a'.repeat(64) }, data: { stagingDir: '/s' } });
+    journal.transition(id, 'switching.stop_old', { data: { plan: { x: 1 } } });
+    db.close();
+
+    db = openDatabase(dir);
+    const again = new Journal(db);
+    expect(again.openRecords().map((r) => r.id)).to.deep.equal([id]);
+    expect(again.get(id)!.state).to.equal('switching.stop_old');
+    expect(again.data(id)).to.deep.include({ stagingDir: '/s', plan: { x: 1 }, v: 1 });
+    again.close(id, 'rolled_back', { code: 'health.timeout', message: 'slow', next: 'n' });
+    expect(again.openRecords()).to.have.length(0);
+    const result = again.toResult(id);
+    expect(result.outcome).to.equal('rolled_back');
+    expect(result.error).to.deep.equal({ code: 'health.timeout', message: 'slow', next: 'n' });
+    expect(result.steps.map((s) => s.state)).to.deep.equal(['received', 'staged', 'switching.stop_old', 'closed:rolled_back']);
+    db.close();
+  });
+
+  it('keeps the highest version for the downgrade policy', function () {
+    const db = openDatabase(dir);
+    const journal = new Journal(db);
+    journal.recordInstalled({ service: 'web', version: '1.2.0', sha256: 'b'.repeat(64), imageRef: 'w:1.2.0', updateId: 'u1', highest: '1.2.0' });
+    const policy = (version: string, sha: string, allow = false) => {
+      try {
+        checkPolicy(journal, 'web', version, sha, allow);
+        return 'ok';
+      } catch (err) {
+        return (err as CaissonError).code;
+      }
+    };
+    expect(policy('1.3.0', 'c'.repeat(64))).to.equal('ok');
+    expect(policy('1.1.9', 'c'.repeat(64))).to.equal('policy.downgrade');
+    expect(policy('1.2.0', 'c'.repeat(64)), 'same version, other bytes').to.equal('policy.downgrade');
+    expect(policy('1.2.0-rc.1', 'c'.repeat(64)), 'prerelease is older').to.equal('policy.downgrade');
+    expect(policy('1.1.9', 'c'.repeat(64), true)).to.equal('ok');
+    db.close();
+  });
+
+  it('lets one changing process hold the state dir at a time', function () {
+    const lock = acquireStateLock(dir, 'test');
+    expect(() => acquireStateLock(dir, 'second')).to.throw(CaissonError, /another Caisson process \(pid \d+, test/);
+    lock.release();
+    acquireStateLock(dir, 'third').release();
+  });
+
+  it('maps each journal state to its recovery action', function () {
+    expect(['received', 'staged', 'validated', 'loading_image', 'image_loaded'].map(recoveryActionFor)).to.deep.equal(Array(5).fill('discard'));
+    expect(['switching', 'switching.park_old', 'health_checking', 'rolling_back.start_old'].map(recoveryActionFor)).to.deep.equal(Array(4).fill('rollback'));
+    expect(recoveryActionFor('committing.remove_old')).to.equal('finish_commit');
+  });
+});
