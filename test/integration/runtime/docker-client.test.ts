@@ -1,0 +1,114 @@
+// The dockerode layer against the real engine: loading archives, broken archives, tags.
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  connectDocker,
+  imageIdOf,
+  loadImageFromFile,
+  pingDocker,
+  restoreTags,
+  snapshotTags,
+} from '../../../agent/runtime/docker-client.js';
+import { CaissonError } from '../../../agent/errors.js';
+import { buildOwnImage, cleanup, docker, dockerOk, imageId } from './support.js';
+
+const P = 'caisson-rt-l-';
+const IMG_A = `${P}a:1`;
+const IMG_B = `${P}b:1`;
+const VICTIM = `${P}victim:1`;
+const FRESH = `${P}fresh:1`;
+const IMAGES = [IMG_A, IMG_B, VICTIM, FRESH];
+const api = connectDocker();
+// other suites tag images on the same engine meanwhile: look only at ours
+const mine = (m: Map<string, string>) => new Map([...m].filter(([ref]) => ref.startsWith(P)));
+
+describe('runtime/docker-client (real engine)', function () {
+  this.timeout(120_000);
+  let dir: string;
+
+  before(function () {
+    cleanup({ containerPrefix: P, images: IMAGES });
+    buildOwnImage({ ref: IMG_A, version: 'a' });
+    buildOwnImage({ ref: IMG_B, version: 'b' });
+    dir = mkdtempSync(join(tmpdir(), 'caisson-rt-load-'));
+  });
+
+  after(function () {
+    cleanup({ containerPrefix: P, images: IMAGES });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('pings the engine', async function () {
+    await pingDocker(api, { waitMs: 1000 });
+  });
+
+  it('gives up with docker.unreachable after the bounded wait on a dead socket', async function () {
+    const dead = connectDocker(join(dir, 'no-such.sock'));
+    const err = await pingDocker(dead, { waitMs: 300, intervalMs: 100 }).catch((e: unknown) => e);
+    expect((err as CaissonError).code).to.equal('docker.unreachable');
+  });
+
+  it('loads a plain and a gzip-compressed docker save archive', async function () {
+    const id = imageId(IMG_A);
+    const tar = join(dir, 'a.tar');
+    docker('save', '-o', tar, IMG_A);
+    writeFileSync(join(dir, 'a.tar.gz'), gzipSync(readFileSync(tar)));
+    for (const file of ['a.tar', 'a.tar.gz']) {
+      docker('rmi', IMG_A);
+      expect(await imageIdOf(api, IMG_A)).to.equal(undefined);
+      const events: unknown[] = [];
+      const result = await loadImageFromFile(api, join(dir, file), { onProgress: (e) => events.push(e) });
+      expect(await imageIdOf(api, IMG_A), file).to.equal(id);
+      expect(result.loadedRefs).to.include(IMG_A);
+      expect(events.length).to.be.greaterThan(0);
+    }
+  });
+
+  it('reports a broken archive as docker.load_failed although the engine answers 200', async function () {
+    const tar = join(dir, 'b.tar');
+    docker('save', '-o', tar, IMG_B);
+    const whole = readFileSync(tar);
+    const broken = join(dir, 'broken.tar');
+    writeFileSync(broken, whole.subarray(0, Math.floor(whole.length / 2)));
+    const err = await loadImageFromFile(api, broken).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(CaissonError);
+    expect((err as CaissonError).code).to.equal('docker.load_failed');
+    const garbage = join(dir, 'garbage.tar');
+    writeFileSync(garbage, Buffer.from('this is not a tar archive at all\n'.repeat(100)));
+    const err2 = await loadImageFromFile(api, garbage).catch((e: unknown) => e);
+    expect((err2 as CaissonError).code).to.equal('docker.load_failed');
+  });
+
+  it('restores a tag a load moved and removes a tag a load added, except allowed ones', async function () {
+    const idA = imageId(IMG_A);
+    const idB = imageId(IMG_B);
+    // an archive that tags B as VICTIM and as FRESH
+    docker('tag', IMG_B, VICTIM);
+    docker('tag', IMG_B, FRESH);
+    const tar = join(dir, 'retag.tar');
+    docker('save', '-o', tar, VICTIM, FRESH);
+    docker('tag', IMG_A, VICTIM); // before the load, VICTIM names A
+    docker('rmi', FRESH);
+
+    const before = mine(await snapshotTags(api));
+    expect(before.get(VICTIM)).to.equal(idA);
+    expect(before.has(FRESH)).to.equal(false);
+    await loadImageFromFile(api, tar);
+    const after = mine(await snapshotTags(api));
+    expect(after.get(VICTIM)).to.equal(idB);
+    expect(after.get(FRESH)).to.equal(idB);
+
+    const changes = await restoreTags(api, before, after, [IMG_B]);
+    expect(changes.restored).to.deep.equal([VICTIM]);
+    expect(changes.removed).to.deep.equal([FRESH]);
+    expect(await imageIdOf(api, VICTIM)).to.equal(idA);
+    expect(dockerOk('image', 'inspect', FRESH)).to.equal(false);
+    expect(await imageIdOf(api, IMG_B)).to.equal(idB);
+    // nothing left to do the second time
+    const again = await restoreTags(api, before, mine(await snapshotTags(api)), [IMG_B]);
+    expect(again).to.deep.equal({ restored: [], removed: [], missing: [] });
+  });
+});
