@@ -1,0 +1,17 @@
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { ERROR_CODES } from '../../agent/errors.js';
+import { EXIT_CODES } from '../../agent/pipeline/types.js';
+
+describe('docs/cli.md', function () {
+  const text = readFileSync(new URL('../../docs/cli.md', import.meta.url), 'utf8');
+
+  it('lists every error code', function () {
+    const missing = Object.keys(ERROR_CODES).filter((code) => !text.includes(`\`${code}\``));
+    expect(missing).to.deep.equal([]);
+  });
+
+  it('documents every exit code the CLI uses', function () {
+    for (const code of new Set([...Object.values(EXIT_CODES), 1])) expect(text).to.match(new RegExp(`^\\| ${code} \\|`, 'm'));
+  });
+});
