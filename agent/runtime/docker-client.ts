@@ -3,7 +3,8 @@
 // caller asks for a more precise code.
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { Dockerode } from './dockerode.js';
 import { CaissonError, describe, isDockerUnreachable, toCaissonError, type ErrorCode } from '../errors.js';
 
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
@@ -11,7 +12,7 @@ export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 export type { Docker };
 
 export function connectDocker(socketPath: string = DEFAULT_DOCKER_SOCKET): Docker {
-  return new Docker({ socketPath });
+  return new Dockerode({ socketPath });
 }
 
 /** The unix socket a client talks to (for tools such as docker-compose that need DOCKER_HOST). */
