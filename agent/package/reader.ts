@@ -3,6 +3,7 @@
 // itself (fixed names) in the staging folder. image.tar is hashed while it is copied and read
 // as a docker-save archive in the same pass (its manifest.json only). Memory stays flat.
 import { createHash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import { constants as fsc, type Stats } from 'node:fs';
 import { lstat, mkdir, open, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
@@ -36,6 +37,12 @@ export interface StageOptions {
    * bad manifest fails fast. Default true; the manifest.* codes are the same either way.
    */
   parseManifestEarly?: boolean;
+  /**
+   * Write image.tar into the staging folder (default true). False for a validation that
+   * imports nothing: the image is hashed and inspected as it streams by, never written, and
+   * `imagePath` names a file that does not exist.
+   */
+  copyImage?: boolean;
 }
 
 export async function stagePackage(sourcePath: string, stagingDir: string, opts: StageOptions = {}): Promise<StagedPackage> {
@@ -136,9 +143,15 @@ class StagingArea {
     return fh;
   }
 
-  async finish(fh: FileHandle): Promise<void> {
+  /**
+   * Close a staged file; `sync` flushes it first. The image copy is not flushed: recovery
+   * discards every update that stopped before `switching` (pipeline/states.ts) and never
+   * reads a staged file again after a restart, so forcing a large image out to slow flash
+   * would only make the update wait. The import reads it back from the page cache.
+   */
+  async finish(fh: FileHandle, sync = true): Promise<void> {
     try {
-      await fh.sync();
+      if (sync) await fh.sync();
     } catch (err) {
       throw stagingError(err, this.dir);
     } finally {
@@ -182,7 +195,24 @@ async function streamPackage(
   opts: StageOptions,
 ): Promise<StagedPackage> {
   const parser = new TarParser({ strict: true });
-  const pkgHash = createHash('sha256');
+  const pkgHash = PackageHasher.create(declaredSize);
+  try {
+    return await streamEntries(fh, declaredSize, staging, limits, opts, parser, pkgHash);
+  } finally {
+    pkgHash.close();
+  }
+}
+
+async function streamEntries(
+  fh: FileHandle,
+  declaredSize: number,
+  staging: StagingArea,
+  limits: StageLimits,
+  opts: StageOptions,
+  parser: TarParser,
+  pkgHash: PackageHasher,
+): Promise<StagedPackage> {
+  const copyImage = opts.copyImage ?? true;
   const seen = new Set<string>();
   let manifestBytes: Buffer | undefined;
   let signature: Buffer | undefined;
@@ -191,26 +221,37 @@ async function streamPackage(
   // The entry being copied right now.
   let cur:
     | { kind: 'small'; name: string; chunks: Buffer[]; size: number }
-    | { kind: 'image'; name: 'image.tar' | 'image.tar.gz'; out: FileHandle; hash: ReturnType<typeof createHash>; size: number; inspector: ImageArchiveInspector }
+    | { kind: 'image'; name: 'image.tar' | 'image.tar.gz'; out: FileHandle | undefined; hash: ReturnType<typeof createHash>; size: number; inspector: ImageArchiveInspector }
     | { kind: 'none' } = { kind: 'none' };
 
   const earlyManifest = opts.parseManifestEarly ?? true;
   let done = 0;
-  for (;;) {
-    const buf = Buffer.allocUnsafe(READ_CHUNK);
-    let n: number;
+  // One read is always in flight ahead of the chunk being worked on (1 MiB reads into the
+  // hasher's ring of buffers), so reading overlaps hashing and writing.
+  const readAt = async (pos: number): Promise<{ chunk: Buffer; slot: number }> => {
+    const { buf, slot } = await pkgHash.acquire();
     try {
-      ({ bytesRead: n } = await fh.read(buf, 0, READ_CHUNK, null));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      return { chunk: buf.subarray(0, bytesRead), slot };
     } catch (err) {
-      throw new CaissonError('package.read_failed', `reading the package failed at byte ${done}: ${describe(err)}`, { cause: err });
+      throw new CaissonError('package.read_failed', `reading the package failed at byte ${pos}: ${describe(err)}`, { cause: err });
     }
-    if (n === 0) break;
+  };
+  let next = readAt(0);
+  for (;;) {
+    const { chunk, slot } = await next;
+    const n = chunk.length;
+    if (n === 0) {
+      pkgHash.release(slot);
+      break;
+    }
     done += n;
     if (done > limits.maxPackageBytes) {
       throw new CaissonError('package.too_large', `the package grew beyond ${limits.maxPackageBytes} bytes while it was read`);
     }
-    const chunk = buf.subarray(0, n);
-    pkgHash.update(chunk);
+    next = readAt(done);
+    next.catch(() => undefined); // a failure surfaces at the next await; never unhandled
+    pkgHash.update(slot, chunk);
 
     for (const ev of parser.feed(chunk)) {
       if (ev.kind === 'entry') {
@@ -220,7 +261,7 @@ async function streamPackage(
           cur = { kind: 'small', name: e.path, chunks: [], size: 0 };
         } else {
           const name = e.path as 'image.tar' | 'image.tar.gz';
-          const out = await staging.create(name);
+          const out = copyImage ? await staging.create(name) : undefined;
           cur = { kind: 'image', name, out, hash: createHash('sha256'), size: 0, inspector: new ImageArchiveInspector(name.endsWith('.gz')) };
         }
       } else if (ev.kind === 'data') {
@@ -228,10 +269,13 @@ async function streamPackage(
           cur.chunks.push(Buffer.from(ev.data));
           cur.size += ev.data.length;
         } else if (cur.kind === 'image') {
+          // the write runs on the thread pool while this thread hashes the same bytes
+          const written = cur.out ? writeAll(cur.out, ev.data, staging.dir) : undefined;
+          written?.catch(() => undefined);
           cur.hash.update(ev.data);
           cur.size += ev.data.length;
-          await writeAll(cur.out, ev.data, staging.dir);
           await cur.inspector.write(ev.data);
+          await written;
         }
       } else {
         if (cur.kind === 'small') {
@@ -246,7 +290,7 @@ async function streamPackage(
             signature = bytes;
           }
         } else if (cur.kind === 'image') {
-          await staging.finish(cur.out);
+          if (cur.out) await staging.finish(cur.out, false);
           image = {
             name: cur.name,
             path: join(staging.dir, cur.name),
@@ -258,6 +302,7 @@ async function streamPackage(
         cur = { kind: 'none' };
       }
     }
+    pkgHash.release(slot);
     opts.onProgress?.(done, declaredSize);
   }
   parser.end();
@@ -266,7 +311,7 @@ async function streamPackage(
 
   const staged: StagedPackage = {
     dir: staging.dir,
-    packageSha256: pkgHash.digest('hex'),
+    packageSha256: await pkgHash.digest(),
     packageSize: done,
     manifestBytes,
     imagePath: image.path,
@@ -278,6 +323,144 @@ async function streamPackage(
   if (image.info.info) staged.imageArchive = image.info.info;
   else if (image.info.problem) staged.imageArchiveProblem = image.info.problem;
   return staged;
+}
+
+// --- the package hash ----------------------------------------------------------------------------
+
+/** Packages at least this large hash on a worker thread; below, the start-up is not worth it. */
+export const HASH_WORKER_MIN_BYTES = 32 * 1024 * 1024;
+const HASH_SLOTS = 4;
+
+// Runs as a CommonJS script (eval), so it needs no file next to the compiled agent.
+const HASH_WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const hash = require('node:crypto').createHash('sha256');
+const memory = Buffer.from(workerData.memory);
+parentPort.on('message', (m) => {
+  if (m === 'digest') parentPort.postMessage({ digest: hash.digest('hex') });
+  else { hash.update(memory.subarray(m.slot * workerData.chunk, m.slot * workerData.chunk + m.len)); parentPort.postMessage(m.slot); }
+});
+`;
+
+/**
+ * SHA-256 of the whole package, fed from a small ring of 1 MiB read buffers. For large
+ * packages it runs on a worker thread over shared memory (no copies), in parallel with the
+ * image.tar hash, the tar parsing and the staging write on the main thread: the two hashes
+ * over the same bytes then take one core each instead of adding up. A slot is reused only
+ * after both the main thread released it and the worker hashed it, so memory stays at
+ * HASH_SLOTS MiB whatever the package size.
+ */
+class PackageHasher {
+  private readonly slots: { buf: Buffer; holders: number; onFree?: () => void }[] = [];
+  private seq = 0;
+  private readonly inline: ReturnType<typeof createHash> | undefined;
+  private readonly worker: Worker | undefined;
+  private pendingDigest: { resolve: (hex: string) => void; reject: (err: Error) => void } | undefined;
+  private failure: Error | undefined;
+  private readonly failWaiters = new Set<(err: Error) => void>();
+
+  static create(size: number): PackageHasher {
+    if (size >= HASH_WORKER_MIN_BYTES) {
+      try {
+        return new PackageHasher(true);
+      } catch {
+        // no worker threads here (resource limits): hash on this thread
+      }
+    }
+    return new PackageHasher(false);
+  }
+
+  private constructor(useWorker: boolean) {
+    const count = useWorker ? HASH_SLOTS : 2;
+    const memory = useWorker ? new SharedArrayBuffer(count * READ_CHUNK) : undefined;
+    for (let i = 0; i < count; i++) {
+      this.slots.push({ buf: memory ? Buffer.from(memory, i * READ_CHUNK, READ_CHUNK) : Buffer.allocUnsafeSlow(READ_CHUNK), holders: 0 });
+    }
+    if (!memory) {
+      this.inline = createHash('sha256');
+      return;
+    }
+    const worker = new Worker(HASH_WORKER_SOURCE, { eval: true, workerData: { memory, chunk: READ_CHUNK } });
+    this.worker = worker;
+    worker.unref();
+    worker.on('message', (m: number | { digest: string }) => {
+      if (typeof m === 'number') this.drop(m);
+      else this.pendingDigest?.resolve(m.digest);
+    });
+    worker.on('error', (err) => this.fail(err));
+    worker.on('exit', (code) => this.fail(new Error(`the hashing thread exited (code ${code})`)));
+  }
+
+  /** A free 1 MiB buffer to read into. */
+  async acquire(): Promise<{ buf: Buffer; slot: number }> {
+    const slot = this.seq++ % this.slots.length;
+    const s = this.slots[slot]!;
+    if (s.holders > 0) {
+      await new Promise<void>((resolve, reject) => {
+        if (this.failure) return reject(this.failure);
+        const onFail = (err: Error) => reject(err);
+        this.failWaiters.add(onFail);
+        s.onFree = () => {
+          this.failWaiters.delete(onFail);
+          resolve();
+        };
+      });
+    }
+    if (this.failure) throw this.failure;
+    s.holders = 1;
+    return { buf: s.buf, slot };
+  }
+
+  /** Hash this chunk (a prefix of the slot's buffer). */
+  update(slot: number, chunk: Buffer): void {
+    if (this.inline) {
+      this.inline.update(chunk);
+      return;
+    }
+    if (this.failure) throw this.failure;
+    this.slots[slot]!.holders++;
+    this.worker!.postMessage({ slot, len: chunk.length });
+  }
+
+  /** The main thread is done with this slot. */
+  release(slot: number): void {
+    this.drop(slot);
+  }
+
+  async digest(): Promise<string> {
+    if (this.inline) return this.inline.digest('hex');
+    if (this.failure) throw this.failure;
+    return new Promise<string>((resolve, reject) => {
+      this.pendingDigest = { resolve, reject };
+      this.worker!.postMessage('digest');
+    });
+  }
+
+  close(): void {
+    if (this.worker) {
+      this.failure ??= new Error('the package hasher was closed');
+      this.worker.removeAllListeners('exit');
+      void this.worker.terminate().catch(() => undefined);
+    }
+  }
+
+  private drop(slot: number): void {
+    const s = this.slots[slot]!;
+    s.holders = Math.max(0, s.holders - 1);
+    if (s.holders === 0 && s.onFree) {
+      const f = s.onFree;
+      s.onFree = undefined;
+      f();
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = new CaissonError('internal.error', `hashing the package failed: ${describe(err)}`, { cause: err });
+    this.pendingDigest?.reject(this.failure);
+    for (const w of this.failWaiters) w(this.failure);
+    this.failWaiters.clear();
+  }
 }
 
 async function writeAll(fh: FileHandle, data: Buffer, dir: string): Promise<void> {
@@ -416,7 +599,8 @@ export class ImageArchiveInspector {
   async write(data: Buffer): Promise<void> {
     if (this.problem) return;
     if (this.gunzip) {
-      if (!this.gunzip.write(data)) await Promise.race([once(this.gunzip, 'drain'), once(this.gunzip, 'close')]);
+      // a copy: the read buffer is reused while zlib may still hold on to the chunk
+      if (!this.gunzip.write(Buffer.from(data))) await Promise.race([once(this.gunzip, 'drain'), once(this.gunzip, 'close')]);
       return;
     }
     this.feed(data);

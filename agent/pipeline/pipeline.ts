@@ -100,7 +100,8 @@ export class UpdatePipeline {
     const { journal } = this.deps;
     const id = journal.begin({ kind: 'validation', source: 'cli', packageFile: packagePath });
     try {
-      const checked = await this.stageAndValidate(id, { packagePath, source: 'cli', allowDowngrade: opts.allowDowngrade });
+      // nothing is imported: hash and inspect image.tar as it streams by, write no copy
+      const checked = await this.stageAndValidate(id, { packagePath, source: 'cli', allowDowngrade: opts.allowDowngrade }, { copyImage: false });
       this.removeStaging(id);
       if (checked.alreadyInstalled) this.finish(id, 'already_installed', undefined, `already installed by ${checked.alreadyInstalled}`);
       else this.finish(id, 'valid');
@@ -115,12 +116,16 @@ export class UpdatePipeline {
   private async stageAndValidate(
     id: string,
     req: Pick<UpdateRequest, 'packagePath' | 'source' | 'allowDowngrade'>,
+    stageOpts: { copyImage?: boolean } = {},
   ): Promise<{ manifest: Manifest; staged: StagedPackage; service: ServiceSpec; alreadyInstalled?: string }> {
     const { journal, progress, log } = this.deps;
     const stagingDir = join(this.deps.stateDir, 'staging', id);
     await checkDiskSpace(this.deps.docker, this.deps.stateDir, req.packagePath);
     this.save(id, 'received', { data: { stagingDir } });
-    const staged = await stagePackage(req.packagePath, stagingDir, { onProgress: (done, total) => progress.bytes('staging', done, total) });
+    const staged = await stagePackage(req.packagePath, stagingDir, {
+      copyImage: stageOpts.copyImage,
+      onProgress: (done, total) => progress.bytes(stageOpts.copyImage === false ? 'hashing' : 'staging', done, total),
+    });
     this.save(id, 'staged', {
       detail: `sha256 ${staged.packageSha256}`,
       patch: { package_sha256: staged.packageSha256 },
