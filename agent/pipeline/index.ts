@@ -67,7 +67,7 @@ export async function openPipeline(opts: PipelineOptions & { lockPurpose: string
     return {
       run: (req) => pipeline.run(req),
       validate: (path, o) => pipeline.validate(path, o),
-      recover: () => recoverOpenUpdates(pipeline, journal, catalog),
+      recover: () => recoverOpenUpdates(pipeline, journal, catalog, opts.stateDir),
       driverFor,
       catalog,
       journal,

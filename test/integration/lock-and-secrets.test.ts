@@ -1,0 +1,122 @@
+// The state-dir lock keeps a second changing `caisson` out while one runs; and container
+// environment values never reach the state dir (logs, history, journal) nor the CLI output.
+import { expect } from 'chai';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  buildPackage,
+  buildTestImage,
+  commonArgs,
+  containerInfo,
+  docker,
+  dockerServiceToml,
+  ensureBuilt,
+  fileContains,
+  filesUnder,
+  healthyVersion,
+  history,
+  removeContainers,
+  removeImages,
+  runCli,
+  runServiceContainer,
+  waitFor,
+  writeText,
+} from './pipeline-support.js';
+
+const REPO = 'caisson-sec-lock/web';
+const CONTAINER = 'caisson-sec-lock-web';
+const PORT = 18370;
+const SECRET = 'sk_live_CaissonTopSecret_9f8e7d6c5b4a';
+
+describe('state-dir lock and secrets (CLI, real engine)', function () {
+  this.timeout(300_000);
+  let work: string;
+  let f: { servicesPath: string; stateDir: string; keysDir: string };
+  const pk: Record<string, string> = {};
+
+  before(async function () {
+    ensureBuilt();
+    work = mkdtempSync(join(tmpdir(), 'caisson-sec-lock-'));
+    const keysDir = join(work, 'no-keys');
+    mkdirSync(keysDir);
+    f = {
+      servicesPath: writeText(
+        join(work, 'services.toml'),
+        'catalog_version = 1\n\n' +
+          dockerServiceToml({ name: 'lock', revision: 'lock-v1', container: CONTAINER, image: `${REPO}:1.0.0`, port: PORT, timeoutSecs: 6 }),
+      ),
+      stateDir: join(work, 'state'),
+      keysDir,
+    };
+    buildTestImage({ ref: `${REPO}:1.0.0`, version: '1.0.0' });
+    buildTestImage({ ref: `${REPO}:1.1.0`, version: '1.1.0' });
+    buildTestImage({ ref: `${REPO}:1.2.0`, version: '1.2.0', behaviour: 'no-health' });
+    const b = (v: string) => buildPackage({ image: `${REPO}:${v}`, service: 'lock', revision: 'lock-v1', version: v, out: join(work, 'pkg', `${v}.edgepkg`) });
+    pk.good = await b('1.1.0');
+    pk.unhealthy = await b('1.2.0');
+    removeImages(`${REPO}:1.1.0`, `${REPO}:1.2.0`);
+    removeContainers(CONTAINER);
+    runServiceContainer({ name: CONTAINER, image: `${REPO}:1.0.0`, port: PORT, env: [`API_TOKEN=${SECRET}`, 'MODE=edge'] });
+    expect(await healthyVersion(PORT)).to.equal('1.0.0');
+  });
+
+  after(() => {
+    removeContainers(CONTAINER, `${CONTAINER}.caisson-prev`);
+    removeImages(`${REPO}:1.0.0`, `${REPO}:1.1.0`, `${REPO}:1.2.0`);
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('refuses a second `package load` while one runs: update.busy, exit 1, a clear message', async () => {
+    // 1.2.0 never answers /health: the first load sits in its health window (6 s), holding the lock
+    const first = runCli(['package', 'load', '--yes', '--json', ...commonArgs(f), pk.unhealthy!]);
+    await waitFor('the first load to reach its health check', async () => {
+      const rows = await history(f).catch(() => []);
+      return rows.some((r) => r.state === 'health_checking');
+    }, 60_000, 100);
+
+    const second = await runCli(['package', 'load', '--yes', ...commonArgs(f), pk.good!]);
+    expect(second.code).to.equal(1);
+    expect(second.stderr).to.match(/^error update\.busy: another Caisson process \(pid \d+, package load, since [^)]+\) is changing /m);
+    expect(second.stderr).to.match(/next: Another Caisson process holds the state folder; wait for it to finish\./);
+    const secondJson = await runCli(['recover', '--json', ...commonArgs(f)]);
+    expect(secondJson.code).to.equal(1);
+    expect(secondJson.json.error.code).to.equal('update.busy');
+
+    const r = await first;
+    expect(r.code, r.stderr).to.equal(3);
+    expect(r.json.outcome).to.equal('rolled_back');
+    expect(r.json.error.code).to.equal('health.timeout');
+    expect(await healthyVersion(PORT)).to.equal('1.0.0');
+    // only the first one left a record; the refused one changed nothing
+    const records = (await history(f)).filter((x) => x.kind === 'update');
+    expect(records).to.have.length(1);
+
+    // the lock is free again once the first is done
+    const after = await runCli(['recover', '--json', ...commonArgs(f)]);
+    expect(after.code, after.stderr).to.equal(0);
+  });
+
+  it('never writes container environment values to the state dir, history or CLI output', async () => {
+    const r = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(f), pk.good!]);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(await healthyVersion(PORT)).to.equal('1.1.0');
+    // the recreated container kept its environment (so the secret really was in play)
+    expect(docker('inspect', '-f', '{{json .Config.Env}}', CONTAINER)).to.contain(`API_TOKEN=${SECRET}`);
+    expect(containerInfo(CONTAINER)?.image).to.equal(`${REPO}:1.1.0`);
+
+    const outputs = [r.stdout, r.stderr];
+    for (const rec of (await history(f)).filter((x) => x.kind === 'update')) {
+      const show = await runCli(['history', 'show', '--json', rec.update_id, ...commonArgs(f)]);
+      outputs.push(show.stdout, show.stderr);
+    }
+    const list = await runCli(['service', 'show', '--json', 'lock', ...commonArgs(f)]);
+    outputs.push(list.stdout);
+    for (const out of outputs) expect(out).to.not.contain(SECRET);
+
+    const files = filesUnder(f.stateDir);
+    expect(files.some((p) => p.endsWith('caisson.log'))).to.equal(true);
+    expect(files.some((p) => p.endsWith('caisson.db'))).to.equal(true);
+    for (const file of files) expect(fileContains(file, SECRET), `${file} holds the secret`).to.equal(false);
+  });
+});

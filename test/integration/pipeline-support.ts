@@ -1,0 +1,264 @@
+// Helpers for the pipeline integration tests that drive the real `caisson` CLI (dist build)
+// as a child process against the real Docker engine. Objects these tests make are named
+// caisson-crash-* / caisson-sec-*; host ports 18300–18399. Containers carry the label
+// caisson.test=own (overriding the image's caisson.test=1) so that a label-wide cleanup by
+// another suite does not remove them mid-test; every test removes what it made by name.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI = join(ROOT, 'dist/agent/cli/main.js');
+export const OWN_LABEL = 'caisson.test=own';
+
+export { buildTestImage, imageExists, imageId } from '../support/images.js';
+
+export function docker(...args: string[]): string {
+  return execFileSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+export function dockerQuiet(...args: string[]): number {
+  return spawnSync('docker', args, { stdio: 'ignore' }).status ?? -1;
+}
+
+/** Build dist/ when any agent source is newer than the compiled CLI. */
+export function ensureBuilt(): void {
+  const newest = (dir: string): number => {
+    let m = 0;
+    for (const name of readdirSync(dir)) {
+      const p = join(dir, name);
+      const st = statSync(p);
+      if (st.isDirectory()) m = Math.max(m, newest(p));
+      else if (name.endsWith('.ts')) m = Math.max(m, st.mtimeMs);
+    }
+    return m;
+  };
+  if (existsSync(CLI) && statSync(CLI).mtimeMs >= newest(join(ROOT, 'agent'))) return;
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed as JSON when it is JSON. */
+  json: any;
+}
+
+/** Run `caisson ARGS` to completion (a crash is a result too, never a rejection). */
+export function runCli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      let json: any;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        json = undefined;
+      }
+      resolvePromise({ code, signal, stdout, stderr, json });
+    });
+  });
+}
+
+export function commonArgs(f: { servicesPath: string; stateDir: string; keysDir: string }): string[] {
+  return ['--services', f.servicesPath, '--state-dir', f.stateDir, '--trusted-keys', f.keysDir];
+}
+
+/** GET a URL; status 0 when nothing answers. */
+export function httpGet(url: string, timeoutMs = 2000): Promise<{ status: number; body: string }> {
+  return new Promise((res) => {
+    const req = http.get(url, { agent: false }, (r) => {
+      let body = '';
+      r.setEncoding('utf8');
+      r.on('data', (d: string) => (body += d));
+      r.on('end', () => res({ status: r.statusCode ?? 0, body }));
+    });
+    req.setTimeout(timeoutMs, () => req.destroy());
+    req.on('error', () => res({ status: 0, body: '' }));
+  });
+}
+
+/** The version a service answers on /version once /health is 200 (polls up to waitMs), or '' when it never does. */
+export async function healthyVersion(port: number, waitMs = 15_000): Promise<string> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    const h = await httpGet(`http://127.0.0.1:${port}/health`);
+    if (h.status === 200) {
+      const v = await httpGet(`http://127.0.0.1:${port}/version`);
+      if (v.status === 200) return v.body.trim();
+    }
+    if (Date.now() > until) return '';
+    await sleep(150);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Wait until `cond` holds (polling), or throw after waitMs with `what`. */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, waitMs = 30_000, everyMs = 50): Promise<void> {
+  const until = Date.now() + waitMs;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error(`gave up waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Container names (exact) that exist, running or not. */
+export function containersNamed(...names: string[]): string[] {
+  return names.filter((n) => dockerQuiet('container', 'inspect', n) === 0);
+}
+
+export function removeContainers(...names: string[]): void {
+  const present = containersNamed(...names);
+  if (present.length) spawnSync('docker', ['rm', '-f', '-v', ...present], { stdio: 'ignore' });
+}
+
+export function removeImages(...refs: string[]): void {
+  for (const ref of refs) spawnSync('docker', ['rmi', '-f', ref], { stdio: 'ignore' });
+}
+
+export function containerInfo(name: string): { id: string; image: string; running: boolean } | undefined {
+  if (dockerQuiet('container', 'inspect', name) !== 0) return undefined;
+  const [id, image, running] = docker('inspect', '-f', '{{.Id}} {{.Config.Image}} {{.State.Running}}', name).split(' ');
+  return { id: id!, image: image!, running: running === 'true' };
+}
+
+/** Build a package with the CLI (vendor side). */
+export async function buildPackage(opts: {
+  image: string;
+  service: string;
+  revision: string;
+  version: string;
+  out: string;
+  sign?: string;
+}): Promise<string> {
+  mkdirSync(dirname(opts.out), { recursive: true });
+  rmSync(opts.out, { force: true });
+  const args = ['package', 'build', '--image', opts.image, '--service', opts.service, '--service-revision', opts.revision,
+    '--platform', 'linux/amd64', '--version', opts.version, '-o', opts.out];
+  if (opts.sign) args.push('--sign', opts.sign);
+  const r = await runCli(args);
+  if (r.code !== 0) throw new Error(`package build failed: ${r.stderr}${r.stdout}`);
+  return opts.out;
+}
+
+/** Every history record of a state dir (most recent first), with kind and state. */
+export async function history(f: { servicesPath: string; stateDir: string; keysDir: string }): Promise<any[]> {
+  const r = await runCli(['history', 'list', '--json', '--limit', '100', ...commonArgs(f)]);
+  if (r.code !== 0 || !Array.isArray(r.json)) throw new Error(`history list failed: ${r.stderr}${r.stdout}`);
+  return r.json;
+}
+
+/** Names left under <stateDir>/staging. */
+export function stagingLeft(stateDir: string): string[] {
+  const dir = join(stateDir, 'staging');
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
+
+/** Every regular file under dir (recursively), for leak checks. */
+export function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (st.isFile()) out.push(p);
+    }
+  };
+  if (existsSync(dir)) walk(dir);
+  return out;
+}
+
+export function fileContains(path: string, needle: string): boolean {
+  return readFileSync(path).includes(Buffer.from(needle, 'utf8'));
+}
+
+export function writeText(path: string, text: string): string {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, text);
+  return path;
+}
+
+/** A catalog with one docker-mode service and fast health checks. */
+export function dockerServiceToml(o: { name: string; revision: string; container: string; image: string; port: number; stableSecs?: number; timeoutSecs?: number }): string {
+  return `[[services]]
+name = "${o.name}"
+service_revision = "${o.revision}"
+platform = "linux/amd64"
+runtime_mode = "docker"
+
+[services.docker]
+container_name = "${o.container}"
+image_reference = "${o.image}"
+
+[services.health_check]
+kind = "http"
+url = "http://127.0.0.1:${o.port}/health"
+timeout_secs = ${o.timeoutSecs ?? 10}
+poll_interval_secs = 0.2
+stable_secs = ${o.stableSecs ?? 1}
+
+[services.rollback]
+automatic = true
+`;
+}
+
+export function composeServiceToml(o: { name: string; revision: string; project: string; file: string; service: string; port: number; stableSecs?: number }): string {
+  return `[[services]]
+name = "${o.name}"
+service_revision = "${o.revision}"
+platform = "linux/amd64"
+runtime_mode = "compose"
+
+[services.compose]
+project = "${o.project}"
+file = "${o.file}"
+service = "${o.service}"
+
+[services.health_check]
+kind = "http"
+url = "http://127.0.0.1:${o.port}/health"
+timeout_secs = 10
+poll_interval_secs = 0.2
+stable_secs = ${o.stableSecs ?? 1}
+
+[services.rollback]
+automatic = true
+`;
+}
+
+/** Start a docker-mode service container the way an operator would (restart policy "no"). */
+export function runServiceContainer(o: { name: string; image: string; port: number; env?: string[] }): string {
+  const args = ['run', '-d', '--name', o.name, '--label', OWN_LABEL, '--stop-timeout', '1', '-p', `127.0.0.1:${o.port}:8080`];
+  for (const e of o.env ?? []) args.push('-e', e);
+  args.push(o.image);
+  return docker(...args);
+}
+
+export function compose(project: string, file: string, ...args: string[]): void {
+  execFileSync('docker-compose', ['-p', project, '-f', file, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/** IDs of the (non one-off) containers of one compose service. */
+export function composeContainers(project: string, service: string): string[] {
+  return docker('ps', '-aq', '--no-trunc', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=${service}`)
+    .split('\n')
+    .filter(Boolean);
+}

@@ -1,0 +1,209 @@
+// Signatures, the downgrade policy and the disk-space check, through the CLI against a real
+// engine and a running service, with a trusted keys folder.
+import { expect } from 'chai';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { tarEnd, tarEntry } from '../../agent/package/tar-stream.js';
+import {
+  buildPackage,
+  buildTestImage,
+  commonArgs,
+  containerInfo,
+  dockerServiceToml,
+  ensureBuilt,
+  healthyVersion,
+  history,
+  imageExists,
+  removeContainers,
+  removeImages,
+  runCli,
+  runServiceContainer,
+  stagingLeft,
+  writeText,
+} from './pipeline-support.js';
+
+const REPO = 'caisson-sec-sig/web';
+const CONTAINER = 'caisson-sec-sig-web';
+const PORT = 18360;
+
+/** The entries of a plain ustar package, in order. */
+function entries(pkg: string): Array<{ name: string; data: Buffer }> {
+  const buf = readFileSync(pkg);
+  const out: Array<{ name: string; data: Buffer }> = [];
+  let o = 0;
+  while (o + 512 <= buf.length) {
+    const h = buf.subarray(o, o + 512);
+    if (h.every((b) => b === 0)) break;
+    const name = h.toString('utf8', 0, 100).replace(/\0.*$/s, '');
+    const size = parseInt(h.toString('latin1', 124, 136).replace(/[\0 ]/g, '') || '0', 8);
+    out.push({ name, data: buf.subarray(o + 512, o + 512 + size) });
+    o += 512 + Math.ceil(size / 512) * 512;
+  }
+  return out;
+}
+
+function pack(out: string, parts: Array<{ name: string; data: Buffer }>): string {
+  writeFileSync(out, Buffer.concat([...parts.map((p) => tarEntry({ name: p.name }, p.data)), tarEnd()]));
+  return out;
+}
+
+describe('signatures, downgrade policy and disk space (CLI, real engine)', function () {
+  this.timeout(600_000);
+  let work: string;
+  let f: { servicesPath: string; stateDir: string; keysDir: string };
+  let containerBefore: string;
+  const pk: Record<string, string> = {};
+
+  before(async function () {
+    this.timeout(300_000);
+    ensureBuilt();
+    work = mkdtempSync(join(tmpdir(), 'caisson-sec-sig-'));
+    const keysDir = join(work, 'trusted-keys');
+    const vendorDir = join(work, 'vendor');
+    mkdirSync(keysDir);
+    mkdirSync(vendorDir);
+    for (const who of ['vendor', 'stranger']) {
+      const g = await runCli(['key', 'generate', '-o', join(vendorDir, who)]);
+      expect(g.code, g.stderr).to.equal(0);
+    }
+    writeFileSync(join(keysDir, 'vendor.pub'), readFileSync(join(vendorDir, 'vendor.pub')));
+    f = {
+      servicesPath: writeText(
+        join(work, 'services.toml'),
+        'catalog_version = 1\n\n' + dockerServiceToml({ name: 'sig', revision: 'sig-v1', container: CONTAINER, image: `${REPO}:1.0.0`, port: PORT }),
+      ),
+      stateDir: join(work, 'state'),
+      keysDir,
+    };
+    for (const v of ['1.0.0', '1.0.5', '1.1.0', '1.2.0']) buildTestImage({ ref: `${REPO}:${v}`, version: v });
+    // 1.1.0 once more, from other bytes (same version number, different package)
+    buildTestImage({ ref: `${REPO}:1.1.0-rebuilt`, version: '1.1.0-rebuilt' });
+    buildTestImage({ ref: `${REPO}:big`, version: 'big', paddingBytes: 12 * 1024 * 1024 });
+    const vendorKey = join(vendorDir, 'vendor.key');
+    const b = (image: string, version: string, name: string, sign?: string) =>
+      buildPackage({ image: `${REPO}:${image}`, service: 'sig', revision: 'sig-v1', version, out: join(work, 'pkg', `${name}.edgepkg`), sign });
+    pk.good = await b('1.1.0', '1.1.0', 'good', vendorKey);
+    pk.unsigned = await b('1.1.0', '1.1.0', 'unsigned');
+    pk.stranger = await b('1.1.0', '1.1.0', 'stranger', join(vendorDir, 'stranger.key'));
+    pk.other = await b('1.2.0', '1.2.0', 'other', vendorKey);
+    pk.older = await b('1.0.5', '1.0.5', 'older', vendorKey);
+    pk.rebuilt = await b('1.1.0-rebuilt', '1.1.0', 'rebuilt', vendorKey);
+    pk.big = await b('big', '1.3.0', 'big', vendorKey);
+
+    // the manifest (and its valid signature) of `good`, with the image.tar of `other`
+    const good = entries(pk.good);
+    const other = entries(pk.other);
+    pk.swapped = pack(join(work, 'pkg', 'swapped.edgepkg'), good.map((e) => (e.name === 'image.tar' ? other.find((o) => o.name === 'image.tar')! : e)));
+    // `good` with one byte of image.tar flipped (same size, valid signature)
+    pk.tampered = pack(
+      join(work, 'pkg', 'tampered.edgepkg'),
+      good.map((e) => {
+        if (e.name !== 'image.tar') return e;
+        const data = Buffer.from(e.data);
+        data[data.length >> 1] = data[data.length >> 1]! ^ 0x01;
+        return { name: e.name, data };
+      }),
+    );
+    pk.swappedCode = good.find((e) => e.name === 'image.tar')!.data.length === other.find((e) => e.name === 'image.tar')!.data.length
+      ? 'integrity.sha256_mismatch'
+      : 'integrity.size_mismatch';
+    removeImages(...['1.0.5', '1.1.0', '1.2.0', '1.1.0-rebuilt', 'big'].map((v) => `${REPO}:${v}`));
+    removeContainers(CONTAINER);
+    containerBefore = runServiceContainer({ name: CONTAINER, image: `${REPO}:1.0.0`, port: PORT });
+    expect(await healthyVersion(PORT)).to.equal('1.0.0');
+  });
+
+  after(() => {
+    removeContainers(CONTAINER, `${CONTAINER}.caisson-prev`);
+    removeImages(...['1.0.0', '1.0.5', '1.1.0', '1.2.0', '1.1.0-rebuilt', 'big'].map((v) => `${REPO}:${v}`));
+    if (work) {
+      spawnSync('umount', [join(work, 'tiny')], { stdio: 'ignore' });
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  async function load(pkg: string, extra: string[] = [], fixture = f) {
+    return runCli(['package', 'load', '--yes', '--json', ...commonArgs(fixture), ...extra, pkg]);
+  }
+
+  const rejections: Array<[string, string, () => string]> = [
+    ['an unsigned package', 'signature.missing', () => pk.unsigned!],
+    ['a package signed by a key the device does not trust', 'signature.invalid', () => pk.stranger!],
+    ["one package's signed manifest with another package's image.tar", 'integrity', () => pk.swapped!],
+    ['a signed package whose image bytes were tampered with', 'integrity.sha256_mismatch', () => pk.tampered!],
+  ];
+  for (const [what, code, pkg] of rejections) {
+    it(`rejects ${what} (${code}), service untouched`, async () => {
+      const r = await load(pkg());
+      expect(r.code, r.stderr).to.equal(2);
+      expect(r.json.outcome).to.equal('rejected');
+      expect(r.json.error.code).to.equal(code === 'integrity' ? pk.swappedCode : code);
+      expect(containerInfo(CONTAINER)?.id).to.equal(containerBefore);
+      expect(await healthyVersion(PORT)).to.equal('1.0.0');
+      expect(imageExists(`${REPO}:1.1.0`)).to.equal(false);
+      expect(imageExists(`${REPO}:1.2.0`)).to.equal(false);
+    });
+  }
+
+  it('applies a good signed package', async () => {
+    const r = await load(pk.good!);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.json.outcome).to.equal('committed');
+    expect(await healthyVersion(PORT)).to.equal('1.1.0');
+  });
+
+  it('refuses an older version with policy.downgrade', async () => {
+    const r = await load(pk.older!);
+    expect(r.code, r.stderr).to.equal(2);
+    expect(r.json.error.code).to.equal('policy.downgrade');
+    expect(await healthyVersion(PORT)).to.equal('1.1.0');
+    expect(imageExists(`${REPO}:1.0.5`)).to.equal(false);
+  });
+
+  it('refuses the same version from different bytes with policy.downgrade', async () => {
+    const r = await load(pk.rebuilt!);
+    expect(r.code, r.stderr).to.equal(2);
+    expect(r.json.error.code).to.equal('policy.downgrade');
+    expect(await healthyVersion(PORT)).to.equal('1.1.0');
+  });
+
+  it('applies the older version when the operator passes --allow-downgrade', async () => {
+    const r = await load(pk.older!, ['--allow-downgrade']);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.json.outcome).to.equal('committed');
+    expect(await healthyVersion(PORT)).to.equal('1.0.5');
+    // the highest version stays: without the flag, 1.0.5 → 1.0.5 again is fine, but not below 1.1.0
+    const again = await load(pk.rebuilt!);
+    expect(again.json.error?.code).to.equal('policy.downgrade');
+  });
+
+  it('refuses with disk.insufficient when the state dir cannot hold the package, before copying anything', async function () {
+    const tiny = join(work, 'tiny');
+    mkdirSync(tiny, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'caisson-sec-tiny', tiny]);
+    try {
+      const fixture = { ...f, stateDir: join(tiny, 'state') };
+      const size = readFileSync(pk.big!).length;
+      expect(size).to.be.greaterThan(8 * 1024 * 1024);
+      const r = await load(pk.big!, [], fixture);
+      expect(r.code, r.stderr).to.equal(2);
+      expect(r.json.outcome).to.equal('rejected');
+      expect(r.json.error.code).to.equal('disk.insufficient');
+      expect(stagingLeft(fixture.stateDir)).to.deep.equal([]);
+      const df = execFileSync('df', ['-B1', '--output=used', tiny], { encoding: 'utf8' }).trim().split('\n').pop()!;
+      expect(Number(df), 'nothing was staged on the tmpfs').to.be.lessThan(2 * 1024 * 1024);
+      expect(await healthyVersion(PORT)).to.equal('1.0.5');
+      expect(imageExists(`${REPO}:big`)).to.equal(false);
+    } finally {
+      execFileSync('umount', [tiny]);
+    }
+  });
+
+  it('keeps one closed history record per attempt', async () => {
+    const records = (await history(f)).filter((r) => r.kind === 'update');
+    expect(records.every((r) => r.outcome !== 'open')).to.equal(true);
+    expect(records.filter((r) => r.outcome === 'committed')).to.have.length(2);
+  });
+});
