@@ -1,0 +1,143 @@
+// Every hostile package of test/support/hostile.ts through `caisson package load --yes --json`
+// against a real engine and a real running service: exit 2, outcome rejected with the case's
+// own code, no container or image changed, nothing written outside the state dir, and the
+// CLI exits normally (no crash, no hang).
+import { expect } from 'chai';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { createHostileContext, hostileCases, type HostileContext } from '../support/hostile.js';
+import {
+  buildTestImage,
+  commonArgs,
+  containerInfo,
+  docker,
+  dockerServiceToml,
+  ensureBuilt,
+  healthyVersion,
+  history,
+  removeContainers,
+  removeImages,
+  runCli,
+  runServiceContainer,
+  stagingLeft,
+  writeText,
+} from './pipeline-support.js';
+
+const CONTAINER = 'caisson-sec-hostile-svc';
+const PORT = 18350;
+const RUNNING = 'caisson-sec-hostile/web:current';
+const PACKAGED = 'caisson-sec-hostile/web:1.0.0';
+/** Every reference a hostile case names, so their tags are part of the snapshot. */
+const WATCHED_REPOS = ['caisson-sec-hostile/', 'caisson-pkgtest/other:', 'caisson-pkgtest/second:', 'busybox:'];
+
+/** The containers and images these tests could affect, as comparable text. */
+function engineSnapshot(): string {
+  const containers = docker('ps', '-a', '--no-trunc', '--filter', 'name=^/caisson-sec-', '--format', '{{.ID}} {{.Names}} {{.Image}} {{.State}}')
+    .split('\n')
+    .filter(Boolean)
+    .sort();
+  const started = containers.map((line) => `${line.split(' ')[0]} ${docker('inspect', '-f', '{{.State.StartedAt}}', line.split(' ')[0]!)}`);
+  const images = docker('images', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}')
+    .split('\n')
+    .filter((l) => WATCHED_REPOS.some((p) => l.startsWith(p)))
+    .sort();
+  return [...containers, ...started, ...images].join('\n');
+}
+
+/** Paths (with sizes) under root, skipping the given top-level names. */
+function tree(root: string, skip: string[] = []): string[] {
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir)) {
+      const p = join(dir, name);
+      if (dir === root && skip.includes(name)) continue;
+      const st = statSync(p, { throwIfNoEntry: false });
+      out.push(`${relative(root, p)} ${st?.isFile() ? st.size : 'dir'}`);
+      if (st?.isDirectory()) walk(p);
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+describe('hostile packages through the CLI (real engine, running service)', function () {
+  this.timeout(600_000);
+  const cases = hostileCases();
+  let work: string;
+  let ctx: HostileContext;
+  let fixture: { servicesPath: string; stateDir: string; keysDir: string };
+  let noKeys: string;
+  let casesDir: string;
+  let containerBefore: string;
+
+  before(async function () {
+    this.timeout(300_000);
+    ensureBuilt();
+    work = mkdtempSync(join(tmpdir(), 'caisson-sec-hostile-'));
+    buildTestImage({ ref: RUNNING, version: 'running' });
+    buildTestImage({ ref: PACKAGED, version: '1.0.0' });
+    ctx = await createHostileContext(work, { imageRef: PACKAGED });
+    // the package image is not on the device
+    removeImages(PACKAGED);
+    noKeys = join(work, 'no-keys');
+    mkdirSync(noKeys);
+    casesDir = join(work, 'cases');
+    mkdirSync(casesDir);
+    fixture = {
+      servicesPath: writeText(
+        join(work, 'services.toml'),
+        'catalog_version = 1\n\n' +
+          dockerServiceToml({ name: ctx.service.name, revision: ctx.service.revision, container: CONTAINER, image: RUNNING, port: PORT }),
+      ),
+      stateDir: join(work, 'state'),
+      keysDir: noKeys,
+    };
+    removeContainers(CONTAINER);
+    containerBefore = runServiceContainer({ name: CONTAINER, image: RUNNING, port: PORT });
+    expect(await healthyVersion(PORT)).to.equal('running');
+  });
+
+  after(() => {
+    removeContainers(CONTAINER);
+    removeImages(RUNNING, PACKAGED);
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('has a corpus of at least 40 cases', () => {
+    expect(cases.length).to.be.at.least(40);
+  });
+
+  for (const c of cases) {
+    it(`rejects "${c.name}" with ${c.expectCode}`, async () => {
+      const dir = join(casesDir, c.name.replace(/[^a-z0-9]+/gi, '-'));
+      const path = c.build(dir, ctx);
+      const engineBefore = engineSnapshot();
+      const casesBefore = tree(work, ['state']);
+
+      const r = await runCli(['package', 'load', '--yes', '--json', ...commonArgs({ ...fixture, keysDir: c.trustedKeys ? ctx.trustedKeyDir : noKeys }), path], {
+        timeoutMs: 60_000,
+      });
+      expect(r.signal, 'the CLI must exit, not crash or hang').to.equal(null);
+      expect(r.code, r.stderr + r.stdout).to.equal(2);
+      expect(r.json?.outcome, r.stdout).to.equal('rejected');
+      expect(r.json.error?.code, r.json.error?.message).to.equal(c.expectCode);
+      expect(r.stderr).to.not.match(/at .*\.js:\d+|TypeError|RangeError|heap/);
+
+      expect(engineSnapshot(), 'no container or image may change').to.equal(engineBefore);
+      expect(tree(work, ['state']), 'nothing written outside the state dir').to.deep.equal(casesBefore);
+      expect(stagingLeft(fixture.stateDir)).to.deep.equal([]);
+      // the state dir holds the database, the lock and the logs, nothing the package named
+      const top = readdirSync(fixture.stateDir).sort();
+      for (const name of top) expect(name).to.match(/^(caisson\.db(-wal|-shm)?|lock\.db(-journal)?|lock\.owner|logs|staging)$/);
+    });
+  }
+
+  it('left the running service alone: same container, still healthy, every case in history as rejected', async () => {
+    expect(containerInfo(CONTAINER)?.id).to.equal(containerBefore);
+    expect(await healthyVersion(PORT)).to.equal('running');
+    const records = (await history(fixture)).filter((r) => r.kind === 'update');
+    expect(records).to.have.length(Math.min(cases.length, 100));
+    expect(records.every((r) => r.outcome === 'rejected')).to.equal(true);
+  });
+});
