@@ -2,6 +2,7 @@
 // for that stick (by filesystem UUID) in the state database, then written to the stick;
 // only a complete, flushed write clears it. A read-only, full or already removed stick
 // keeps its reports pending until a stick with the same UUID is inserted again.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Db } from '../store/db.js';
 import type { UpdateResult } from '../pipeline/types.js';
@@ -69,8 +70,9 @@ export class StickReports {
       if (rows.length) {
         const reportsDir = join(mountpoint, this.opts.reportsDirName);
         ensureDirDurable(reportsDir);
+        const used = new Set<string>();
         for (const r of results) {
-          const base = join(reportsDir, reportBaseName(r));
+          const base = join(reportsDir, uniqueReportName(reportsDir, reportBaseName(r), r.update_id, used));
           const meta = { mediumUuid, writtenAt };
           writeFileAtomic(`${base}.json`, reportJson(r, meta));
           writeFileAtomic(`${base}.txt`, reportText(r, meta));
@@ -105,4 +107,26 @@ export class StickReports {
 /** What the LED should say about a delivered batch. */
 export function batchSucceeded(results: UpdateResult[]): boolean {
   return results.length > 0 && results.every((r) => isSuccess(r.outcome));
+}
+
+/**
+ * `<time>-<package>`, or `<time>-<package>-N` when that name already holds the report of a
+ * different update (the same package answered twice within one second, e.g. a quick
+ * re-insertion). The same update's report is simply rewritten.
+ */
+function uniqueReportName(dir: string, base: string, updateId: string, used: Set<string>): string {
+  for (let n = 1; ; n++) {
+    const name = n === 1 ? base : `${base}-${n}`;
+    if (used.has(name)) continue;
+    let existing: string | undefined;
+    try {
+      existing = (JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as { update?: { update_id?: string } }).update?.update_id ?? '';
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') existing = '';
+    }
+    if (existing === undefined || existing === updateId) {
+      used.add(name);
+      return name;
+    }
+  }
 }

@@ -105,6 +105,19 @@ describe('stick reports', () => {
     assert.equal(reports.pendingCount(), 0);
   });
 
+  it('gives two reports of the same package in the same second two names, rewrites the same report in place', () => {
+    mountStick(stick);
+    reports.record('AAAA-BBBB', result({ update_id: 'first' }));
+    assert.equal(reports.deliver('AAAA-BBBB', stick).written, true);
+    reports.record('AAAA-BBBB', result({ update_id: 'second', outcome: 'already_installed' }));
+    reports.record('AAAA-BBBB', result({ update_id: 'third', outcome: 'already_installed' }));
+    assert.equal(reports.deliver('AAAA-BBBB', stick).written, true);
+    const names = readdirSync(join(stick, 'caisson-reports')).filter((n) => n.endsWith('.json')).sort();
+    assert.deepEqual(names, ['20260316T183042Z-frontend-1.2.3-2.json', '20260316T183042Z-frontend-1.2.3-3.json', '20260316T183042Z-frontend-1.2.3.json']);
+    const ids = names.map((n) => JSON.parse(readFileSync(join(stick, 'caisson-reports', n), 'utf8')).update.update_id);
+    assert.deepEqual(ids, ['second', 'third', 'first']);
+  });
+
   it('never writes into the empty folder of a removed stick', () => {
     reports.record('AAAA-BBBB', result());
     const d = reports.deliver('AAAA-BBBB', join(dir, 'media', 'AAAA-BBBB'));
