@@ -1,0 +1,273 @@
+// Fault injection against the real CLI and engine: `caisson package load` SIGKILLs itself right
+// after the journal saved a given state (CAISSON_FAULT_KILL_AFTER, agent/pipeline/fault.ts);
+// then `caisson recover` must leave the service on the old or the new version, healthy, with
+// one container, one closed history record and no staging left.
+import { expect } from 'chai';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  buildPackage,
+  buildTestImage,
+  commonArgs,
+  compose,
+  composeContainers,
+  composeServiceToml,
+  containerInfo,
+  containersNamed,
+  docker,
+  dockerServiceToml,
+  ensureBuilt,
+  healthyVersion,
+  history,
+  imageExists,
+  removeContainers,
+  removeImages,
+  runCli,
+  runServiceContainer,
+  stagingLeft,
+  writeText,
+} from './pipeline-support.js';
+
+const REPO = 'caisson-crash/web';
+const OLD = `${REPO}:1.0.0`;
+const NEW = `${REPO}:1.1.0`;
+const BROKEN = `${REPO}:1.2.0`;
+const CONTAINER = 'caisson-crash-web';
+const PARKED = `${CONTAINER}.caisson-prev`;
+const DOCKER_PORT = 18301;
+const PROJECT = 'caisson-crash-stack';
+const COMPOSE_PORT = 18302;
+
+type Mode = 'docker' | 'compose';
+type Expect = 'untouched' | 'rolled_back' | 'committed';
+
+interface FaultCase {
+  mode: Mode;
+  point: string;
+  /** Which package: the good 1.1.0, or 1.2.0 whose container exits at once (to reach the rollback states). */
+  pkg: 'good' | 'broken';
+  expect: Expect;
+  /** The error code the closed record must carry. */
+  code?: string;
+  /** Run with a trusted key configured (the unsigned package is then rejected after staging). */
+  trusted?: boolean;
+}
+
+const CASES: FaultCase[] = [
+  // docker mode, good package
+  { mode: 'docker', point: 'received', pkg: 'good', expect: 'untouched', code: 'update.interrupted' },
+  { mode: 'docker', point: 'staged', pkg: 'good', expect: 'untouched', code: 'update.interrupted' },
+  { mode: 'docker', point: 'validated', pkg: 'good', expect: 'untouched', code: 'update.interrupted' },
+  { mode: 'docker', point: 'loading_image', pkg: 'good', expect: 'untouched', code: 'update.interrupted' },
+  { mode: 'docker', point: 'image_loaded', pkg: 'good', expect: 'untouched', code: 'update.interrupted' },
+  { mode: 'docker', point: 'switching', pkg: 'good', expect: 'rolled_back', code: 'update.interrupted' },
+  { mode: 'docker', point: 'switching.stop_old', pkg: 'good', expect: 'rolled_back', code: 'update.interrupted' },
+  { mode: 'docker', point: 'switching.park_old', pkg: 'good', expect: 'rolled_back', code: 'update.interrupted' },
+  { mode: 'docker', point: 'switching.create_new', pkg: 'good', expect: 'rolled_back', code: 'update.interrupted' },
+  { mode: 'docker', point: 'switching.start_new', pkg: 'good', expect: 'rolled_back', code: 'update.interrupted' },
+  { mode: 'docker', point: 'health_checking', pkg: 'good', expect: 'rolled_back', code: 'update.interrupted' },
+  { mode: 'docker', point: 'committing', pkg: 'good', expect: 'committed' },
+  { mode: 'docker', point: 'committing.remove_old', pkg: 'good', expect: 'committed' },
+  { mode: 'docker', point: 'closed:committed', pkg: 'good', expect: 'committed' },
+  // docker mode, broken package: the rollback itself is cut short
+  { mode: 'docker', point: 'rolling_back', pkg: 'broken', expect: 'rolled_back', code: 'service.start_failed' },
+  { mode: 'docker', point: 'rolling_back.remove_new', pkg: 'broken', expect: 'rolled_back', code: 'service.start_failed' },
+  { mode: 'docker', point: 'rolling_back.unpark_old', pkg: 'broken', expect: 'rolled_back', code: 'service.start_failed' },
+  { mode: 'docker', point: 'rolling_back.start_old', pkg: 'broken', expect: 'rolled_back', code: 'service.start_failed' },
+  { mode: 'docker', point: 'closed:rejected', pkg: 'good', expect: 'untouched', code: 'signature.missing', trusted: true },
+  { mode: 'docker', point: 'closed:rolled_back', pkg: 'broken', expect: 'rolled_back', code: 'service.start_failed' },
+  // compose mode
+  { mode: 'compose', point: 'validated', pkg: 'good', expect: 'untouched', code: 'update.interrupted' },
+  { mode: 'compose', point: 'image_loaded', pkg: 'good', expect: 'untouched', code: 'update.interrupted' },
+  { mode: 'compose', point: 'switching', pkg: 'good', expect: 'rolled_back', code: 'update.interrupted' },
+  { mode: 'compose', point: 'switching.write_override', pkg: 'good', expect: 'rolled_back', code: 'update.interrupted' },
+  { mode: 'compose', point: 'switching.compose_up', pkg: 'good', expect: 'rolled_back', code: 'update.interrupted' },
+  { mode: 'compose', point: 'health_checking', pkg: 'good', expect: 'rolled_back', code: 'update.interrupted' },
+  { mode: 'compose', point: 'committing', pkg: 'good', expect: 'committed' },
+  { mode: 'compose', point: 'closed:committed', pkg: 'good', expect: 'committed' },
+  { mode: 'compose', point: 'rolling_back.restore_override', pkg: 'broken', expect: 'rolled_back', code: 'service.start_failed' },
+  { mode: 'compose', point: 'rolling_back.compose_up', pkg: 'broken', expect: 'rolled_back', code: 'service.start_failed' },
+];
+
+describe('crash recovery (fault injection through the CLI, real engine)', function () {
+  this.timeout(600_000);
+  let work: string;
+  let stateDir: string;
+  let keysDir: string;
+  let trustedDir: string;
+  let composeFile: string;
+  const services: Record<Mode, string> = { docker: '', compose: '' };
+  const pkgs = { good: '', broken: '' };
+  const ports: Record<Mode, number> = { docker: DOCKER_PORT, compose: COMPOSE_PORT };
+  const f = (mode: Mode, trusted = false) => ({ servicesPath: services[mode], stateDir, keysDir: trusted ? trustedDir : keysDir });
+
+  before(async function () {
+    this.timeout(300_000);
+    ensureBuilt();
+    work = mkdtempSync(join(tmpdir(), 'caisson-crash-'));
+    stateDir = join(work, 'state');
+    keysDir = join(work, 'no-keys');
+    mkdirSync(keysDir);
+    trustedDir = join(work, 'trusted-keys');
+    mkdirSync(trustedDir);
+    const gen = await runCli(['key', 'generate', '-o', join(trustedDir, 'vendor')]);
+    expect(gen.code, gen.stderr).to.equal(0);
+    rmSync(join(trustedDir, 'vendor.key'));
+    buildTestImage({ ref: OLD, version: '1.0.0' });
+    buildTestImage({ ref: NEW, version: '1.1.0' });
+    buildTestImage({ ref: BROKEN, version: '1.2.0', behaviour: 'exit' });
+    composeFile = writeText(
+      join(work, 'compose', 'docker-compose.yml'),
+      `version: "2.4"\nservices:\n  web:\n    image: ${OLD}\n    stop_grace_period: 1s\n    labels:\n      caisson.test: own\n    ports:\n      - "127.0.0.1:${COMPOSE_PORT}:8080"\n`,
+    );
+    services.docker = writeText(
+      join(work, 'docker-services.toml'),
+      'catalog_version = 1\n\n' + dockerServiceToml({ name: 'web', revision: 'web-v1', container: CONTAINER, image: OLD, port: DOCKER_PORT }),
+    );
+    services.compose = writeText(
+      join(work, 'compose-services.toml'),
+      'catalog_version = 1\n\n' + composeServiceToml({ name: 'web', revision: 'web-v1', project: PROJECT, file: composeFile, service: 'web', port: COMPOSE_PORT }),
+    );
+    pkgs.good = await buildPackage({ image: NEW, service: 'web', revision: 'web-v1', version: '1.1.0', out: join(work, 'pkg', 'web-1.1.0.edgepkg') });
+    pkgs.broken = await buildPackage({ image: BROKEN, service: 'web', revision: 'web-v1', version: '1.2.0', out: join(work, 'pkg', 'web-1.2.0.edgepkg') });
+    // a device has the packages, not their images
+    removeImages(NEW, BROKEN);
+  });
+
+  after(() => {
+    removeContainers(CONTAINER, PARKED);
+    try {
+      if (composeFile) compose(PROJECT, composeFile, 'down', '--remove-orphans');
+    } catch {
+      // nothing to take down
+    }
+    removeImages(NEW, BROKEN, OLD);
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  /** Fresh state dir; the service runs 1.0.0 and answers; the package images are absent. */
+  async function reset(mode: Mode): Promise<void> {
+    rmSync(stateDir, { recursive: true, force: true });
+    removeContainers(CONTAINER, PARKED);
+    try {
+      compose(PROJECT, composeFile, 'down', '--remove-orphans');
+    } catch {
+      // not up
+    }
+    removeImages(NEW, BROKEN);
+    if (mode === 'docker') runServiceContainer({ name: CONTAINER, image: OLD, port: DOCKER_PORT });
+    else compose(PROJECT, composeFile, 'up', '-d');
+    expect(await healthyVersion(ports[mode])).to.equal('1.0.0');
+  }
+
+  /** The service's containers: docker mode by name (plus the parked name), compose by labels. */
+  function serviceContainers(mode: Mode): string[] {
+    return mode === 'docker' ? containersNamed(CONTAINER, PARKED) : composeContainers(PROJECT, 'web');
+  }
+
+  for (const c of CASES) {
+    it(`${c.mode} mode: killed after "${c.point}" → ${c.expect}`, async () => {
+      await reset(c.mode);
+      const before = c.mode === 'docker' ? containerInfo(CONTAINER)!.id : composeContainers(PROJECT, 'web')[0]!;
+      const pkg = pkgs[c.pkg];
+
+      const load = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(f(c.mode, c.trusted)), pkg], {
+        env: { CAISSON_FAULT_KILL_AFTER: c.point },
+      });
+      expect(load.signal, `load should have been killed at ${c.point}; exit ${load.code}: ${load.stderr}`).to.equal('SIGKILL');
+
+      const open = (await history(f(c.mode))).filter((r) => r.kind === 'update');
+      expect(open).to.have.length(1);
+      if (!c.point.startsWith('closed:')) expect(open[0].outcome).to.equal('open');
+
+      const rec = await runCli(['recover', '--json', ...commonArgs(f(c.mode))]);
+      expect(rec.code, rec.stderr + rec.stdout).to.equal(0);
+      expect(rec.json?.recovered).to.be.an('array');
+
+      // the service answers, on the old or the new version as the point says
+      const version = await healthyVersion(ports[c.mode]);
+      expect(version, 'the service must answer its health endpoint').to.equal(c.expect === 'committed' ? '1.1.0' : '1.0.0');
+
+      // exactly one container for the service, and nothing parked once the record is closed
+      const containers = serviceContainers(c.mode);
+      expect(containers, `containers: ${containers.join(', ')}`).to.have.length(1);
+      if (c.mode === 'docker') {
+        expect(containersNamed(PARKED)).to.deep.equal([]);
+        const now = containerInfo(CONTAINER)!;
+        expect(now.running).to.equal(true);
+        if (c.expect !== 'committed') expect(now.id, 'the old container itself serves again').to.equal(before);
+        else expect(now.image).to.equal(NEW);
+      }
+
+      // one closed record with the expected outcome
+      const records = (await history(f(c.mode))).filter((r) => r.kind === 'update');
+      expect(records).to.have.length(1);
+      const r = records[0];
+      const outcome = c.expect === 'untouched' ? 'rejected' : c.expect;
+      expect(r.outcome, JSON.stringify(r)).to.equal(outcome);
+      if (c.code) expect(r.error?.code).to.equal(c.code);
+      else expect(r.error).to.equal(undefined);
+      if (!c.point.startsWith('closed:')) {
+        expect(rec.json.recovered.map((x: any) => x.update_id)).to.deep.equal([r.update_id]);
+      } else {
+        expect(rec.json.recovered).to.deep.equal([]);
+      }
+
+      // staging cleared; the new tag exists only after a commit (tags restored otherwise)
+      expect(stagingLeft(stateDir)).to.deep.equal([]);
+      if (c.trusted) expect(load.stderr).to.not.match(/rolling back/);
+      const tagged = c.pkg === 'good' ? NEW : BROKEN;
+      expect(imageExists(tagged), `${tagged} tag after ${outcome}`).to.equal(c.expect === 'committed');
+
+      // a second recover has nothing left to do
+      const again = await runCli(['recover', '--json', ...commonArgs(f(c.mode))]);
+      expect(again.code).to.equal(0);
+      expect(again.json.recovered).to.deep.equal([]);
+    });
+  }
+
+  it('killed right after closing "already installed": the staging copy left behind is removed on recovery', async () => {
+    await reset('docker');
+    const first = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(f('docker')), pkgs.good]);
+    expect(first.json?.outcome, first.stderr).to.equal('committed');
+    const again = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(f('docker')), pkgs.good], {
+      env: { CAISSON_FAULT_KILL_AFTER: 'closed:already_installed' },
+    });
+    expect(again.signal).to.equal('SIGKILL');
+    expect(stagingLeft(stateDir)).to.have.length(1);
+
+    const rec = await runCli(['recover', '--json', ...commonArgs(f('docker'))]);
+    expect(rec.code, rec.stderr).to.equal(0);
+    expect(rec.json.recovered).to.deep.equal([]);
+    expect(stagingLeft(stateDir)).to.deep.equal([]);
+    expect(await healthyVersion(DOCKER_PORT)).to.equal('1.1.0');
+    expect(containersNamed(CONTAINER, PARKED)).to.deep.equal([CONTAINER]);
+    const records = (await history(f('docker'))).filter((r) => r.kind === 'update');
+    expect(records.map((r) => r.outcome)).to.deep.equal(['already_installed', 'committed']);
+  });
+
+  it('a `package load` after a crash recovers first, then applies the package', async () => {
+    await reset('docker');
+    const before = containerInfo(CONTAINER)!.id;
+    const killed = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(f('docker')), pkgs.good], {
+      env: { CAISSON_FAULT_KILL_AFTER: 'switching.create_new' },
+    });
+    expect(killed.signal).to.equal('SIGKILL');
+    // the old container is parked and stopped right now: the service is down until recovery
+    expect(containerInfo(PARKED)?.id).to.equal(before);
+
+    const load = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(f('docker')), pkgs.good]);
+    expect(load.code, load.stderr).to.equal(0);
+    expect(load.json.outcome).to.equal('committed');
+    expect(load.stderr).to.match(/recovered interrupted update u-\S+: rolled_back/);
+    expect(await healthyVersion(DOCKER_PORT)).to.equal('1.1.0');
+
+    const records = (await history(f('docker'))).filter((r) => r.kind === 'update');
+    expect(records.map((r) => r.outcome)).to.deep.equal(['committed', 'rolled_back']);
+    expect(records[1].error.code).to.equal('update.interrupted');
+    expect(containersNamed(CONTAINER, PARKED)).to.deep.equal([CONTAINER]);
+    expect(stagingLeft(stateDir)).to.deep.equal([]);
+    expect(docker('inspect', '-f', '{{.Config.Image}}', CONTAINER)).to.equal(NEW);
+  });
+});
