@@ -148,7 +148,7 @@ export class UpdatePipeline {
     checkPolicy(journal, service.name, manifest.package_version, staged.packageSha256, req.allowDowngrade === true);
     const installed = journal.installed(service.name);
     this.save(id, 'validated', { detail: 'all checks passed', patch: { from_version: installed?.package_version ?? null } });
-    log.info(`  valid: ${service.name} ${installed?.package_version ?? '(unknown)'} → ${manifest.package_version}`);
+    log.info(`  valid: ${service.name} ${installed?.package_version ?? '(no version installed by Caisson yet)'} → ${manifest.package_version}`);
     return { manifest, staged, service };
   }
 

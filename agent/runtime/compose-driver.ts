@@ -103,7 +103,18 @@ export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOpt
   async function inspect(): Promise<RuntimeState> {
     const c = await findServiceContainer();
     if (!c) return { running: false, status: 'missing' };
-    return stateOf(c);
+    return { ...stateOf(c), imageRef: await readableRef(c) };
+  }
+
+  /** Caisson's override names images by ID; show people (and history) a tag of it instead. */
+  async function readableRef(c: ContainerInfo): Promise<string> {
+    if (!c.Config.Image.startsWith('sha256:')) return c.Config.Image;
+    try {
+      const tags = (await docker.getImage(c.Image).inspect()).RepoTags ?? [];
+      return tags[0] ?? c.Config.Image;
+    } catch {
+      return c.Config.Image;
+    }
   }
 
   async function plan(newImageRef: string): Promise<SwitchPlan> {
@@ -128,7 +139,7 @@ export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOpt
       previous: {
         containerId: c.Id,
         containerName: c.Name.replace(/^\//, ''),
-        imageRef: c.Config.Image,
+        imageRef: await readableRef(c),
         imageId: c.Image,
         wasRunning: Boolean(c.State.Running || c.State.Restarting),
       },
@@ -139,9 +150,15 @@ export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOpt
   async function switchTo(plan: SwitchPlan, checkpoint: Checkpoint): Promise<string> {
     const d = detailsOf(plan);
     if (!REF_RE.test(plan.newImageRef)) throw new CaissonError('image.invalid', `"${plan.newImageRef}" is not an image reference Caisson will write`);
-    checkpoint('write_override', { path: d.overridePath, image: plan.newImageRef });
-    writeAtomic(d.overridePath, overrideYaml(cfg!.file, cfg!.service, plan.newImageRef));
-    checkpoint('compose_up', { image: plan.newImageRef });
+    // The override names the image by the ID the engine computed, never by the manifest's
+    // reference: no string from a package ever reaches a compose file.
+    const imageId = await imageIdOf(docker, plan.newImageRef);
+    if (!imageId || !/^sha256:[0-9a-f]{64}$/.test(imageId)) {
+      throw new CaissonError('service.start_failed', `the imported image ${plan.newImageRef} is not in the engine`);
+    }
+    checkpoint('write_override', { path: d.overridePath, image: imageId });
+    writeAtomic(d.overridePath, overrideYaml(cfg!.file, cfg!.service, imageId));
+    checkpoint('compose_up', { image: imageId });
     await up(`switching ${cfg!.service} to ${plan.newImageRef}`);
     const c = await findServiceContainer();
     if (!c) throw new CaissonError('compose.failed', `compose reported success but no container of ${cfg!.project}/${cfg!.service} exists`);

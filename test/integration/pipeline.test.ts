@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildTestImage, cleanupTestObjects, docker, dockerOk, imageExists } from '../support/images.js';
+import { buildTestImage, cleanupTestObjects, docker, dockerOk, imageExists, imageId } from '../support/images.js';
 import { caisson, ensureBuilt } from '../support/cli.js';
 import { httpGet, waitForBody } from './runtime/support.js';
 
@@ -151,9 +151,9 @@ describe('pipeline through the CLI (real engine)', function () {
 
   describe('compose mode', function () {
     let composeFile: string;
+    let v2Id: string;
     const sidecarId = () => docker('ps', '-q', '--no-trunc', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'label=com.docker.compose.service=sidecar');
-    const backendImage = () =>
-      docker('ps', '--format', '{{.Image}}', '--filter', `label=com.docker.compose.project=${PROJECT}`, '--filter', 'label=com.docker.compose.service=backend');
+    const backendImage = () => docker('inspect', '-f', '{{.Image}}', backendContainer());
 
     before(function () {
       composeFile = join(dir, 'stack.compose.yaml');
@@ -199,10 +199,11 @@ describe('pipeline through the CLI (real engine)', function () {
       const sidecar = sidecarId();
       const r = load(pkgs.bv2);
       expect(r.code, r.stderr).to.equal(0);
+      v2Id = imageId(IMAGES.v2);
       expect(r.json).to.include({ outcome: 'committed', service: 'backend', to_image: IMAGES.v2 });
       expect(await waitForBody(`http://127.0.0.1:${BACKEND_PORT}/version`)).to.equal('2.0.0');
       expect(sidecarId()).to.equal(sidecar);
-      expect(backendImage()).to.equal(IMAGES.v2);
+      expect(backendImage()).to.equal(v2Id);
       expect(docker('exec', backendContainer(), '/bin/busybox', 'cat', '/data/marker')).to.equal('compose-marker');
       expect(docker('exec', backendContainer(), '/bin/busybox', 'env')).to.include('MODE=production');
       expect((await httpGet(`http://127.0.0.1:${SIDECAR_PORT}/version`)).body.trim()).to.equal('sidecar');
@@ -215,7 +216,7 @@ describe('pipeline through the CLI (real engine)', function () {
         expect(r.code, r.stderr).to.equal(3);
         expect(r.json.outcome).to.equal('rolled_back');
         expect(await waitForBody(`http://127.0.0.1:${BACKEND_PORT}/version`)).to.equal('2.0.0');
-        expect(backendImage()).to.equal(IMAGES.v2);
+        expect(backendImage()).to.equal(v2Id);
         expect(sidecarId()).to.equal(sidecar);
         expect(docker('exec', backendContainer(), '/bin/busybox', 'cat', '/data/marker')).to.equal('compose-marker');
       });

@@ -128,10 +128,12 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
     expect(await backVersion()).to.equal('1');
     expect(docker('exec', newId, 'cat', '/data/marker')).to.equal('kept');
     expect(docker('inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', newId)).to.include('ROLE=front');
-    // the developer's file is untouched; Caisson's override names the new image
+    // the developer's file is untouched; Caisson's override names the new image by its ID,
+    // never by a reference string that came from a package
     expect(readFileSync(file, 'utf8')).to.equal(composeText);
     const override = readFileSync(overridePathFor(stateDir, service.name), 'utf8');
-    expect(override).to.include(`image: "${IMG2}"`);
+    expect(override).to.include(`image: "${imageId(IMG2)}"`);
+    expect(override).to.not.include(IMG2);
     expect(override).to.include('version: "3.8"');
 
     await driver.commit(plan, recorder().checkpoint);
