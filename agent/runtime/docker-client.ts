@@ -2,7 +2,8 @@
 // CaissonError: connection problems to docker.unreachable, the rest to docker.error unless a
 // caller asks for a more precise code.
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
+import http from 'node:http';
 import type Docker from 'dockerode';
 import { Dockerode } from './dockerode.js';
 import { CaissonError, describe, isDockerUnreachable, toCaissonError, type ErrorCode } from '../errors.js';
@@ -99,17 +100,22 @@ export async function loadImageFromFile(
   } catch (err) {
     throw new CaissonError('docker.load_failed', `cannot read the image file ${path}: ${describe(err)}`, { cause: err });
   }
-  const file = createReadStream(path, { highWaterMark: 1024 * 1024 });
-  if (opts.onBytes) {
-    let done = 0;
-    file.on('data', (chunk) => opts.onBytes!((done += chunk.length), total));
-  }
   let response: NodeJS.ReadableStream;
-  try {
-    response = await docker.loadImage(file, {});
-  } catch (err) {
-    file.destroy();
-    throw dockerError(err, 'the engine refused the image', 'docker.load_failed');
+  const socketPath = socketPathOf(docker);
+  if (socketPath) {
+    response = await postImageArchive(socketPath, path, total, opts.onBytes);
+  } else {
+    const file = createReadStream(path, { highWaterMark: 1024 * 1024 });
+    if (opts.onBytes) {
+      let done = 0;
+      file.on('data', (chunk) => opts.onBytes!((done += chunk.length), total));
+    }
+    try {
+      response = await docker.loadImage(file, {});
+    } catch (err) {
+      file.destroy();
+      throw dockerError(err, 'the engine refused the image', 'docker.load_failed');
+    }
   }
   const events: LoadProgressEvent[] = [];
   let firstError: string | undefined;
@@ -145,6 +151,98 @@ export async function loadImageFromFile(
     }
   }
   return { loadedRefs, loadedIds, events };
+}
+
+const UPLOAD_CHUNK = 1024 * 1024;
+const UPLOAD_BUFFERS = 2;
+
+/**
+ * POST an archive to the engine's /images/load from a couple of reused 1 MiB buffers, each
+ * refilled only once the socket has taken it. Piping a read stream (what dockerode does)
+ * allocates a fresh buffer for every read and V8 frees them lazily: the process grew by
+ * ~35 MB during a 200 MB import. This keeps the import's memory flat whatever the image
+ * size, and lets the file read overlap the socket write. Resolves with the engine's answer
+ * (the progress stream) once the whole archive was sent.
+ */
+async function postImageArchive(
+  socketPath: string,
+  path: string,
+  total: number,
+  onBytes?: (done: number, total: number) => void,
+): Promise<NodeJS.ReadableStream> {
+  let fh: Awaited<ReturnType<typeof open>>;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    throw new CaissonError('docker.load_failed', `cannot read the image file ${path}: ${describe(err)}`, { cause: err });
+  }
+  const req = http.request({
+    socketPath,
+    method: 'POST',
+    path: '/images/load',
+    agent: false,
+    headers: { 'Content-Type': 'application/x-tar', 'Transfer-Encoding': 'chunked' },
+  });
+  let failed: unknown;
+  const answer = new Promise<http.IncomingMessage>((resolve, reject) => {
+    req.once('response', resolve);
+    req.once('error', (err) => {
+      failed ??= err;
+      reject(err);
+    });
+  });
+  answer.catch(() => undefined); // surfaced below
+  const buffers = Array.from({ length: UPLOAD_BUFFERS }, () => Buffer.allocUnsafeSlow(UPLOAD_CHUNK));
+  const sent: Array<Promise<void> | undefined> = buffers.map(() => undefined);
+  let pos = 0;
+  try {
+    for (let i = 0; ; i++) {
+      const k = i % buffers.length;
+      await sent[k]; // the socket is done with this buffer
+      if (failed) throw failed;
+      let n: number;
+      try {
+        ({ bytesRead: n } = await fh.read(buffers[k]!, 0, UPLOAD_CHUNK, pos));
+      } catch (err) {
+        throw new CaissonError('docker.load_failed', `reading ${path} failed at byte ${pos}: ${describe(err)}`, { cause: err });
+      }
+      if (n === 0) break;
+      pos += n;
+      const p = new Promise<void>((resolve, reject) => req.write(buffers[k]!.subarray(0, n), (err) => (err ? reject(err) : resolve())));
+      p.catch(() => undefined);
+      sent[k] = p;
+      onBytes?.(pos, total);
+    }
+    await Promise.all(sent);
+    req.end();
+  } catch (err) {
+    req.destroy();
+    if (err instanceof CaissonError) throw err;
+    throw dockerError(failed ?? err, 'sending the image to the engine failed', 'docker.load_failed');
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+  let res: http.IncomingMessage;
+  try {
+    res = await answer;
+  } catch (err) {
+    throw dockerError(err, 'the engine refused the image', 'docker.load_failed');
+  }
+  if (res.statusCode !== 200) {
+    let body = '';
+    res.setEncoding('utf8');
+    for await (const part of res) {
+      if (body.length < 64 * 1024) body += part as string;
+    }
+    let message = body.trim();
+    try {
+      message = (JSON.parse(body) as { message?: string }).message ?? message;
+    } catch {
+      // not JSON: keep the text
+    }
+    throw new CaissonError('docker.load_failed', `the engine refused the image: ${message || `HTTP ${res.statusCode}`}`);
+  }
+  return res;
 }
 
 /** The image ID (sha256:…) a reference resolves to, or undefined when there is none. */
