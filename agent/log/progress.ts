@@ -17,20 +17,25 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr, enab
 class TtyProgress implements Progress {
   private current?: string;
   private started = 0;
+  private startDone = 0;
   private lastDraw = 0;
 
   constructor(private readonly stream: NodeJS.WriteStream) {}
 
   bytes(phase: string, done: number, total: number): void {
-    this.enter(phase);
+    if (this.current !== phase) {
+      this.enter(phase);
+      // the first report comes after the first chunk: measure the rate from here on
+      this.startDone = done;
+    }
     const t = Date.now();
     if (done < total && t - this.lastDraw < 100) return;
     this.lastDraw = t;
     const width = 28;
     const frac = total > 0 ? Math.min(1, done / total) : 1;
     const fill = Math.round(frac * width);
-    const secs = Math.max(0.001, (t - this.started) / 1000);
-    const rate = formatBytes(done / secs) + '/s';
+    const secs = (t - this.started) / 1000;
+    const rate = secs >= 0.1 ? formatBytes((done - this.startDone) / secs) + '/s' : '';
     this.draw(`${phase.padEnd(9)} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}%  ${formatBytes(done)}/${formatBytes(total)}  ${rate}`);
     if (done >= total) this.done();
   }
@@ -55,7 +60,8 @@ class TtyProgress implements Progress {
 
   private draw(line: string): void {
     const cols = this.stream.columns || 100;
-    this.stream.write(`\r${line.slice(0, cols - 1).padEnd(Math.min(cols - 1, line.length + 4))}`);
+    // carriage return, the line cut to the terminal width, then erase what a longer previous line left
+    this.stream.write(`\r${line.slice(0, cols - 1)}\x1b[K`);
   }
 }
 

@@ -30,6 +30,8 @@ import type { ErrorSummary, Outcome, UpdateRequest, UpdateResult } from './types
 /** How long to wait for an engine that stopped answering mid-update, per attempt. */
 const ENGINE_WAIT_MS = 60_000;
 const ENGINE_ATTEMPTS = 3;
+/** How often a rollback restores the previous container when it does not stay healthy. */
+const RESTORE_ATTEMPTS = 3;
 
 export interface PipelineDeps {
   catalog: Catalog;
@@ -172,6 +174,14 @@ export class UpdatePipeline {
     const { journal, log, progress, docker } = this.deps;
     const driver = this.deps.driverFor(service);
     const plan = await driver.plan(manifest.image.reference);
+    if (!plan.previous.wasRunning) {
+      // The switch starts the new version whatever state the old one was in, so a rollback
+      // must leave the previous version running too: a predefined service is never left
+      // stopped by an update. (An engine restart mid-import stops every container whose
+      // restart policy is "no"; this is how such a service comes back.)
+      log.warn(`  ${service.name} was not running before the update; a rollback will start its previous version`);
+      plan.previous.wasRunning = true;
+    }
     journal.transition(id, 'image_loaded', { detail: `from ${plan.previous.imageRef}`, patch: { from_image: plan.previous.imageRef } });
     this.save(id, 'switching', { data: { plan: journaledPlan(plan) } });
     log.info(`  switching ${service.name}: ${plan.previous.imageRef} → ${plan.newImageRef}`);
@@ -182,7 +192,8 @@ export class UpdatePipeline {
       const hc = service.health_check;
       log.info(`  health check (${hc.kind}): up to ${hc.timeout_secs} s, stable for ${hc.stable_secs} s`);
       await waitHealthy(docker, containerId, hc, {
-        onTick: (s) => progress.countdown('health', s.secondsLeft, s.healthyFor > 0 ? `(healthy for ${s.healthyFor.toFixed(0)} s)` : ''),
+        onTick: (s) =>
+          progress.countdown('health', s.secondsLeft, s.healthyFor > 0 ? `· healthy for ${s.healthyFor.toFixed(1)} of ${hc.stable_secs} s` : '· not passing yet'),
       });
       progress.done();
     } catch (err) {
@@ -225,25 +236,18 @@ export class UpdatePipeline {
 
   /** Put the previous version back and verify it; also used by recovery. */
   async rollback(id: string, service: ServiceSpec, plan: SwitchPlan, cause: ErrorSummary): Promise<void> {
-    const { journal, log, docker } = this.deps;
+    const { log } = this.deps;
     this.save(id, 'rolling_back', { data: { originalError: cause } });
     log.warn(`  rolling back ${service.name} to ${plan.previous.imageRef}`);
     try {
       // an engine that went away (restart, crash) gets a bounded wait, then the whole
       // (idempotent) rollback runs again; the previous container is still there
-      const containerId = await this.withEngine(`rolling back ${service.name}`, () =>
-        this.deps.driverFor(service).rollback(plan, (step) => this.save(id, `rolling_back.${step}`)),
-      );
+      await this.withEngine(`rolling back ${service.name}`, () => this.restorePrevious(id, service, plan));
       try {
         await this.undoImport(id);
       } catch (err) {
         // the previous version runs again either way; a tag left behind is not worth a failed rollback
         log.warn(`  could not restore image tags: ${toCaissonError(err).message}`);
-      }
-      if (plan.previous.wasRunning) {
-        await this.withEngine(`checking ${service.name} after the rollback`, () =>
-          waitHealthy(docker, containerId, { ...service.health_check, stable_secs: Math.min(service.health_check.stable_secs, 3) }),
-        );
       }
     } catch (err) {
       const error = toCaissonError(err, 'rollback.failed');
@@ -255,6 +259,30 @@ export class UpdatePipeline {
     }
     this.finish(id, 'rolled_back', cause);
     log.warn(`rolled back: ${service.name} runs ${plan.previous.imageRef} again (${cause.code})`);
+  }
+
+  /**
+   * Put the previous container back (idempotent driver step) and, if it ran before, watch it
+   * for the service's whole stable window. An engine that is shutting down still answers
+   * while it stops every container, so a restored container can be killed right after it
+   * passed: such a failure redoes the restore (bounded), and once the engine stops
+   * answering, withEngine waits for it and redoes the whole step.
+   */
+  private async restorePrevious(id: string, service: ServiceSpec, plan: SwitchPlan): Promise<string> {
+    const { docker, log } = this.deps;
+    const driver = this.deps.driverFor(service);
+    for (let attempt = 1; ; attempt++) {
+      const containerId = await driver.rollback(plan, (step) => this.save(id, `rolling_back.${step}`));
+      if (!plan.previous.wasRunning) return containerId;
+      try {
+        await waitHealthy(docker, containerId, service.health_check);
+        return containerId;
+      } catch (err) {
+        const error = toCaissonError(err, 'rollback.failed');
+        if (error.code === 'docker.unreachable' || attempt >= RESTORE_ATTEMPTS) throw err;
+        log.warn(`  the previous ${service.name} did not stay healthy (${error.code}: ${error.message}); restoring it again`);
+      }
+    }
   }
 
   /** Close a record whose service was never touched: tags restored, staging removed. */
