@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import http from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = join(ROOT, 'dist/agent/cli/main.js');
@@ -261,4 +262,20 @@ export function composeContainers(project: string, service: string): string[] {
   return docker('ps', '-aq', '--no-trunc', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=${service}`)
     .split('\n')
     .filter(Boolean);
+}
+
+/** The journal state of the most recent update record, read straight from the database (fast polling). */
+export function latestUpdateState(stateDir: string): string | undefined {
+  const path = join(stateDir, 'caisson.db');
+  if (!existsSync(path)) return undefined;
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    const row = db.prepare(`SELECT state FROM updates WHERE kind = 'update' ORDER BY started_at DESC, rowid DESC LIMIT 1`).get() as { state: string } | undefined;
+    return row?.state;
+  } catch {
+    return undefined;
+  } finally {
+    db?.close();
+  }
 }
