@@ -95,6 +95,11 @@ export function createDockerDriver(service: ServiceSpec, opts: DockerDriverOptio
     checkpoint('park_old', { containerId: oldId, parkedName: details.parkedName });
     old = await findById(docker, oldId);
     if (!old) throw new CaissonError('service.not_found', `the previous container ${oldId.slice(0, 12)} of "${name}" is gone`);
+    // a parked container must not come back by itself: with restart policy "always" the
+    // engine would start it again after a daemon restart or a reboot, beside the new one
+    if ((old.HostConfig.RestartPolicy?.Name ?? 'no') !== 'no') {
+      await call(() => docker.getContainer(oldId).update({ RestartPolicy: { Name: 'no', MaximumRetryCount: 0 } }), `parking the restart policy of ${name}`);
+    }
     if (old.Name !== `/${details.parkedName}`) {
       await call(() => docker.getContainer(oldId).rename({ name: details.parkedName }), `renaming ${name} to ${details.parkedName}`);
     }
@@ -129,6 +134,7 @@ export function createDockerDriver(service: ServiceSpec, opts: DockerDriverOptio
 
   async function rollback(plan: SwitchPlan, checkpoint: Checkpoint): Promise<string> {
     const oldId = plan.previous.containerId;
+    const details = detailsOf(plan);
     try {
       const old = await findById(docker, oldId);
       if (!old) {
@@ -144,6 +150,7 @@ export function createDockerDriver(service: ServiceSpec, opts: DockerDriverOptio
         checkpoint('unpark_old', { containerId: oldId });
         await call(() => docker.getContainer(oldId).rename({ name }), `renaming ${old.Name.slice(1)} back to ${name}`);
       }
+      await restoreRestartPolicy(docker, old, details.create);
       const now = await findById(docker, oldId);
       if (plan.previous.wasRunning && now && !now.State.Running) {
         checkpoint('start_old', { containerId: oldId });
@@ -220,6 +227,16 @@ export async function imageConfigOf(docker: Docker, imageId: string): Promise<Im
     if (statusOf(err) === 404) return {};
     throw dockerError(err, `inspecting image ${imageId}`);
   }
+}
+
+/** Give a parked container back the restart policy it had (the new one was created with it). */
+async function restoreRestartPolicy(docker: Docker, old: ContainerInfo, create: { HostConfig?: { RestartPolicy?: { Name?: string; MaximumRetryCount?: number } } }): Promise<void> {
+  const wanted = create.HostConfig?.RestartPolicy;
+  if (!wanted?.Name || wanted.Name === (old.HostConfig.RestartPolicy?.Name ?? '')) return;
+  await call(
+    () => docker.getContainer(old.Id).update({ RestartPolicy: { Name: wanted.Name, MaximumRetryCount: wanted.MaximumRetryCount ?? 0 } }),
+    `restoring the restart policy of ${old.Name.slice(1)}`,
+  );
 }
 
 async function removeHolderUnlessOld(docker: Docker, name: string, oldId: string): Promise<void> {

@@ -196,6 +196,23 @@ describe('runtime/docker-driver (real engine)', function () {
     expectOldBack(plan);
   });
 
+  it('parks the old container with restart policy "no" and gives its policy back on rollback', async function () {
+    startService();
+    docker('update', '--restart', 'always', NAME);
+    await expectServing('1');
+    const plan = await driver.plan(IMG2);
+    await driver.switchTo(plan, recorder().checkpoint);
+    // parked: a daemon restart or reboot must not bring it back beside the new container
+    const parked = inspectJson(plan.previous.containerId);
+    expect(parked.Name).to.equal(`/${NAME}.caisson-prev`);
+    expect(parked.HostConfig.RestartPolicy.Name).to.equal('no');
+    expect(inspectJson(NAME).HostConfig.RestartPolicy.Name, 'the new container keeps the policy').to.equal('always');
+    await driver.rollback(plan, recorder().checkpoint);
+    expectOldBack(plan);
+    expect(inspectJson(NAME).HostConfig.RestartPolicy.Name).to.equal('always');
+    await expectServing('1');
+  });
+
   it('rolls back after a crashloop that first passed (health.unstable)', async function () {
     startService();
     await expectServing('1');
