@@ -115,6 +115,7 @@ interface SizeResult {
     raw_ms: number; raw_downtime_ms?: number; raw_phases_ms: Record<string, number>;
     caisson_ms: number; caisson_outcome: string; caisson_max_rss_kb?: number; caisson_phases_ms: Record<string, number | undefined>;
     ratio_vs_raw: number;
+    raw_runs_ms: number[]; caisson_runs_ms: number[]; caisson_downtime_runs_ms: Array<number | undefined>;
   };
   downtime: { caisson_ms?: number; new_container_start_to_answer_ms: number; overhead_ms?: number; stop_to_start_new_ms?: number };
   rollback: {
@@ -158,40 +159,54 @@ async function benchSize(sizeMb: number, index: number): Promise<SizeResult> {
   const vip = t.inproc.length ? median(t.inproc) : undefined;
   const mbps = (ms: number) => bytes / 1e6 / (ms / 1000);
 
-  // --- the raw path a person would type -------------------------------------------------------------
-  log(`${label}: raw docker path`);
-  await startService(BASE_REF);
-  await must('sh', ['-c', 'cat "$1" > /dev/null', 'sh', pkg]);
-  let prober = new Prober(url(PORT));
-  await sleep(200);
-  const r0 = Date.now();
-  await must('sh', ['-c', 'tar -xOf "$1" image.tar | docker load', 'sh', pkg]);
-  const r1 = Date.now();
-  await must('docker', ['rm', '-f', CONTAINER]);
-  await must('docker', ['run', '-d', '--name', CONTAINER, ...runOptions, newRef]);
-  const r2 = Date.now();
-  await waitHealthyLikeAPerson(url(PORT), HC.pollSecs * 1000, HC.stableSecs * 1000, HC.timeoutSecs * 1000);
-  const r3 = Date.now();
-  let samples = await prober.stop();
-  const rawDown = longest(outages(samples));
-  const raw = { ms: r3 - r0, phases: { load: r1 - r0, replace: r2 - r1, health: r3 - r2 } };
+  // --- the raw path a person would type, and caisson package load --yes, alternating ----------------
+  const loadReps = Number(process.env.BENCH_REPS ?? (sizeMb >= 1000 ? 2 : 3));
+  const resetToOld = async () => {
+    // the device runs the old version again and does not have the new image
+    await quietDocker('rm', '-f', CONTAINER, `${CONTAINER}.caisson-prev`);
+    await quietDocker('rmi', newRef);
+    await startService(BASE_REF);
+    await must('sh', ['-c', 'cat "$1" > /dev/null', 'sh', pkg]); // both start from a warm page cache
+  };
+  const raws: Array<{ ms: number; down?: number; phases: Record<string, number> }> = [];
+  const loads: Array<{ run: Run; steps: Step[]; down?: number }> = [];
+  let prober: Prober;
+  let samples: Sample[];
+  for (let rep = 0; rep < loadReps; rep++) {
+    log(`${label}: raw docker path (${rep + 1}/${loadReps})`);
+    await resetToOld();
+    prober = new Prober(url(PORT));
+    await sleep(200);
+    const r0 = Date.now();
+    await must('sh', ['-c', 'tar -xOf "$1" image.tar | docker load', 'sh', pkg]);
+    const r1 = Date.now();
+    await must('docker', ['rm', '-f', CONTAINER]);
+    await must('docker', ['run', '-d', '--name', CONTAINER, ...runOptions, newRef]);
+    const r2 = Date.now();
+    await waitHealthyLikeAPerson(url(PORT), HC.pollSecs * 1000, HC.stableSecs * 1000, HC.timeoutSecs * 1000);
+    const r3 = Date.now();
+    samples = await prober.stop();
+    raws.push({ ms: r3 - r0, down: longest(outages(samples))?.ms, phases: { load: r1 - r0, replace: r2 - r1, health: r3 - r2 } });
 
-  // reset: the device again runs the old version and does not have the new image
-  await quietDocker('rm', '-f', CONTAINER);
-  await must('docker', ['rmi', newRef]);
-  await startService(BASE_REF);
-  await must('sh', ['-c', 'cat "$1" > /dev/null', 'sh', pkg]);
-
-  // --- caisson package load --yes ----------------------------------------------------------------------
-  log(`${label}: caisson package load`);
-  prober = new Prober(url(PORT));
-  await sleep(200);
-  const l = await caisson(['package', 'load', '--yes', '--json', ...common(freshState(`load-${label}`)), pkg], { rss: true });
-  samples = await prober.stop();
-  const loaded = JSON.parse(l.stdout) as { outcome: string; steps: Step[] };
-  if (loaded.outcome !== 'committed') throw new Error(`load said ${loaded.outcome}: ${l.stdout}\n${l.stderr}`);
+    log(`${label}: caisson package load (${rep + 1}/${loadReps})`);
+    await resetToOld();
+    prober = new Prober(url(PORT));
+    await sleep(200);
+    const run1 = await caisson(['package', 'load', '--yes', '--json', ...common(freshState(`load-${label}`)), pkg], { rss: true });
+    samples = await prober.stop();
+    const res = JSON.parse(run1.stdout) as { outcome: string; steps: Step[] };
+    if (res.outcome !== 'committed') throw new Error(`load said ${res.outcome}: ${run1.stdout}\n${run1.stderr}`);
+    loads.push({ run: run1, steps: res.steps, down: longest(outages(samples))?.ms });
+  }
+  const medianOf = <T>(xs: T[], key: (x: T) => number): T => [...xs].sort((a, b) => key(a) - key(b))[Math.floor((xs.length - 1) / 2)]!;
+  const rawMid = medianOf(raws, (x) => x.ms);
+  const raw = { ms: median(raws.map((x) => x.ms)), phases: rawMid.phases };
+  const rawDown = { ms: median(raws.map((x) => x.down ?? NaN)) };
+  const mid = medianOf(loads, (x) => x.run.ms);
+  const l = { ...mid.run, ms: median(loads.map((x) => x.run.ms)), maxRssKb: Math.max(...loads.map((x) => x.run.maxRssKb ?? 0)) || undefined };
+  const loaded = { outcome: 'committed', steps: mid.steps };
   const s = loaded.steps;
-  const down = longest(outages(samples));
+  const down = { ms: median(loads.map((x) => x.down ?? NaN)) };
   const startNew = at(s, 'switching.start_new');
   const stopOld = at(s, 'switching.stop_old');
 
@@ -208,7 +223,16 @@ async function benchSize(sizeMb: number, index: number): Promise<SizeResult> {
   await waitAnswer(url(PORT), 10_000).catch(() => undefined);
   await sleep(300);
   samples = await prober.stop();
-  const rbRes = JSON.parse(rb.stdout) as { outcome: string; steps: Step[] };
+  let rbRes: { outcome: string; steps: Step[] };
+  try {
+    rbRes = JSON.parse(rb.stdout) as { outcome: string; steps: Step[] };
+  } catch {
+    rbRes = { outcome: `unparsable (exit ${rb.code})`, steps: [] };
+  }
+  if (!Array.isArray(rbRes.steps)) {
+    log(`${label}: the rollback run did not finish normally (exit ${rb.code}): ${rb.stdout.slice(0, 1500)} ${rb.stderr.slice(-1500)}`);
+    rbRes.steps = [];
+  }
   const verdict = at(rbRes.steps, 'rolling_back');
   const startOld = at(rbRes.steps, 'rolling_back.start_old');
   const back = verdict !== undefined ? samples.find((x) => x.ok && x.t >= verdict)?.t : undefined;
@@ -230,7 +254,7 @@ async function benchSize(sizeMb: number, index: number): Promise<SizeResult> {
     process_overhead: (() => {
       const a = at(s, 'received');
       const b = at(s, 'closed:committed');
-      return a !== undefined && b !== undefined ? l.ms - (b - a) : undefined;
+      return a !== undefined && b !== undefined ? mid.run.ms - (b - a) : undefined;
     })(),
   };
   return {
@@ -247,6 +271,7 @@ async function benchSize(sizeMb: number, index: number): Promise<SizeResult> {
       raw_ms: raw.ms, raw_downtime_ms: rawDown?.ms, raw_phases_ms: raw.phases,
       caisson_ms: l.ms, caisson_outcome: loaded.outcome, caisson_max_rss_kb: l.maxRssKb, caisson_phases_ms: phases,
       ratio_vs_raw: l.ms / raw.ms,
+      raw_runs_ms: raws.map((x) => x.ms), caisson_runs_ms: loads.map((x) => x.run.ms), caisson_downtime_runs_ms: loads.map((x) => x.down),
     },
     downtime: {
       caisson_ms: down?.ms,
