@@ -1,0 +1,83 @@
+// Flat memory (issue 5): staging, validating and importing a 300 MB package must not grow
+// the process by anything like the package size. A behaviour check with a generous bound
+// (whole-file buffering would add 300 MB; the streaming code adds ~15-25 MB, most of it
+// the hashing thread), never a timing check.
+import { expect } from 'chai';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stagePackage } from '../../agent/package/reader.js';
+import { connectDocker, loadImageFromFile } from '../../agent/runtime/docker-client.js';
+import { buildTestImage, imageExists } from '../support/images.js';
+
+const SIZE = 300 * 1024 * 1024;
+const BOUND = 64 * 1024 * 1024;
+const REF = 'caisson-mem-big:1';
+
+/** Peak RSS growth over the baseline while `work` runs (sampled every 5 ms). */
+async function rssGrowth(work: () => Promise<unknown>): Promise<number> {
+  const base = process.memoryUsage.rss();
+  let peak = base;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 5);
+  try {
+    await work();
+  } finally {
+    clearInterval(timer);
+  }
+  return Math.max(peak, process.memoryUsage.rss()) - base;
+}
+
+const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+
+describe('memory stays flat with a 300 MB package', function () {
+  this.timeout(300_000);
+  let dir: string;
+  let pkg: string;
+
+  before(function () {
+    dir = mkdtempSync(join(tmpdir(), 'caisson-mem-'));
+    // generated outside this process, so building it costs this process no memory
+    writeFileSync(join(dir, 'manifest.toml'), 'format_version = 1\n');
+    execFileSync('sh', ['-c', `head -c ${SIZE} /dev/urandom > image.tar && tar --format=ustar -cf pkg.edgepkg manifest.toml image.tar && rm image.tar`], { cwd: dir });
+    pkg = join(dir, 'pkg.edgepkg');
+  });
+
+  after(function () {
+    rmSync(dir, { recursive: true, force: true });
+    spawnSync('docker', ['rmi', '-f', REF], { stdio: 'ignore' });
+  });
+
+  it('stages (copy + both hashes in one pass) within the bound', async function () {
+    // warm up: module code, the hashing thread's code paths
+    await stagePackage(pkg, join(dir, 'warm'), { parseManifestEarly: false, copyImage: false });
+    let size = 0;
+    const grew = await rssGrowth(async () => {
+      const staged = await stagePackage(pkg, join(dir, 'staging'), { parseManifestEarly: false });
+      size = staged.imageSize;
+    });
+    rmSync(join(dir, 'staging'), { recursive: true, force: true });
+    expect(size).to.equal(SIZE);
+    expect(grew, `RSS grew by ${mib(grew)}`).to.be.below(BOUND);
+  });
+
+  it('validates without a copy within the bound', async function () {
+    const grew = await rssGrowth(() => stagePackage(pkg, join(dir, 'validate'), { parseManifestEarly: false, copyImage: false }));
+    rmSync(join(dir, 'validate'), { recursive: true, force: true });
+    expect(grew, `RSS grew by ${mib(grew)}`).to.be.below(BOUND);
+  });
+
+  it('imports a 300 MB image into the engine within the bound', async function () {
+    if (spawnSync('docker', ['info'], { stdio: 'ignore' }).status !== 0) this.skip();
+    buildTestImage({ ref: REF, version: 'mem', paddingBytes: SIZE });
+    const archive = join(dir, 'image-save.tar');
+    execFileSync('docker', ['save', '-o', archive, REF]);
+    execFileSync('docker', ['rmi', REF], { stdio: 'ignore' });
+    const docker = connectDocker();
+    const grew = await rssGrowth(() => loadImageFromFile(docker, archive));
+    expect(imageExists(REF)).to.equal(true);
+    expect(grew, `RSS grew by ${mib(grew)}`).to.be.below(BOUND);
+  });
+});
