@@ -242,9 +242,9 @@ container_name = "${WEB}"
 [services.health_check]
 kind = "http"
 url = "http://127.0.0.1:${WEB_PORT}/health"
-timeout_secs = 15
+timeout_secs = 10
 poll_interval_secs = 0.25
-stable_secs = 4
+stable_secs = 2
 
 [[services]]
 name = "backend"
@@ -258,9 +258,9 @@ service = "backend"
 [services.health_check]
 kind = "http"
 url = "http://127.0.0.1:${BACKEND_PORT}/health"
-timeout_secs = 15
+timeout_secs = 10
 poll_interval_secs = 0.25
-stable_secs = 4
+stable_secs = 2
 `,
     );
   }
