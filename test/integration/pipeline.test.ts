@@ -38,7 +38,7 @@ describe('pipeline through the CLI (real engine)', function () {
     buildTestImage({ ref: IMAGES.v1, version: '1.0.0' });
     buildTestImage({ ref: IMAGES.v2, version: '2.0.0' });
     buildTestImage({ ref: IMAGES.exit, version: '3.0.0', behaviour: 'exit' });
-    buildTestImage({ ref: IMAGES.crash, version: '3.1.0', behaviour: 'crashloop', crashAfterSecs: 2 });
+    buildTestImage({ ref: IMAGES.crash, version: '3.1.0', behaviour: 'crashloop', crashAfterSecs: 1 });
     buildTestImage({ ref: IMAGES.sidecar, version: 'sidecar' });
     writeServices();
     const build = (image: string, service: string, revision: string, version: string, name: string) => {
