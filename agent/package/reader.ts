@@ -384,8 +384,9 @@ class PackageHasher {
       return;
     }
     const worker = new Worker(HASH_WORKER_SOURCE, { eval: true, workerData: { memory, chunk: READ_CHUNK } });
+    // kept referenced: the main thread may be waiting for nothing but this worker's answer
+    // (a free buffer, the digest); close() always terminates it
     this.worker = worker;
-    worker.unref();
     worker.on('message', (m: number | { digest: string }) => {
       if (typeof m === 'number') this.drop(m);
       else this.pendingDigest?.resolve(m.digest);
