@@ -184,6 +184,7 @@ async function postImageArchive(
     headers: { 'Content-Type': 'application/x-tar', 'Transfer-Encoding': 'chunked' },
   });
   let failed: unknown;
+  let early = false;
   const answer = new Promise<http.IncomingMessage>((resolve, reject) => {
     req.once('response', resolve);
     req.once('error', (err) => {
@@ -192,14 +193,24 @@ async function postImageArchive(
     });
   });
   answer.catch(() => undefined); // surfaced below
+  // ends the upload early: the connection failed or closed, or the engine already said no
+  const interrupted = new Promise<never>((_resolve, reject) => {
+    req.once('error', (err) => reject(err));
+    req.once('close', () => reject(failed ?? Object.assign(new Error('the engine closed the connection during the upload'), { code: 'ECONNRESET' })));
+    req.once('response', (res) => {
+      if (res.statusCode === 200) return;
+      early = true;
+      reject(new Error(`HTTP ${res.statusCode}`));
+    });
+  });
+  interrupted.catch(() => undefined);
   const buffers = Array.from({ length: UPLOAD_BUFFERS }, () => Buffer.allocUnsafeSlow(UPLOAD_CHUNK));
   const sent: Array<Promise<void> | undefined> = buffers.map(() => undefined);
   let pos = 0;
   try {
     for (let i = 0; ; i++) {
       const k = i % buffers.length;
-      await sent[k]; // the socket is done with this buffer
-      if (failed) throw failed;
+      await Promise.race([sent[k], interrupted]); // the socket is done with this buffer
       let n: number;
       try {
         ({ bytesRead: n } = await fh.read(buffers[k]!, 0, UPLOAD_CHUNK, pos));
@@ -213,12 +224,20 @@ async function postImageArchive(
       sent[k] = p;
       onBytes?.(pos, total);
     }
-    await Promise.all(sent);
+    await Promise.race([Promise.all(sent), interrupted]);
     req.end();
   } catch (err) {
-    req.destroy();
-    if (err instanceof CaissonError) throw err;
-    throw dockerError(failed ?? err, 'sending the image to the engine failed', 'docker.load_failed');
+    if (!early) {
+      req.destroy();
+      if (err instanceof CaissonError) throw err;
+      const cause = failed ?? err;
+      if ((cause as { code?: unknown } | null)?.code === 'ERR_STREAM_DESTROYED') {
+        // the connection broke under a pending write: the engine went away mid-upload
+        throw new CaissonError('docker.unreachable', `the Docker engine went away during the import (${describe(cause)})`, { cause });
+      }
+      throw dockerError(cause, 'sending the image to the engine failed', 'docker.load_failed');
+    }
+    // the engine refused before it had everything: its answer says why (read below)
   } finally {
     await fh.close().catch(() => undefined);
   }
@@ -240,6 +259,7 @@ async function postImageArchive(
     } catch {
       // not JSON: keep the text
     }
+    req.destroy();
     throw new CaissonError('docker.load_failed', `the engine refused the image: ${message || `HTTP ${res.statusCode}`}`);
   }
   return res;
