@@ -88,6 +88,12 @@ export function createDockerDriver(service: ServiceSpec, opts: DockerDriverOptio
     if (!old) throw new CaissonError('service.not_found', `the previous container ${oldId.slice(0, 12)} of "${name}" is gone`);
 
     checkpoint('stop_old', { containerId: oldId });
+    // a parked container must not come back by itself: with restart policy "always" the
+    // engine would start it again after a daemon restart or a reboot, beside the new one.
+    // Changed before the stop so that it costs no downtime; rollback gives it back.
+    if ((old.HostConfig.RestartPolicy?.Name ?? 'no') !== 'no') {
+      await call(() => docker.getContainer(oldId).update({ RestartPolicy: { Name: 'no', MaximumRetryCount: 0 } }), `parking the restart policy of ${name}`);
+    }
     if (old.State.Running || old.State.Restarting) {
       await call(() => docker.getContainer(oldId).stop({ t: details.stopTimeoutSecs }), `stopping ${name}`, [304]);
     }
@@ -95,11 +101,6 @@ export function createDockerDriver(service: ServiceSpec, opts: DockerDriverOptio
     checkpoint('park_old', { containerId: oldId, parkedName: details.parkedName });
     old = await findById(docker, oldId);
     if (!old) throw new CaissonError('service.not_found', `the previous container ${oldId.slice(0, 12)} of "${name}" is gone`);
-    // a parked container must not come back by itself: with restart policy "always" the
-    // engine would start it again after a daemon restart or a reboot, beside the new one
-    if ((old.HostConfig.RestartPolicy?.Name ?? 'no') !== 'no') {
-      await call(() => docker.getContainer(oldId).update({ RestartPolicy: { Name: 'no', MaximumRetryCount: 0 } }), `parking the restart policy of ${name}`);
-    }
     if (old.Name !== `/${details.parkedName}`) {
       await call(() => docker.getContainer(oldId).rename({ name: details.parkedName }), `renaming ${name} to ${details.parkedName}`);
     }
