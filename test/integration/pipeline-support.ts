@@ -5,13 +5,16 @@
 // another suite does not remove them mid-test; every test removes what it made by name.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const CLI = join(ROOT, 'dist/agent/cli/main.js');
+import { CLI, REPO_ROOT as ROOT } from '../support/cli.js';
+import { httpGet } from '../support/http.js';
+
+export { CLI, ROOT };
+export { ensureBuilt } from '../support/cli.js';
+export { httpGet } from '../support/http.js';
 export const OWN_LABEL = 'caisson.test=own';
 
 export { buildTestImage, imageExists, imageId } from '../support/images.js';
@@ -22,22 +25,6 @@ export function docker(...args: string[]): string {
 
 export function dockerQuiet(...args: string[]): number {
   return spawnSync('docker', args, { stdio: 'ignore' }).status ?? -1;
-}
-
-/** Build dist/ when any agent source is newer than the compiled CLI. */
-export function ensureBuilt(): void {
-  const newest = (dir: string): number => {
-    let m = 0;
-    for (const name of readdirSync(dir)) {
-      const p = join(dir, name);
-      const st = statSync(p);
-      if (st.isDirectory()) m = Math.max(m, newest(p));
-      else if (name.endsWith('.ts')) m = Math.max(m, st.mtimeMs);
-    }
-    return m;
-  };
-  if (existsSync(CLI) && statSync(CLI).mtimeMs >= newest(join(ROOT, 'agent'))) return;
-  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 export interface CliResult {
@@ -77,20 +64,6 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; tim
 
 export function commonArgs(f: { servicesPath: string; stateDir: string; keysDir: string }): string[] {
   return ['--services', f.servicesPath, '--state-dir', f.stateDir, '--trusted-keys', f.keysDir];
-}
-
-/** GET a URL; status 0 when nothing answers. */
-export function httpGet(url: string, timeoutMs = 2000): Promise<{ status: number; body: string }> {
-  return new Promise((res) => {
-    const req = http.get(url, { agent: false }, (r) => {
-      let body = '';
-      r.setEncoding('utf8');
-      r.on('data', (d: string) => (body += d));
-      r.on('end', () => res({ status: r.statusCode ?? 0, body }));
-    });
-    req.setTimeout(timeoutMs, () => req.destroy());
-    req.on('error', () => res({ status: 0, body: '' }));
-  });
 }
 
 /** The version a service answers on /version once /health is 200 (polls up to waitMs), or '' when it never does. */

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildTestImage, cleanupTestObjects, docker, dockerOk, imageExists, imageId } from '../support/images.js';
 import { caisson, ensureBuilt } from '../support/cli.js';
-import { httpGet, waitForBody } from './runtime/support.js';
+import { httpGet, waitForBody } from '../support/http.js';
 
 const WEB_PORT = 18001;
 const BACKEND_PORT = 18002;

@@ -1,13 +1,13 @@
 // Helpers for the runtime and health integration tests (real dockerd, local images only).
 // Every object these tests make is named caisson-rt-*; host ports are 18100–18199.
 import { execFileSync, spawnSync } from 'node:child_process';
-import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildTestImage, docker, type TestImageOptions } from '../../support/images.js';
 
 export { docker, dockerOk, buildTestImage, imageId } from '../../support/images.js';
+export { httpGet, waitForBody } from '../../support/http.js';
 
 /**
  * Test images carry caisson.test=1, and other suites' cleanups remove every container with
@@ -15,35 +15,9 @@ export { docker, dockerOk, buildTestImage, imageId } from '../../support/images.
  */
 export const OWN_LABEL = ['--label', 'caisson.test=rt'];
 
-/** GET a URL on the host; resolves with status and body, or status 0 when nothing answers. */
-export function httpGet(url: string, timeoutMs = 2000): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = http.get(url, { agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.setTimeout(timeoutMs, () => req.destroy());
-    req.on('error', () => resolve({ status: 0, body: '' }));
-  });
-}
-
-/** Poll until GET url answers 200 with the body, or give up after waitMs (then return what was seen last). */
-export async function waitForBody(url: string, waitMs = 15000): Promise<string> {
-  const until = Date.now() + waitMs;
-  let last = { status: 0, body: '' };
-  while (Date.now() < until) {
-    last = await httpGet(url);
-    if (last.status === 200) return last.body.trim();
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return `status ${last.status}`;
-}
-
 /**
- * buildTestImage, relabelled caisson.test=rt: other suites' cleanups remove every image and
- * container labelled caisson.test=1, and they run against the same engine at the same time.
+ * buildTestImage, relabelled caisson.test=rt, so that these tests' objects are told apart
+ * from other suites' on a shared engine.
  */
 export function buildOwnImage(opts: TestImageOptions): string {
   const base = `${opts.ref}-base`;
