@@ -22,6 +22,7 @@ import { checkDiskSpace } from './disk.js';
 import { checkPolicy } from './policy.js';
 import { importImage, restoreImageTags, type TagSnapshot } from './image-import.js';
 import { faultPoint } from './fault.js';
+import { flushEngineWrites } from './flush.js';
 import { pingDocker } from '../runtime/docker-client.js';
 import { touchedService } from './states.js';
 import { compareSemver as compareVersions } from '../package/semver.js';
@@ -173,6 +174,7 @@ export class UpdatePipeline {
   private async switchAndVerify(id: string, manifest: Manifest, service: ServiceSpec): Promise<void> {
     const { journal, log, progress, docker } = this.deps;
     const driver = this.deps.driverFor(service);
+    await flushEngineWrites(docker);
     const plan = await driver.plan(manifest.image.reference);
     if (!plan.previous.wasRunning) {
       // The switch starts the new version whatever state the old one was in, so a rollback
