@@ -54,7 +54,7 @@ export function containerNames(prefix: string): string[] {
 /** Remove containers by name prefix, then the named images, networks and volumes (each by exact name). */
 export function cleanup(opts: { containerPrefix: string; images?: string[]; networks?: string[]; volumes?: string[] }): void {
   const ids = docker('ps', '-aq', '--filter', `name=^/${opts.containerPrefix}`).split('\n').filter(Boolean);
-  if (ids.length) spawnSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' });
+  if (ids.length) spawnSync('docker', ['rm', '-f', '-v', ...ids], { stdio: 'ignore' });
   for (const n of opts.networks ?? []) spawnSync('docker', ['network', 'rm', n], { stdio: 'ignore' });
   for (const v of opts.volumes ?? []) spawnSync('docker', ['volume', 'rm', '-f', v], { stdio: 'ignore' });
   for (const i of opts.images ?? []) spawnSync('docker', ['rmi', '-f', i], { stdio: 'ignore' });
