@@ -2,6 +2,7 @@
 // back. Every state is saved in the journal before the side effect it announces
 // (states.ts), so recover.ts can finish or reverse an update cut short at any point.
 import { rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import type { KeyObject } from 'node:crypto';
@@ -32,7 +33,9 @@ import type { ErrorSummary, Outcome, UpdateRequest, UpdateResult } from './types
 const ENGINE_WAIT_MS = 60_000;
 const ENGINE_ATTEMPTS = 3;
 /** How often a rollback restores the previous container when it does not stay healthy. */
-const RESTORE_ATTEMPTS = 3;
+const RESTORE_ATTEMPTS = 5;
+/** Pauses between restore attempts: long enough for a stopping engine to finish stopping. */
+const RESTORE_PAUSES_MS = [1_000, 3_000, 6_000, 10_000];
 
 export interface PipelineDeps {
   catalog: Catalog;
@@ -266,23 +269,27 @@ export class UpdatePipeline {
   /**
    * Put the previous container back (idempotent driver step) and, if it ran before, watch it
    * for the service's whole stable window. An engine that is shutting down still answers
-   * while it stops every container, so a restored container can be killed right after it
-   * passed: such a failure redoes the restore (bounded), and once the engine stops
-   * answering, withEngine waits for it and redoes the whole step.
+   * while it stops every container and closes its stores: a restore can fail outright
+   * ("failed to update store … endpoint") or be killed right after it passed. Either redoes
+   * the restore after a growing pause (bounded), and once the engine stops answering,
+   * withEngine waits for it and redoes the whole step.
    */
   private async restorePrevious(id: string, service: ServiceSpec, plan: SwitchPlan): Promise<string> {
     const { docker, log } = this.deps;
     const driver = this.deps.driverFor(service);
     for (let attempt = 1; ; attempt++) {
-      const containerId = await driver.rollback(plan, (step) => this.save(id, `rolling_back.${step}`));
-      if (!plan.previous.wasRunning) return containerId;
       try {
-        await waitHealthy(docker, containerId, service.health_check);
+        const containerId = await driver.rollback(plan, (step) => this.save(id, `rolling_back.${step}`));
+        if (plan.previous.wasRunning) await waitHealthy(docker, containerId, service.health_check);
         return containerId;
       } catch (err) {
         const error = toCaissonError(err, 'rollback.failed');
         if (error.code === 'docker.unreachable' || attempt >= RESTORE_ATTEMPTS) throw err;
-        log.warn(`  the previous ${service.name} did not stay healthy (${error.code}: ${error.message}); restoring it again`);
+        if (plan.mode === 'docker' && !(await containerExists(docker, plan.previous.containerId))) throw err; // gone for good
+        const pause = RESTORE_PAUSES_MS[attempt - 1] ?? RESTORE_PAUSES_MS.at(-1)!;
+        log.warn(`  restoring the previous ${service.name} failed (${error.code}: ${error.message}); trying again in ${pause / 1000} s`);
+        await sleep(pause);
+        await pingDocker(docker, { waitMs: ENGINE_WAIT_MS });
       }
     }
   }
@@ -362,6 +369,15 @@ function journaledPlan(plan: SwitchPlan): SwitchPlan {
   if (!create || !Array.isArray(create.Env)) return plan;
   const env = (create.Env as unknown[]).map((e) => String(e).split('=')[0] + '=<redacted>');
   return { ...plan, details: { ...plan.details, create: { ...create, Env: env } } };
+}
+
+async function containerExists(docker: Dockerode, id: string): Promise<boolean> {
+  try {
+    await docker.getContainer(id).inspect();
+    return true;
+  } catch (err) {
+    return (err as { statusCode?: number }).statusCode !== 404;
+  }
 }
 
 function summary(err: CaissonError): ErrorSummary {

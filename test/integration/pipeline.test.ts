@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { buildTestImage, cleanupTestObjects, docker, dockerOk, imageExists, imageId } from '../support/images.js';
 import { caisson, ensureBuilt } from '../support/cli.js';
 import { httpGet, waitForBody } from '../support/http.js';
+import { runCli } from './pipeline-support.js';
 
 const WEB_PORT = 18001;
 const BACKEND_PORT = 18002;
@@ -147,6 +148,20 @@ describe('pipeline through the CLI (real engine)', function () {
         expect(readFileSync(join(state, 'logs', f), 'utf8')).to.not.include('s3cr3t-value');
       }
     });
+    it('reports rollback_failed loudly (exit 4) when the previous container cannot be restored', async function () {
+      const run = runCli(['package', 'load', '--yes', ...common(), pkgs.exit]);
+      // while the new version fails its health window, someone removes the parked old container
+      await waitUntil(() => dockerOk('inspect', `${WEB}.caisson-prev`));
+      docker('rm', '-f', `${WEB}.caisson-prev`);
+      const r = await run;
+      expect(r.code, r.stderr).to.equal(4);
+      expect(r.json.outcome).to.equal('rollback_failed');
+      expect(r.json.error.code).to.equal('rollback.failed');
+      expect(r.json.error.message).to.match(/no longer exists/);
+      expect(r.stderr).to.match(/ROLLBACK FAILED: web needs a person/);
+      const shown = caisson(['history', 'show', r.json.update_id, ...common()]).json;
+      expect(shown.outcome).to.equal('rollback_failed');
+    });
   });
 
   describe('compose mode', function () {
@@ -270,6 +285,14 @@ function cleanup(): void {
   cleanupTestObjects(Object.values(IMAGES), 'caisson-pl-');
   for (const args of [['network', 'rm', 'caisson-pl-net'], ['volume', 'rm', '-f', 'caisson-pl-data'], ['volume', 'rm', '-f', `${PROJECT}_backend-data`]]) {
     dockerOk(...args);
+  }
+}
+
+async function waitUntil(cond: () => boolean, waitMs = 30_000): Promise<void> {
+  const until = Date.now() + waitMs;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
