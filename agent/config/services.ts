@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseToml } from 'smol-toml';
 import * as v from 'valibot';
 import { CaissonError, describe } from '../errors.js';
-import { NAME_PATTERN, IMAGE_REFERENCE_PATTERN, PLATFORM_PATTERN, firstIssue } from './patterns.js';
+import { NAME_PATTERN, IMAGE_REFERENCE_PATTERN, PLATFORM_PATTERN, COMPOSE_PROJECT_PATTERN, COMPOSE_SERVICE_PATTERN, firstIssue } from './patterns.js';
 
 const HealthCheckSchema = v.strictObject({
   kind: v.picklist(['running', 'container_health', 'http', 'tcp', 'exec']),
@@ -31,9 +31,9 @@ const ServiceSchema = v.strictObject({
   ),
   compose: v.optional(
     v.strictObject({
-      project: v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'project must match [a-z0-9][a-z0-9_-]*')),
+      project: v.pipe(v.string(), v.regex(COMPOSE_PROJECT_PATTERN, 'project must match [a-z0-9][a-z0-9_-]*')),
       file: v.pipe(v.string(), v.regex(/^\//, 'compose file must be an absolute path')),
-      service: v.pipe(v.string(), v.regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, 'compose service is not a valid name')),
+      service: v.pipe(v.string(), v.regex(COMPOSE_SERVICE_PATTERN, 'compose service is not a valid name')),
     }),
   ),
   health_check: v.optional(HealthCheckSchema, { kind: 'running' }),

@@ -20,8 +20,11 @@ export interface ValidatedPackage {
 }
 
 /** manifest → target → updater version → signature → integrity → image archive. */
-export function validateStaged(staged: StagedPackage, ctx: ValidationContext): ValidatedPackage {
-  const manifest = parseManifest(staged.manifestBytes);
+export function validateStaged(
+  staged: StagedPackage,
+  ctx: ValidationContext,
+  manifest: Manifest = parseManifest(staged.manifestBytes),
+): ValidatedPackage {
   const service = checkTarget(manifest, ctx.catalog);
   checkUpdaterVersion(manifest, ctx.updaterVersion);
   const signature = checkSignature(manifest, staged, ctx.trustedKeys);

@@ -1,7 +1,8 @@
 // Refuse up front when the disk cannot hold the staging copy and the imported image.
 import { lstatSync, statfsSync, mkdirSync } from 'node:fs';
 import type Dockerode from 'dockerode';
-import { CaissonError, toCaissonError } from '../errors.js';
+import { CaissonError } from '../errors.js';
+import { engineDataRoot } from '../runtime/docker-client.js';
 import { formatBytes } from '../log/progress.js';
 
 /** Headroom kept free on top of what staging and import need. */
@@ -15,12 +16,7 @@ export async function checkDiskSpace(docker: Dockerode, stateDir: string, packag
     return; // the reader reports a missing or unreadable package with its own code
   }
   mkdirSync(stateDir, { recursive: true });
-  let dockerRoot: string | undefined;
-  try {
-    dockerRoot = ((await docker.info()) as { DockerRootDir?: string }).DockerRootDir;
-  } catch (err) {
-    throw toCaissonError(err, 'docker.unreachable');
-  }
+  const dockerRoot = await engineDataRoot(docker);
   const state = statfsSync(stateDir);
   const needs: { where: string; dev: bigint | number; free: number; need: number }[] = [
     { where: stateDir, dev: devOf(stateDir), free: state.bavail * state.bsize, need: size + DISK_MARGIN_BYTES },

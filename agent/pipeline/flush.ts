@@ -4,18 +4,14 @@
 // cost before the old container is stopped. Best effort: a failure only costs downtime.
 import { execFile } from 'node:child_process';
 import type Dockerode from 'dockerode';
+import { engineDataRoot } from '../runtime/docker-client.js';
 
 const FLUSH_TIMEOUT_MS = 120_000;
 
 export async function flushEngineWrites(docker: Dockerode): Promise<void> {
-  let root: string | undefined;
-  try {
-    root = ((await docker.info()) as { DockerRootDir?: string }).DockerRootDir;
-  } catch {
-    return;
-  }
+  const root = await engineDataRoot(docker).catch(() => undefined);
   // `sync -f PATH` = syncfs(2) of the filesystem holding the engine's data, nothing else
-  const args = root && root.startsWith('/') ? ['-f', root] : [];
+  const args = root ? ['-f', root] : [];
   await new Promise<void>((resolve) => {
     execFile('sync', args, { timeout: FLUSH_TIMEOUT_MS }, () => resolve());
   });

@@ -143,7 +143,7 @@ export class UpdatePipeline {
       detail: `manifest ${manifest.target.service} ${manifest.package_version}`,
       patch: { package_version: manifest.package_version, service: manifest.target.service, to_image: manifest.image.reference, to_version: manifest.package_version },
     });
-    const { service } = validateStaged(staged, { catalog: this.deps.catalog, trustedKeys: this.deps.trustedKeys, updaterVersion: UPDATER_VERSION });
+    const { service } = validateStaged(staged, { catalog: this.deps.catalog, trustedKeys: this.deps.trustedKeys, updaterVersion: UPDATER_VERSION }, manifest);
 
     // once only: a package committed before is not applied again (unless the local
     // operator explicitly asks to go back to it with --allow-downgrade)
@@ -296,14 +296,11 @@ export class UpdatePipeline {
 
   /** Close a record whose service was never touched: tags restored, staging removed. */
   async discard(id: string, error: CaissonError): Promise<void> {
-    const { journal, docker, log } = this.deps;
-    const data = journal.data(id) as UpdateData;
-    if (data.tagsBefore) {
-      try {
-        await this.undoImport(id);
-      } catch (err) {
-        log.warn(`  could not restore image tags: ${toCaissonError(err).message}`);
-      }
+    const { log } = this.deps;
+    try {
+      await this.undoImport(id);
+    } catch (err) {
+      log.warn(`  could not restore image tags: ${toCaissonError(err).message}`);
     }
     this.removeStaging(id);
     this.finish(id, 'rejected', summary(error));

@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import type Docker from 'dockerode';
 import type { ServiceSpec } from '../config/services.js';
 import { CaissonError, describe } from '../errors.js';
+import { COMPOSE_PROJECT_PATTERN, COMPOSE_SERVICE_PATTERN, NAME_PATTERN } from '../config/patterns.js';
 import type { Checkpoint, RuntimeState, ServiceDriver, SwitchPlan } from './driver.js';
 import { dockerError, imageIdOf, socketPathOf, tagImage } from './docker-client.js';
 import { findById, stateOf, type ContainerInfo } from './docker-driver.js';
@@ -34,9 +35,10 @@ interface ComposePlanDetails {
   previousOverride: string | null;
 }
 
-const PROJECT_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-const SERVICE_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
-const FILE_NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+// checked again here (the catalog was checked on load): these names reach a command line
+const PROJECT_RE = COMPOSE_PROJECT_PATTERN;
+const SERVICE_RE = COMPOSE_SERVICE_PATTERN;
+const FILE_NAME_RE = NAME_PATTERN;
 const REF_RE = /^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,254}$/;
 
 export function overridePathFor(stateDir: string, serviceName: string): string {

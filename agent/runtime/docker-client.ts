@@ -265,6 +265,16 @@ async function postImageArchive(
   return res;
 }
 
+/** The engine's data root (DockerRootDir), where images and containers live on disk. */
+export async function engineDataRoot(docker: Docker): Promise<string | undefined> {
+  try {
+    const root = ((await docker.info()) as { DockerRootDir?: unknown }).DockerRootDir;
+    return typeof root === 'string' && root.startsWith('/') ? root : undefined;
+  } catch (err) {
+    throw dockerError(err, 'asking the engine for its data root');
+  }
+}
+
 /** The image ID (sha256:…) a reference resolves to, or undefined when there is none. */
 export async function imageIdOf(docker: Docker, ref: string): Promise<string | undefined> {
   try {
