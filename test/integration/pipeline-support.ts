@@ -3,17 +3,16 @@
 // caisson-crash-* / caisson-sec-*; host ports 18300–18399. Containers carry the label
 // caisson.test=own (overriding the image's caisson.test=1) so that a label-wide cleanup by
 // another suite does not remove them mid-test; every test removes what it made by name.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 
-import { CLI, REPO_ROOT as ROOT } from '../support/cli.js';
+import { CLI, REPO_ROOT as ROOT, runCli } from '../support/cli.js';
 import { httpGet } from '../support/http.js';
 
 export { CLI, ROOT };
-export { ensureBuilt } from '../support/cli.js';
+export { ensureBuilt, runCli, type CliResult } from '../support/cli.js';
 export { httpGet } from '../support/http.js';
 export const OWN_LABEL = 'caisson.test=own';
 
@@ -25,41 +24,6 @@ export function docker(...args: string[]): string {
 
 export function dockerQuiet(...args: string[]): number {
   return spawnSync('docker', args, { stdio: 'ignore' }).status ?? -1;
-}
-
-export interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** stdout parsed as JSON when it is JSON. */
-  json: any;
-}
-
-/** Run `caisson ARGS` to completion (a crash is a result too, never a rejection). */
-export function runCli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
-  return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      let json: any;
-      try {
-        json = JSON.parse(stdout);
-      } catch {
-        json = undefined;
-      }
-      resolvePromise({ code, signal, stdout, stderr, json });
-    });
-  });
 }
 
 export function commonArgs(f: { servicesPath: string; stateDir: string; keysDir: string }): string[] {

@@ -7,9 +7,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildTestImage, cleanupTestObjects, docker, dockerOk, imageExists, imageId } from '../support/images.js';
-import { caisson, ensureBuilt } from '../support/cli.js';
 import { httpGet, waitForBody } from '../support/http.js';
-import { runCli } from './pipeline-support.js';
+import { caisson, ensureBuilt, runCli } from '../support/cli.js';
 
 const WEB_PORT = 18001;
 const BACKEND_PORT = 18002;
