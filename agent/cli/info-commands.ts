@@ -22,7 +22,7 @@ interface ServiceView {
   image_id?: string;
   container_id?: string;
   installed_version?: string;
-  installed_package_sha256?: string;
+  installed_package_id?: string;
   last_update?: { update_id: string; outcome: string | null; at: string; error_code?: string };
 }
 
@@ -84,7 +84,7 @@ export function historyCommand(): Command {
         const head = `${row.id} ${row.kind} ${row.outcome ?? `open (${row.state})`} ${row.service ?? ''} ${row.from_version ?? ''} → ${row.to_version ?? ''}`;
         const err = result.error ? `\nerror ${result.error.code}: ${result.error.message}\nnext: ${result.error.next}` : '';
         const steps = result.steps.map((s) => `  ${s.at}  ${s.state}${s.detail ? `  ${s.detail}` : ''}`).join('\n');
-        emit(opts, result, `${head}\npackage ${row.package_file} ${row.package_sha256 ?? ''}${err}\n${steps}`);
+        emit(opts, result, `${head}\npackage ${row.package_file} ${row.package_id ?? ''}${err}\n${steps}`);
         return 0;
       }),
     );
@@ -114,7 +114,7 @@ async function describeServices(opts: CommonOptions, specs: ServiceSpec[]): Prom
       image_id: state.imageId,
       container_id: state.containerId,
       installed_version: installed?.package_version,
-      installed_package_sha256: installed?.package_sha256,
+      installed_package_id: installed?.package_id,
       last_update: last ? { update_id: last.id, outcome: last.outcome, at: last.finished_at ?? last.started_at, ...(last.error_code ? { error_code: last.error_code } : {}) } : undefined,
     });
   }

@@ -72,7 +72,7 @@ export function packageCommand(): Command {
           signKeyPath: opts.sign,
           dockerSocket: opts.dockerSocket,
         });
-        emit(opts, built, `built ${built.out} (sha256 ${built.sha256}, image ${built.imageSize} bytes)`);
+        emit(opts, built, `built ${built.out} (package ${built.packageId}, image ${built.imageSize} bytes)`);
         return 0;
       }),
     );

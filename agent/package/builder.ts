@@ -8,6 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import Docker from 'dockerode';
 import { CaissonError, describe, toCaissonError } from '../errors.js';
 import { IMAGE_REFERENCE_PATTERN, NAME_PATTERN, PLATFORM_PATTERN, SEMVER_PATTERN } from '../config/patterns.js';
+import { packageIdOf } from './identity.js';
 import { renderManifest } from './manifest.js';
 import { ImageArchiveInspector, READ_CHUNK } from './reader.js';
 import { signManifest } from './signature.js';
@@ -31,8 +32,8 @@ export interface BuildOptions {
 
 export interface BuildResult {
   out: string;
-  /** SHA-256 of the whole .edgepkg. */
-  sha256: string;
+  /** The package's identity, as devices will record it (identity.ts). */
+  packageId: string;
   imageSha256: string;
   imageSize: number;
 }
@@ -93,10 +94,10 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
     }
     const manifestBytes = Buffer.from(manifestText, 'utf8');
     const sig = signKey ? Buffer.from(signManifest(manifestBytes, signKey) + '\n', 'ascii') : undefined;
-    const sha256 = await writePackage(pkgTmp, manifestBytes, imageTmp, saved.size, sig);
+    await writePackage(pkgTmp, manifestBytes, imageTmp, saved.size, sig);
     await rename(pkgTmp, opts.out);
     await syncDir(outDir);
-    return { out: opts.out, sha256, imageSha256: saved.sha256, imageSize: saved.size };
+    return { out: opts.out, packageId: packageIdOf(manifestBytes, 'image.tar', saved.sha256), imageSha256: saved.sha256, imageSize: saved.size };
   } catch (err) {
     await unlink(pkgTmp).catch(() => undefined);
     throw toCaissonError(err, 'internal.error');
@@ -168,13 +169,9 @@ async function saveImage(
   return { sha256: hash.digest('hex'), size, info: result.info };
 }
 
-async function writePackage(path: string, manifest: Buffer, imagePath: string, imageSize: number, sig: Buffer | undefined): Promise<string> {
+async function writePackage(path: string, manifest: Buffer, imagePath: string, imageSize: number, sig: Buffer | undefined): Promise<void> {
   const out = await createExclusive(path);
-  const hash = createHash('sha256');
-  const emit = async (b: Buffer): Promise<void> => {
-    hash.update(b);
-    await writeAll(out, b);
-  };
+  const emit = (b: Buffer): Promise<void> => writeAll(out, b);
   try {
     await emit(tarHeader({ name: 'manifest.toml', size: manifest.length }));
     await emit(manifest);
@@ -205,7 +202,6 @@ async function writePackage(path: string, manifest: Buffer, imagePath: string, i
   } finally {
     await out.close();
   }
-  return hash.digest('hex');
 }
 
 async function syncDir(dir: string): Promise<void> {

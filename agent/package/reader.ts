@@ -1,15 +1,16 @@
-// Stage an .edgepkg: one streaming pass over the file that hashes the whole package, checks
-// the tar structure strictly, and copies the allowlisted entries into files Caisson creates
-// itself (fixed names) in the staging folder. image.tar is hashed while it is copied and read
-// as a docker-save archive in the same pass (its manifest.json only). Memory stays flat.
+// Stage an .edgepkg: one streaming pass over the file that checks the tar structure strictly
+// and copies the allowlisted entries into files Caisson creates itself (fixed names) in the
+// staging folder. image.tar is hashed while it is copied and read as a docker-save archive
+// in the same pass (its manifest.json only); the package's identity is derived from that
+// digest and the manifest (identity.ts), so every byte is hashed once. Memory stays flat.
 import { createHash } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
 import { constants as fsc, type Stats } from 'node:fs';
 import { lstat, mkdir, open, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import { CaissonError, describe, toCaissonError } from '../errors.js';
+import { packageIdOf } from './identity.js';
 import { parseManifest } from './manifest.js';
 import { TarParser, type TarEntry } from './tar-stream.js';
 import {
@@ -195,23 +196,6 @@ async function streamPackage(
   opts: StageOptions,
 ): Promise<StagedPackage> {
   const parser = new TarParser({ strict: true });
-  const pkgHash = PackageHasher.create(declaredSize);
-  try {
-    return await streamEntries(fh, declaredSize, staging, limits, opts, parser, pkgHash);
-  } finally {
-    pkgHash.close();
-  }
-}
-
-async function streamEntries(
-  fh: FileHandle,
-  declaredSize: number,
-  staging: StagingArea,
-  limits: StageLimits,
-  opts: StageOptions,
-  parser: TarParser,
-  pkgHash: PackageHasher,
-): Promise<StagedPackage> {
   const copyImage = opts.copyImage ?? true;
   const seen = new Set<string>();
   let manifestBytes: Buffer | undefined;
@@ -225,33 +209,15 @@ async function streamEntries(
     | { kind: 'none' } = { kind: 'none' };
 
   const earlyManifest = opts.parseManifestEarly ?? true;
+  const reader = new ReadAhead(fh);
   let done = 0;
-  // One read is always in flight ahead of the chunk being worked on (1 MiB reads into the
-  // hasher's ring of buffers), so reading overlaps hashing and writing.
-  const readAt = async (pos: number): Promise<{ chunk: Buffer; slot: number }> => {
-    const { buf, slot } = await pkgHash.acquire();
-    try {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-      return { chunk: buf.subarray(0, bytesRead), slot };
-    } catch (err) {
-      throw new CaissonError('package.read_failed', `reading the package failed at byte ${pos}: ${describe(err)}`, { cause: err });
-    }
-  };
-  let next = readAt(0);
   for (;;) {
-    const { chunk, slot } = await next;
-    const n = chunk.length;
-    if (n === 0) {
-      pkgHash.release(slot);
-      break;
-    }
-    done += n;
+    const chunk = await reader.next();
+    if (chunk.length === 0) break;
+    done += chunk.length;
     if (done > limits.maxPackageBytes) {
       throw new CaissonError('package.too_large', `the package grew beyond ${limits.maxPackageBytes} bytes while it was read`);
     }
-    next = readAt(done);
-    next.catch(() => undefined); // a failure surfaces at the next await; never unhandled
-    pkgHash.update(slot, chunk);
 
     for (const ev of parser.feed(chunk)) {
       if (ev.kind === 'entry') {
@@ -302,7 +268,6 @@ async function streamEntries(
         cur = { kind: 'none' };
       }
     }
-    pkgHash.release(slot);
     opts.onProgress?.(done, declaredSize);
   }
   parser.end();
@@ -311,7 +276,7 @@ async function streamEntries(
 
   const staged: StagedPackage = {
     dir: staging.dir,
-    packageSha256: await pkgHash.digest(),
+    packageId: packageIdOf(manifestBytes, image.name, image.sha256),
     packageSize: done,
     manifestBytes,
     imagePath: image.path,
@@ -325,145 +290,40 @@ async function streamEntries(
   return staged;
 }
 
-// --- the package hash ----------------------------------------------------------------------------
-
 /**
- * Packages at least this large hash on a worker thread (~50 ms to start, ~11 MB). Small
- * enough that every real package does, so peak memory does not step up with the size.
+ * Reads the package front to back in READ_CHUNK pieces, one read always in flight ahead
+ * of the piece being worked on, so the read (thread pool) overlaps hashing and writing
+ * (this thread). Two buffers, reused: memory stays flat whatever the package size. A
+ * piece is valid until the next call after next().
  */
-export const HASH_WORKER_MIN_BYTES = 4 * 1024 * 1024;
-const HASH_SLOTS = 4;
+class ReadAhead {
+  private readonly bufs = [Buffer.allocUnsafeSlow(READ_CHUNK), Buffer.allocUnsafeSlow(READ_CHUNK)];
+  private turn = 0;
+  private pos = 0;
+  private pending: Promise<Buffer>;
 
-// Runs as a CommonJS script (eval), so it needs no file next to the compiled agent.
-const HASH_WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const hash = require('node:crypto').createHash('sha256');
-const memory = Buffer.from(workerData.memory);
-parentPort.on('message', (m) => {
-  if (m === 'digest') parentPort.postMessage({ digest: hash.digest('hex') });
-  else { hash.update(memory.subarray(m.slot * workerData.chunk, m.slot * workerData.chunk + m.len)); parentPort.postMessage(m.slot); }
-});
-`;
+  constructor(private readonly fh: FileHandle) {
+    this.pending = this.readAt(0);
+  }
 
-/**
- * SHA-256 of the whole package, fed from a small ring of 1 MiB read buffers. For large
- * packages it runs on a worker thread over shared memory (no copies), in parallel with the
- * image.tar hash, the tar parsing and the staging write on the main thread: the two hashes
- * over the same bytes then take one core each instead of adding up. A slot is reused only
- * after both the main thread released it and the worker hashed it, so memory stays at
- * HASH_SLOTS MiB whatever the package size.
- */
-class PackageHasher {
-  private readonly slots: { buf: Buffer; holders: number; onFree?: () => void }[] = [];
-  private seq = 0;
-  private readonly inline: ReturnType<typeof createHash> | undefined;
-  private readonly worker: Worker | undefined;
-  private pendingDigest: { resolve: (hex: string) => void; reject: (err: Error) => void } | undefined;
-  private failure: Error | undefined;
-  private readonly failWaiters = new Set<(err: Error) => void>();
-
-  static create(size: number): PackageHasher {
-    if (size >= HASH_WORKER_MIN_BYTES) {
-      try {
-        return new PackageHasher(true);
-      } catch {
-        // no worker threads here (resource limits): hash on this thread
-      }
+  async next(): Promise<Buffer> {
+    const chunk = await this.pending;
+    this.pos += chunk.length;
+    if (chunk.length > 0) {
+      this.pending = this.readAt(this.pos);
+      this.pending.catch(() => undefined); // a failure surfaces at the next call; never unhandled
     }
-    return new PackageHasher(false);
+    return chunk;
   }
 
-  private constructor(useWorker: boolean) {
-    const count = useWorker ? HASH_SLOTS : 2;
-    const memory = useWorker ? new SharedArrayBuffer(count * READ_CHUNK) : undefined;
-    for (let i = 0; i < count; i++) {
-      this.slots.push({ buf: memory ? Buffer.from(memory, i * READ_CHUNK, READ_CHUNK) : Buffer.allocUnsafeSlow(READ_CHUNK), holders: 0 });
+  private async readAt(pos: number): Promise<Buffer> {
+    const buf = this.bufs[this.turn++ % this.bufs.length]!;
+    try {
+      const { bytesRead } = await this.fh.read(buf, 0, buf.length, pos);
+      return buf.subarray(0, bytesRead);
+    } catch (err) {
+      throw new CaissonError('package.read_failed', `reading the package failed at byte ${pos}: ${describe(err)}`, { cause: err });
     }
-    if (!memory) {
-      this.inline = createHash('sha256');
-      return;
-    }
-    const worker = new Worker(HASH_WORKER_SOURCE, { eval: true, workerData: { memory, chunk: READ_CHUNK } });
-    // kept referenced: the main thread may be waiting for nothing but this worker's answer
-    // (a free buffer, the digest); close() always terminates it
-    this.worker = worker;
-    worker.on('message', (m: number | { digest: string }) => {
-      if (typeof m === 'number') this.drop(m);
-      else this.pendingDigest?.resolve(m.digest);
-    });
-    worker.on('error', (err) => this.fail(err));
-    worker.on('exit', (code) => this.fail(new Error(`the hashing thread exited (code ${code})`)));
-  }
-
-  /** A free 1 MiB buffer to read into. */
-  async acquire(): Promise<{ buf: Buffer; slot: number }> {
-    const slot = this.seq++ % this.slots.length;
-    const s = this.slots[slot]!;
-    if (s.holders > 0) {
-      await new Promise<void>((resolve, reject) => {
-        if (this.failure) return reject(this.failure);
-        const onFail = (err: Error) => reject(err);
-        this.failWaiters.add(onFail);
-        s.onFree = () => {
-          this.failWaiters.delete(onFail);
-          resolve();
-        };
-      });
-    }
-    if (this.failure) throw this.failure;
-    s.holders = 1;
-    return { buf: s.buf, slot };
-  }
-
-  /** Hash this chunk (a prefix of the slot's buffer). */
-  update(slot: number, chunk: Buffer): void {
-    if (this.inline) {
-      this.inline.update(chunk);
-      return;
-    }
-    if (this.failure) throw this.failure;
-    this.slots[slot]!.holders++;
-    this.worker!.postMessage({ slot, len: chunk.length });
-  }
-
-  /** The main thread is done with this slot. */
-  release(slot: number): void {
-    this.drop(slot);
-  }
-
-  async digest(): Promise<string> {
-    if (this.inline) return this.inline.digest('hex');
-    if (this.failure) throw this.failure;
-    return new Promise<string>((resolve, reject) => {
-      this.pendingDigest = { resolve, reject };
-      this.worker!.postMessage('digest');
-    });
-  }
-
-  close(): void {
-    if (this.worker) {
-      this.failure ??= new Error('the package hasher was closed');
-      this.worker.removeAllListeners('exit');
-      void this.worker.terminate().catch(() => undefined);
-    }
-  }
-
-  private drop(slot: number): void {
-    const s = this.slots[slot]!;
-    s.holders = Math.max(0, s.holders - 1);
-    if (s.holders === 0 && s.onFree) {
-      const f = s.onFree;
-      s.onFree = undefined;
-      f();
-    }
-  }
-
-  private fail(err: Error): void {
-    if (this.failure) return;
-    this.failure = new CaissonError('internal.error', `hashing the package failed: ${describe(err)}`, { cause: err });
-    this.pendingDigest?.reject(this.failure);
-    for (const w of this.failWaiters) w(this.failure);
-    this.failWaiters.clear();
   }
 }
 

@@ -4,8 +4,8 @@
 export interface StagedPackage {
   /** Staging folder, created by Caisson (never named by the archive). */
   dir: string;
-  /** SHA-256 (hex) of the whole .edgepkg byte stream: the package's identity. */
-  packageSha256: string;
+  /** The package's identity (hex SHA-256 over the manifest bytes and the image digest; identity.ts). */
+  packageId: string;
   packageSize: number;
   /** The exact bytes of manifest.toml (what a signature covers). */
   manifestBytes: Buffer;

@@ -133,10 +133,10 @@ export class UpdatePipeline {
       onProgress: (done, total) => progress.bytes(stageOpts.copyImage === false ? 'hashing' : 'staging', done, total),
     });
     this.save(id, 'staged', {
-      detail: `sha256 ${staged.packageSha256}`,
-      patch: { package_sha256: staged.packageSha256 },
+      detail: `package ${staged.packageId}`,
+      patch: { package_id: staged.packageId },
     });
-    log.info(`  staged ${staged.packageSize} bytes, sha256 ${staged.packageSha256.slice(0, 16)}…`);
+    log.info(`  staged ${staged.packageSize} bytes, package ${staged.packageId.slice(0, 16)}…`);
 
     const manifest = parseManifest(staged.manifestBytes);
     journal.transition(id, 'staged', {
@@ -147,11 +147,11 @@ export class UpdatePipeline {
 
     // once only: a package committed before is not applied again (unless the local
     // operator explicitly asks to go back to it with --allow-downgrade)
-    const committedBy = journal.committedPackage(staged.packageSha256);
+    const committedBy = journal.committedPackage(staged.packageId);
     if (committedBy && committedBy.service === service.name && !req.allowDowngrade) {
       return { manifest, staged, service, alreadyInstalled: committedBy.update_id };
     }
-    checkPolicy(journal, service.name, manifest.package_version, staged.packageSha256, req.allowDowngrade === true);
+    checkPolicy(journal, service.name, manifest.package_version, staged.packageId, req.allowDowngrade === true);
     const installed = journal.installed(service.name);
     this.save(id, 'validated', { detail: 'all checks passed', patch: { from_version: installed?.package_version ?? null } });
     log.info(`  valid: ${service.name} ${installed?.package_version ?? '(no version installed by Caisson yet)'} → ${manifest.package_version}`);
@@ -230,7 +230,7 @@ export class UpdatePipeline {
         journal.recordInstalled({
           service: service.name,
           version: row.package_version!,
-          sha256: row.package_sha256!,
+          packageId: row.package_id!,
           imageRef: plan.newImageRef,
           updateId: id,
           highest: higherVersion(journal.installed(service.name)?.highest_version, row.package_version!),

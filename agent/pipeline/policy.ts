@@ -4,7 +4,7 @@ import { CaissonError } from '../errors.js';
 import { compareSemver } from '../package/semver.js';
 import type { Journal } from '../store/journal.js';
 
-export function checkPolicy(journal: Journal, service: string, version: string, sha256: string, allowDowngrade: boolean): void {
+export function checkPolicy(journal: Journal, service: string, version: string, packageId: string, allowDowngrade: boolean): void {
   if (allowDowngrade) return;
   const installed = journal.installed(service);
   if (!installed) return;
@@ -12,8 +12,8 @@ export function checkPolicy(journal: Journal, service: string, version: string, 
   if (order < 0) {
     throw new CaissonError('policy.downgrade', `${service} ${version} is older than ${installed.highest_version}, which this device has had`);
   }
-  if (order === 0 && sha256 !== installed.package_sha256) {
-    throw new CaissonError('policy.downgrade', `${service} ${version} is already installed from a different package (other bytes); a new version needs a new number`);
+  if (order === 0 && packageId !== installed.package_id) {
+    throw new CaissonError('policy.downgrade', `${service} ${version} is already installed from a different package (other content); a new version needs a new number`);
   }
   if (order === 0 && installed.package_version !== version) {
     // same precedence, different build metadata: treat as a different package of the same version

@@ -30,7 +30,7 @@ export interface UpdateResult {
   outcome: Outcome;
   source: UpdateSource;
   package_file: string;
-  package_sha256?: string;
+  package_id?: string;
   package_version?: string;
   service?: string;
   from_image?: string;

@@ -84,7 +84,7 @@ export function reportText(r: UpdateResult, meta: ReportMeta): string {
     ['Outcome', r.outcome],
     ['Package', packageName(r)],
     ['Package version', r.package_version],
-    ['Package SHA-256', r.package_sha256],
+    ['Package ID', r.package_id],
     ['Service', r.service],
     ['From', [r.from_version, r.from_image].filter(Boolean).join(' ') || undefined],
     ['To', [r.to_version, r.to_image].filter(Boolean).join(' ') || undefined],

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 export type Db = Database.Database;
 
 /** Schema migrations, applied in order; the index + 1 is the schema version. */
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: string[] = [
   `CREATE TABLE updates (
      id TEXT PRIMARY KEY,
      kind TEXT NOT NULL,                 -- 'update' | 'validation'
@@ -58,6 +58,15 @@ const MIGRATIONS: string[] = [
      package_version TEXT NOT NULL,
      update_id TEXT NOT NULL
    );`,
+  // A package is known by its identity (package/identity.ts: the manifest bytes and the
+  // image digest), no longer by a SHA-256 of the whole file, so it is hashed once per
+  // update. Rows written before keep their file digests under the new name; loading one
+  // of those packages again is then judged by the version policy, not as already installed.
+  `ALTER TABLE updates RENAME COLUMN package_sha256 TO package_id;
+   DROP INDEX updates_sha;
+   CREATE INDEX updates_package ON updates (package_id);
+   ALTER TABLE installed RENAME COLUMN package_sha256 TO package_id;
+   ALTER TABLE installed_packages RENAME COLUMN package_sha256 TO package_id;`,
 ];
 
 export function openDatabase(stateDir: string): Db {

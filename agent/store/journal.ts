@@ -13,7 +13,7 @@ export interface UpdateRow {
   kind: 'update' | 'validation';
   source: UpdateSource;
   package_file: string;
-  package_sha256: string | null;
+  package_id: string | null;
   package_version: string | null;
   service: string | null;
   from_image: string | null;
@@ -34,7 +34,7 @@ export interface UpdateRow {
 
 /** Columns a transition may fill in as the update learns more. */
 export type UpdatePatch = Partial<
-  Pick<UpdateRow, 'package_sha256' | 'package_version' | 'service' | 'from_image' | 'to_image' | 'from_version' | 'to_version'>
+  Pick<UpdateRow, 'package_id' | 'package_version' | 'service' | 'from_image' | 'to_image' | 'from_version' | 'to_version'>
 >;
 
 export interface JournalData {
@@ -46,7 +46,7 @@ export interface JournalData {
 export interface InstalledRow {
   service: string;
   package_version: string;
-  package_sha256: string;
+  package_id: string;
   image_ref: string;
   update_id: string;
   installed_at: string;
@@ -142,30 +142,30 @@ export class Journal {
     return this.db.prepare('SELECT * FROM installed WHERE service = ?').get(service) as InstalledRow | undefined;
   }
 
-  /** The committed package with this exact sha256, if any. */
-  committedPackage(sha256: string): { service: string; package_version: string; update_id: string } | undefined {
-    return this.db.prepare('SELECT service, package_version, update_id FROM installed_packages WHERE package_sha256 = ?').get(sha256) as
+  /** The committed package with this identity, if any. */
+  committedPackage(packageId: string): { service: string; package_version: string; update_id: string } | undefined {
+    return this.db.prepare('SELECT service, package_version, update_id FROM installed_packages WHERE package_id = ?').get(packageId) as
       | { service: string; package_version: string; update_id: string }
       | undefined;
   }
 
   /** Record what is installed now; part of the commit transaction (see close onClose). */
-  recordInstalled(input: { service: string; version: string; sha256: string; imageRef: string; updateId: string; highest: string }): void {
+  recordInstalled(input: { service: string; version: string; packageId: string; imageRef: string; updateId: string; highest: string }): void {
     const at = now();
     this.db
       .prepare(
-        `INSERT INTO installed (service, package_version, package_sha256, image_ref, update_id, installed_at, highest_version)
-         VALUES (@service, @version, @sha256, @imageRef, @updateId, @at, @highest)
-         ON CONFLICT (service) DO UPDATE SET package_version = @version, package_sha256 = @sha256, image_ref = @imageRef,
+        `INSERT INTO installed (service, package_version, package_id, image_ref, update_id, installed_at, highest_version)
+         VALUES (@service, @version, @packageId, @imageRef, @updateId, @at, @highest)
+         ON CONFLICT (service) DO UPDATE SET package_version = @version, package_id = @packageId, image_ref = @imageRef,
            update_id = @updateId, installed_at = @at, highest_version = @highest`,
       )
       .run({ ...input, at });
     this.db
       .prepare(
-        `INSERT INTO installed_packages (package_sha256, service, package_version, update_id) VALUES (?, ?, ?, ?)
-         ON CONFLICT (package_sha256) DO UPDATE SET update_id = excluded.update_id`,
+        `INSERT INTO installed_packages (package_id, service, package_version, update_id) VALUES (?, ?, ?, ?)
+         ON CONFLICT (package_id) DO UPDATE SET update_id = excluded.update_id`,
       )
-      .run(input.sha256, input.service, input.version, input.updateId);
+      .run(input.packageId, input.service, input.version, input.updateId);
   }
 
   /** The public view of one record (CLI --json, reports). */
@@ -192,7 +192,7 @@ export function rowToResult(row: UpdateRow, steps: StepRecord[]): UpdateResult {
     steps,
   };
   const optional = {
-    package_sha256: row.package_sha256,
+    package_id: row.package_id,
     package_version: row.package_version,
     service: row.service,
     from_image: row.from_image,

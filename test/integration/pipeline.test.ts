@@ -104,7 +104,7 @@ describe('pipeline through the CLI (real engine)', function () {
       const shown = caisson(['history', 'show', r.json.update_id, ...common()]).json;
       const states = shown.steps.map((s: { state: string }) => s.state);
       expect(states).to.include.members(['received', 'staged', 'validated', 'loading_image', 'image_loaded', 'switching', 'health_checking', 'committing', 'closed:committed']);
-      expect(shown.package_sha256).to.match(/^[0-9a-f]{64}$/);
+      expect(shown.package_id).to.match(/^[0-9a-f]{64}$/);
       const svc = caisson(['service', 'show', 'web', ...common()]).json;
       expect(svc).to.include({ installed_version: '2.0.0', running_image: IMAGES.v2, status: 'running' });
     });

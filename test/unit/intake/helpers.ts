@@ -37,7 +37,7 @@ export function sha256(data: Buffer): string {
 /**
  * A stand-in for the real pipeline where a real one adds nothing: the agent's queueing,
  * reports and LED only depend on the UpdateResult it gets back. It keeps the pipeline's
- * once-only rule (same package sha256 committed before → already_installed), fails any
+ * once-only rule (same package identity committed before → already_installed), fails any
  * file whose name contains "bad", and records how many runs overlapped.
  */
 export class FakePipeline implements AgentPipeline {
@@ -72,7 +72,7 @@ export class FakePipeline implements AgentPipeline {
         update_id: `fake-${this.runs.length}`,
         source: req.source,
         package_file: req.packagePath,
-        package_sha256: sha,
+        package_id: sha,
         package_version: version,
         service: 'frontend',
         from_version: '1.0.0',

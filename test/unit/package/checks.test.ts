@@ -26,7 +26,7 @@ const manifest = (over: Partial<Manifest> = {}): Manifest => ({
 });
 const staged = (over: Partial<StagedPackage> = {}): StagedPackage => ({
   dir: '/nonexistent',
-  packageSha256: 'c'.repeat(64),
+  packageId: 'c'.repeat(64),
   packageSize: 3000,
   manifestBytes: Buffer.from(''),
   imagePath: '/nonexistent/image.tar',

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { CaissonError } from '../../../agent/errors.js';
 import { buildPackage } from '../../../agent/package/builder.js';
+import { packageIdOf } from '../../../agent/package/identity.js';
 import { stagePackage } from '../../../agent/package/reader.js';
 import { tarEnd, tarEntry, tarHeader, tarPadding } from '../../../agent/package/tar-stream.js';
 import { buildTestImage, cleanupTestObjects, imageId } from '../../support/images.js';
@@ -56,7 +57,8 @@ describe('package reader', function () {
     const bytes = readFileSync(pkgPath);
     const staged = await stagePackage(pkgPath, dir);
     expect(staged.dir).to.equal(dir);
-    expect(staged.packageSha256).to.equal(sha256(bytes));
+    expect(staged.packageId).to.equal(packageIdOf(staged.manifestBytes, 'image.tar', sha256(imageTar)));
+    expect(staged.packageId).to.not.equal(sha256(bytes)); // not a file digest: see the identity test
     expect(staged.packageSize).to.equal(bytes.length);
     expect(staged.imageFileName).to.equal('image.tar');
     expect(staged.imagePath).to.equal(join(dir, 'image.tar'));
@@ -76,6 +78,26 @@ describe('package reader', function () {
     expect(staged.imageFileName).to.equal('image.tar.gz');
     expect(staged.imageSha256).to.equal(sha256(gz));
     expect(staged.imageArchive).to.deep.equal({ imageId: imageId(REF), repoTags: [REF] });
+  });
+
+  it('knows a package by what it delivers: the framing and the signature do not change its identity, content does', async () => {
+    const man = Buffer.from(manifestText(ctx, imageTar));
+    const idOf = async (bytes: Buffer): Promise<string> => (await stagePackage(writePkg(`id-${n}.edgepkg`, bytes), stagingDir())).packageId;
+    const plain = await idOf(Buffer.concat([tarEntry({ name: 'manifest.toml' }, man), tarEntry({ name: 'image.tar' }, imageTar), tarEnd()]));
+    const reframed = await idOf(
+      Buffer.concat([
+        tarEntry({ name: 'image.tar', mtime: 1_700_000_000, mode: 0o640 }, imageTar),
+        tarEntry({ name: 'manifest.toml.sig' }, Buffer.from('AAAA\n')),
+        tarEntry({ name: 'manifest.toml', mtime: 12_345, format: 'gnu' }, man),
+        tarEnd(),
+      ]),
+    );
+    expect(reframed).to.equal(plain);
+
+    const otherManifest = await idOf(validPackageBytes(ctx, { manifest: manifestText(ctx, imageTar, { package_version: '"1.0.1"' }) }));
+    const otherImage = rewriteImageManifest(imageTar, (doc) => doc.map((e) => ({ ...e, RepoTags: ['caisson-pkgtest/reader:other'] })));
+    const otherImageId = await idOf(validPackageBytes(ctx, { image: otherImage, manifest: manifestText(ctx, imageTar) }));
+    expect(new Set([plain, otherManifest, otherImageId]).size).to.equal(3);
   });
 
   it('accepts any entry order (image first, signature in the middle)', async () => {

@@ -18,7 +18,7 @@ const manifest = (pinned = true): Manifest => ({
   compatibility: { min_updater_version: '0.1.0' },
 });
 const staged = (signature?: Buffer, bytes = manifestBytes): StagedPackage => ({
-  dir: '/nonexistent', packageSha256: 'c'.repeat(64), packageSize: 1, manifestBytes: bytes,
+  dir: '/nonexistent', packageId: 'c'.repeat(64), packageSize: 1, manifestBytes: bytes,
   imagePath: '/nonexistent/image.tar', imageFileName: 'image.tar', imageSha256: 'b'.repeat(64), imageSize: 10,
   ...(signature ? { signature } : {}),
 });

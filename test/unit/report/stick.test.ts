@@ -14,7 +14,7 @@ function result(over: Partial<UpdateResult> = {}): UpdateResult {
     outcome: 'committed',
     source: 'usb',
     package_file: '/media/caisson/AAAA-BBBB/frontend-1.2.3.edgepkg',
-    package_sha256: 'a'.repeat(64),
+    package_id: 'a'.repeat(64),
     package_version: '1.2.3',
     service: 'frontend',
     from_version: '1.2.2',

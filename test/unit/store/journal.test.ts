@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDatabase } from '../../../agent/store/db.js';
+import Database from 'better-sqlite3';
+import { MIGRATIONS, openDatabase } from '../../../agent/store/db.js';
 import { Journal } from '../../../agent/store/journal.js';
 import { acquireStateLock } from '../../../agent/store/lock.js';
 import { checkPolicy } from '../../../agent/pipeline/policy.js';
@@ -21,11 +22,28 @@ describe('journal and history store', function () {
     db.close();
   });
 
+  it('moves a schema-1 history to package IDs without losing a row', function () {
+    const old = new Database(join(dir, 'caisson.db'));
+    old.exec(MIGRATIONS[0]!);
+    old.pragma('user_version = 1');
+    old.prepare(`INSERT INTO updates (id, kind, source, package_file, package_sha256, state, outcome, started_at, closed)
+                 VALUES ('u-old', 'update', 'cli', '/p/web.edgepkg', ?, 'closed:committed', 'committed', '2026-01-01T00:00:00Z', 1)`).run('d'.repeat(64));
+    old.prepare(`INSERT INTO installed_packages (package_sha256, service, package_version, update_id) VALUES (?, 'web', '1.0.0', 'u-old')`).run('d'.repeat(64));
+    old.close();
+
+    const db = openDatabase(dir);
+    expect(db.pragma('user_version', { simple: true })).to.equal(MIGRATIONS.length);
+    const journal = new Journal(db);
+    expect(journal.get('u-old')).to.deep.include({ package_id: 'd'.repeat(64), outcome: 'committed' });
+    expect(journal.committedPackage('d'.repeat(64))).to.deep.equal({ service: 'web', package_version: '1.0.0', update_id: 'u-old' });
+    db.close();
+  });
+
   it('records every transition as a step and survives reopening', function () {
     let db = openDatabase(dir);
     const journal = new Journal(db);
     const id = journal.begin({ kind: 'update', source: 'cli', packageFile: '/x.edgepkg' });
-    journal.transition(id, 'staged', { patch: { package_sha256: 'a'.repeat(64) }, data: { stagingDir: '/s' } });
+    journal.transition(id, 'staged', { patch: { package_id: 'a'.repeat(64) }, data: { stagingDir: '/s' } });
     journal.transition(id, 'switching.stop_old', { data: { plan: { x: 1 } } });
     db.close();
 
@@ -46,7 +64,7 @@ describe('journal and history store', function () {
   it('keeps the highest version for the downgrade policy', function () {
     const db = openDatabase(dir);
     const journal = new Journal(db);
-    journal.recordInstalled({ service: 'web', version: '1.2.0', sha256: 'b'.repeat(64), imageRef: 'w:1.2.0', updateId: 'u1', highest: '1.2.0' });
+    journal.recordInstalled({ service: 'web', version: '1.2.0', packageId: 'b'.repeat(64), imageRef: 'w:1.2.0', updateId: 'u1', highest: '1.2.0' });
     const policy = (version: string, sha: string, allow = false) => {
       try {
         checkPolicy(journal, 'web', version, sha, allow);
