@@ -107,6 +107,17 @@ export class Prober {
     })();
   }
 
+  /** Epoch ms of the first answered probe sent at or after t0, waiting for it (throws after timeoutMs). */
+  async firstOkSince(t0: number, timeoutMs = 30_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.samples.find((s) => s.ok && s.t >= t0);
+      if (hit) return hit.t;
+      if (this.stopped || Date.now() > deadline) throw new Error(`${this.url} did not answer within ${timeoutMs} ms`);
+      await sleep(10);
+    }
+  }
+
   async stop(): Promise<Sample[]> {
     this.stopped = true;
     await this.loop;
@@ -214,6 +225,12 @@ export function median(xs: number[]): number {
 
 export const MB = 1_000_000;
 export const MiB = 1024 * 1024;
+
+/** A signed difference: `+ 51 ms`, `− 239 ms`. */
+export function fmtDelta(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms)) return '+ -';
+  return `${ms < 0 ? '−' : '+'} ${fmtMs(Math.abs(ms))}`;
+}
 
 export function fmtMs(ms: number | undefined): string {
   if (ms === undefined || !Number.isFinite(ms)) return '-';

@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import {
-  BENCH_LABEL, MiB, Prober, buildImage, fmtMs, fmtRate, longest, median, must, outages, ratio, run, sleep, table,
+  BENCH_LABEL, MiB, Prober, buildImage, fmtDelta, fmtMs, fmtRate, longest, median, must, outages, ratio, run, sleep, table,
   waitAnswer, waitHealthyLikeAPerson, type Run, type Sample,
 } from './lib.js';
 
@@ -77,8 +77,30 @@ function span(steps: Step[], from: string, to: string): number | undefined {
   return a !== undefined && b !== undefined ? b - a : undefined;
 }
 
-/** Time from `docker start` (create + start for a new container) to the first answer on STH_PORT. */
-async function startToAnswer(ref: string, reps: number): Promise<{ run: number; restart: number }> {
+/** A container's start-to-answer: its first start (create + start) and its restart after a stop. */
+interface StartTimes { run: number; restart: number }
+
+/** From start() to the first answer, probing only once start() returned: the engine's quiet figure. */
+async function quietStart(c: Docker.Container): Promise<number> {
+  const t0 = Date.now();
+  await c.start();
+  return (await waitAnswer(url(STH_PORT), 30_000, 10)) - t0;
+}
+
+/** From start() to the first answer as clients see it: they already knock when start() is called. */
+async function knockedStart(c: Docker.Container): Promise<number> {
+  const prober = new Prober(url(STH_PORT));
+  try {
+    const t0 = Date.now();
+    await c.start();
+    return (await prober.firstOkSince(t0)) - t0;
+  } finally {
+    await prober.stop();
+  }
+}
+
+/** Medians over `reps` of `ref` started by itself on STH_PORT (then stopped and started again), each start timed by `measure`. */
+async function startToAnswer(ref: string, reps: number, measure: (c: Docker.Container) => Promise<number>): Promise<StartTimes> {
   const runs: number[] = [];
   const restarts: number[] = [];
   for (let i = 0; i < reps; i++) {
@@ -90,16 +112,27 @@ async function startToAnswer(ref: string, reps: number): Promise<{ run: number; 
       ExposedPorts: { '8080/tcp': {} },
       HostConfig: { PortBindings: { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: String(STH_PORT) }] } },
     });
-    const t0 = Date.now();
-    await c.start();
-    runs.push((await waitAnswer(url(STH_PORT), 30_000, 10)) - t0 + 0);
+    runs.push(await measure(c));
     await c.stop({ t: 10 });
-    const t1 = Date.now();
-    await c.start();
-    restarts.push((await waitAnswer(url(STH_PORT), 30_000, 10)) - t1);
+    restarts.push(await measure(c));
     await c.remove({ force: true });
   }
   return { run: median(runs), restart: median(restarts) };
+}
+
+/**
+ * startToAnswer with clients knocking and the service stopped, as during a switch or a rollback:
+ * a stop that leaves the bridge without containers flushes the host's ARP cache, and a client
+ * connecting during the next start makes docker-proxy wait for ARP (re-sent after ~1 s).
+ * The service runs and answers on PORT again afterwards.
+ */
+async function startToAnswerKnocking(ref: string, reps: number): Promise<StartTimes> {
+  const service = docker.getContainer(CONTAINER);
+  await service.stop({ t: 10 });
+  const times = await startToAnswer(ref, reps, knockedStart);
+  await service.start();
+  await waitAnswer(url(PORT), 30_000);
+  return times;
 }
 
 interface SizeResult {
@@ -117,10 +150,16 @@ interface SizeResult {
     ratio_vs_raw: number;
     raw_runs_ms: number[]; caisson_runs_ms: number[]; caisson_downtime_runs_ms: Array<number | undefined>;
   };
-  downtime: { caisson_ms?: number; new_container_start_to_answer_ms: number; overhead_ms?: number; stop_to_start_new_ms?: number };
+  /** overhead_ms: beyond the start-to-answer with clients knocking; overhead_vs_quiet_ms: beyond the quiet one. */
+  downtime: {
+    caisson_ms?: number; new_container_start_to_answer_ms: number; new_container_start_to_answer_knocking_ms: number;
+    overhead_ms?: number; overhead_vs_quiet_ms?: number; stop_to_start_new_ms?: number;
+  };
   rollback: {
-    outcome: string; verdict_to_answer_ms?: number; verdict_to_start_old_ms?: number; old_container_start_ms: number;
-    overhead_ms?: number;
+    outcome: string; verdict_to_answer_ms?: number; verdict_to_start_old_ms?: number;
+    old_container_start_ms: number; old_container_start_knocking_ms: number;
+    /** the target stays on the quiet restart (the stricter base; it is met either way) */
+    overhead_ms?: number; overhead_vs_knocking_ms?: number;
   };
 }
 
@@ -212,7 +251,8 @@ async function benchSize(sizeMb: number, index: number): Promise<SizeResult> {
 
   // the new container's own start-to-answer, measured on its own (same image, another port)
   log(`${label}: container start times`);
-  const sta = await startToAnswer(newRef, 3);
+  const sta = await startToAnswer(newRef, 3, quietStart);
+  const knocking = await startToAnswerKnocking(newRef, 3);
 
   // --- rollback: a broken version replaces the (now committed) new one ------------------------------------
   log(`${label}: rollback`);
@@ -236,6 +276,7 @@ async function benchSize(sizeMb: number, index: number): Promise<SizeResult> {
   const verdict = at(rbRes.steps, 'rolling_back');
   const startOld = at(rbRes.steps, 'rolling_back.start_old');
   const back = verdict !== undefined ? samples.find((x) => x.ok && x.t >= verdict)?.t : undefined;
+  const rbBack = verdict !== undefined && back !== undefined ? back - verdict : undefined;
 
   // --- clean up this size ---------------------------------------------------------------------------------
   await quietDocker('rm', '-f', CONTAINER, `${CONTAINER}.caisson-prev`);
@@ -276,15 +317,19 @@ async function benchSize(sizeMb: number, index: number): Promise<SizeResult> {
     downtime: {
       caisson_ms: down?.ms,
       new_container_start_to_answer_ms: sta.run,
-      overhead_ms: down ? down.ms - sta.run : undefined,
+      new_container_start_to_answer_knocking_ms: knocking.run,
+      overhead_ms: down ? down.ms - knocking.run : undefined,
+      overhead_vs_quiet_ms: down ? down.ms - sta.run : undefined,
       stop_to_start_new_ms: stopOld !== undefined && startNew !== undefined ? startNew - stopOld : undefined,
     },
     rollback: {
       outcome: rbRes.outcome,
-      verdict_to_answer_ms: verdict !== undefined && back !== undefined ? back - verdict : undefined,
+      verdict_to_answer_ms: rbBack,
       verdict_to_start_old_ms: verdict !== undefined && startOld !== undefined ? startOld - verdict : undefined,
       old_container_start_ms: sta.restart,
-      overhead_ms: verdict !== undefined && back !== undefined ? back - verdict - sta.restart : undefined,
+      old_container_start_knocking_ms: knocking.restart,
+      overhead_ms: rbBack !== undefined ? rbBack - sta.restart : undefined,
+      overhead_vs_knocking_ms: rbBack !== undefined ? rbBack - knocking.restart : undefined,
     },
   };
 }
@@ -455,8 +500,11 @@ function printSize(r: SizeResult): void {
   console.log(`  raw phases: load ${fmtMs(l.raw_phases_ms.load)}, replace ${fmtMs(l.raw_phases_ms.replace)}, health ${fmtMs(l.raw_phases_ms.health)}`);
   console.log(`  caisson phases: stage ${fmtMs(p.stage)}, checks ${fmtMs(p.checks)}, import ${fmtMs(p.import)}, plan ${fmtMs(p.plan)}, switch ${fmtMs(p.switch)}, health ${fmtMs(p.health)}, commit ${fmtMs(p.commit)}, process start/exit ${fmtMs(p.process_overhead)}`);
   console.log(`  peak RSS: load ${l.caisson_max_rss_kb ? (l.caisson_max_rss_kb / 1024).toFixed(1) : '-'} MiB, validate ${v.caisson_max_rss_kb ? (v.caisson_max_rss_kb / 1024).toFixed(1) : '-'} MiB`);
-  console.log(`  downtime ${fmtMs(r.downtime.caisson_ms)} = new container start-to-answer ${fmtMs(r.downtime.new_container_start_to_answer_ms)} + ${fmtMs(r.downtime.overhead_ms)} (stop_old → start_new ${fmtMs(r.downtime.stop_to_start_new_ms)})`);
-  console.log(`  rollback (${r.rollback.outcome}): verdict → old answers ${fmtMs(r.rollback.verdict_to_answer_ms)} = old container start ${fmtMs(r.rollback.old_container_start_ms)} + ${fmtMs(r.rollback.overhead_ms)} (verdict → start_old ${fmtMs(r.rollback.verdict_to_start_old_ms)})`);
+  const d = r.downtime;
+  const rb = r.rollback;
+  console.log(`  downtime ${fmtMs(d.caisson_ms)} = new container start-to-answer ${fmtMs(d.new_container_start_to_answer_knocking_ms)} knocking ${fmtDelta(d.overhead_ms)}; quiet ${fmtMs(d.new_container_start_to_answer_ms)} ${fmtDelta(d.overhead_vs_quiet_ms)} (stop_old → start_new ${fmtMs(d.stop_to_start_new_ms)})`);
+  console.log(`  rollback (${rb.outcome}): verdict → old answers ${fmtMs(rb.verdict_to_answer_ms)} = old container start ${fmtMs(rb.old_container_start_ms)} quiet ${fmtDelta(rb.overhead_ms)}; knocking ${fmtMs(rb.old_container_start_knocking_ms)} ${fmtDelta(rb.overhead_vs_knocking_ms)} (verdict → start_old ${fmtMs(rb.verdict_to_start_old_ms)})`);
+  console.log('  (start-to-answer twice: quiet = probed once started; knocking = probed from before the start, as clients are: they wait for the engine\'s network to come up)');
 }
 
 function printSummary(results: SizeResult[], inbox: InboxResult | undefined): Record<string, unknown> {
@@ -468,8 +516,10 @@ function printSummary(results: SizeResult[], inbox: InboxResult | undefined): Re
   const rss = results.map((r) => r.load.caisson_max_rss_kb ?? NaN);
   const spread = (Math.max(...rss) - Math.min(...rss)) / 1024;
   rows.push(['peak RSS of load (MiB)', ...rss.map((k) => `${(k / 1024).toFixed(1)}${pass(k / 1024 < 120)}`), '< 120, spread ≤ 20']);
-  rows.push(['downtime − new start-to-answer', ...results.map((r) => `${fmtMs(r.downtime.overhead_ms)}${pass(r.downtime.overhead_ms !== undefined ? r.downtime.overhead_ms <= 500 : undefined)}`), '≤ 0.5 s']);
-  rows.push(['rollback − old container start', ...results.map((r) => `${fmtMs(r.rollback.overhead_ms)}${pass(r.rollback.overhead_ms !== undefined ? r.rollback.overhead_ms < 3000 : undefined)}`), '< 3 s']);
+  rows.push(['downtime − new start-to-answer (knocking)', ...results.map((r) => `${fmtMs(r.downtime.overhead_ms)}${pass(r.downtime.overhead_ms !== undefined ? r.downtime.overhead_ms <= 500 : undefined)}`), '≤ 0.5 s']);
+  rows.push(['  same, vs quiet start-to-answer', ...results.map((r) => fmtMs(r.downtime.overhead_vs_quiet_ms)), '(info)']);
+  rows.push(['rollback − old container start (quiet)', ...results.map((r) => `${fmtMs(r.rollback.overhead_ms)}${pass(r.rollback.overhead_ms !== undefined ? r.rollback.overhead_ms < 3000 : undefined)}`), '< 3 s']);
+  rows.push(['  same, vs knocking start', ...results.map((r) => fmtMs(r.rollback.overhead_vs_knocking_ms)), '(info)']);
   console.log('\n=== targets (issue 5) ===');
   console.log(table(rows));
   console.log(`  peak RSS spread across sizes: ${spread.toFixed(1)} MiB${pass(spread <= 20)}`);
