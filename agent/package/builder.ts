@@ -5,8 +5,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { CaissonError, describe, toCaissonError } from '../errors.js';
+import { connectDocker } from '../runtime/docker-client.js';
 import { IMAGE_REFERENCE_PATTERN, NAME_PATTERN, PLATFORM_PATTERN, SEMVER_PATTERN } from '../config/patterns.js';
 import { packageIdOf } from './identity.js';
 import { renderManifest } from './manifest.js';
@@ -48,7 +49,7 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
   checkInput(minUpdater, SEMVER_PATTERN, '--min-updater-version', 'a semantic version');
   const signKey = opts.signKeyPath ? await readKey(opts.signKeyPath) : undefined;
 
-  const docker = new Docker({ socketPath: opts.dockerSocket ?? '/var/run/docker.sock' });
+  const docker = connectDocker(opts.dockerSocket);
   const image = docker.getImage(opts.imageRef);
   let inspect: Docker.ImageInspectInfo;
   try {
