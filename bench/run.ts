@@ -199,13 +199,16 @@ async function benchSize(sizeMb: number, index: number): Promise<SizeResult> {
   const mbps = (ms: number) => bytes / 1e6 / (ms / 1000);
 
   // --- the raw path a person would type, and caisson package load --yes, alternating ----------------
-  const loadReps = Number(process.env.BENCH_REPS ?? (sizeMb >= 1000 ? 2 : 3));
+  const loadReps = Number(process.env.BENCH_REPS ?? 3);
   const resetToOld = async () => {
     // the device runs the old version again and does not have the new image
     await quietDocker('rm', '-f', CONTAINER, `${CONTAINER}.caisson-prev`);
     await quietDocker('rmi', newRef);
     await startService(BASE_REF);
     await must('sh', ['-c', 'cat "$1" > /dev/null', 'sh', pkg]); // both start from a warm page cache
+    // ... and with no writes pending: the raw path leaves the engine's gigabytes unflushed,
+    // which the next run would otherwise write back (caisson's pre-switch flush included)
+    await must('sync', []);
   };
   const raws: Array<{ ms: number; down?: number; phases: Record<string, number> }> = [];
   const loads: Array<{ run: Run; steps: Step[]; down?: number }> = [];
