@@ -26,19 +26,30 @@ export interface ImportOptions {
   /** Called with the ID the reference points at after the load, before it is judged. */
   afterLoad?: (loadedImageId: string) => void;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * The engine has the whole archive and is unpacking it; imagePath is not read again, not
+   * even by a retry (the caller may remove it).
+   */
+  onUploaded?: () => void;
 }
 
 export async function importImage(docker: Dockerode, opts: ImportOptions): Promise<string> {
   const tagsBefore = await snapshotImageTags(docker);
   opts.beforeLoad(tagsBefore);
+  let uploaded = false;
+  const onUploaded = () => {
+    uploaded = true;
+    opts.onUploaded?.();
+  };
   try {
-    await loadImageFromFile(docker, opts.imagePath, { onBytes: opts.onProgress });
+    await loadImageFromFile(docker, opts.imagePath, { onBytes: opts.onProgress, onUploaded });
   } catch (err) {
     const error = toCaissonError(err, 'docker.load_failed');
-    if (error.code !== 'docker.unreachable') throw error;
-    // the engine went away mid-import: wait for it (bounded), then import once more
+    // once uploaded, the archive may be gone: the update is refused (service untouched)
+    if (error.code !== 'docker.unreachable' || uploaded) throw error;
+    // the engine went away during the upload: wait for it (bounded), then import once more
     await pingDocker(docker, { waitMs: ENGINE_WAIT_MS });
-    await loadImageFromFile(docker, opts.imagePath, { onBytes: opts.onProgress });
+    await loadImageFromFile(docker, opts.imagePath, { onBytes: opts.onProgress, onUploaded });
   }
   const tagsAfter = await snapshotImageTags(docker);
   const loadedId = tagsAfter[opts.reference];

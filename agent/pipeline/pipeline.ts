@@ -2,6 +2,7 @@
 // back. Every state is saved in the journal before the side effect it announces
 // (states.ts), so recover.ts can finish or reverse an update cut short at any point.
 import { rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
@@ -23,7 +24,7 @@ import { checkDiskSpace } from './disk.js';
 import { checkPolicy } from './policy.js';
 import { importImage, restoreImageTags, type TagSnapshot } from './image-import.js';
 import { faultPoint } from './fault.js';
-import { flushEngineWrites } from './flush.js';
+import { flushEngineWrites, flushInBackground } from './flush.js';
 import { pingDocker } from '../runtime/docker-client.js';
 import { touchedService } from './states.js';
 import { compareSemver as compareVersions } from '../package/semver.js';
@@ -161,14 +162,27 @@ export class UpdatePipeline {
   private async loadImage(id: string, manifest: Manifest, staged: StagedPackage): Promise<void> {
     const { docker, progress, log, journal } = this.deps;
     const ref = manifest.image.reference;
-    await importImage(docker, {
-      imagePath: staged.imagePath,
-      reference: ref,
-      expectedImageId: staged.imageArchive?.imageId,
-      beforeLoad: (tagsBefore) => this.save(id, 'loading_image', { data: { imageRef: ref, tagsBefore, expectedImageId: staged.imageArchive?.imageId } }),
-      afterLoad: (loadedImageId) => journal.transition(id, 'loading_image', { detail: `loaded ${loadedImageId}`, data: { loadedImageId } }),
-      onProgress: (done, total) => progress.bytes('importing', done, total),
-    });
+    const background: { flushing?: Promise<{ stop: () => Promise<void> }> } = {};
+    try {
+      await importImage(docker, {
+        imagePath: staged.imagePath,
+        reference: ref,
+        expectedImageId: staged.imageArchive?.imageId,
+        beforeLoad: (tagsBefore) => this.save(id, 'loading_image', { data: { imageRef: ref, tagsBefore, expectedImageId: staged.imageArchive?.imageId } }),
+        afterLoad: (loadedImageId) => journal.transition(id, 'loading_image', { detail: `loaded ${loadedImageId}`, data: { loadedImageId } }),
+        onProgress: (done, total) => progress.bytes('importing', done, total),
+        // The engine has every byte and unpacks for a while yet. The staged copy goes now,
+        // before the kernel spends the disk on writing back a file about to be deleted, and
+        // then the engine's own writes start going out (the pre-switch flush finds little).
+        onUploaded: () => {
+          background.flushing = rm(staged.imagePath, { force: true })
+            .catch(() => undefined)
+            .then(() => flushInBackground(docker));
+        },
+      });
+    } finally {
+      await (await background.flushing)?.stop();
+    }
     this.save(id, 'image_loaded', { detail: ref });
     log.info(`  imported ${ref}`);
     this.removeStaging(id);

@@ -92,7 +92,12 @@ export interface LoadResult {
 export async function loadImageFromFile(
   docker: Docker,
   path: string,
-  opts: { onProgress?: (event: LoadProgressEvent) => void; onBytes?: (done: number, total: number) => void } = {},
+  opts: {
+    onProgress?: (event: LoadProgressEvent) => void;
+    onBytes?: (done: number, total: number) => void;
+    /** The whole archive was handed to the engine's connection; the file is not read again. */
+    onUploaded?: () => void;
+  } = {},
 ): Promise<LoadResult> {
   let total = 0;
   try {
@@ -103,7 +108,7 @@ export async function loadImageFromFile(
   let response: NodeJS.ReadableStream;
   const socketPath = socketPathOf(docker);
   if (socketPath) {
-    response = await postImageArchive(socketPath, path, total, opts.onBytes);
+    response = await postImageArchive(socketPath, path, total, opts);
   } else {
     const file = createReadStream(path, { highWaterMark: 1024 * 1024 });
     if (opts.onBytes) {
@@ -168,7 +173,7 @@ async function postImageArchive(
   socketPath: string,
   path: string,
   total: number,
-  onBytes?: (done: number, total: number) => void,
+  { onBytes, onUploaded }: { onBytes?: (done: number, total: number) => void; onUploaded?: () => void },
 ): Promise<NodeJS.ReadableStream> {
   let fh: Awaited<ReturnType<typeof open>>;
   try {
@@ -226,6 +231,7 @@ async function postImageArchive(
     }
     await Promise.race([Promise.all(sent), interrupted]);
     req.end();
+    onUploaded?.(); // before the answer: the engine answers only once it unpacked everything
   } catch (err) {
     if (!early) {
       req.destroy();

@@ -1,6 +1,6 @@
 // The dockerode layer against the real engine: loading archives, broken archives, tags.
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +65,30 @@ describe('runtime/docker-client (real engine)', function () {
       expect(result.loadedRefs).to.include(IMG_A);
       expect(events.length).to.be.greaterThan(0);
     }
+  });
+
+  it('says when the engine has the whole archive, after which the file is not needed', async function () {
+    const id = imageId(IMG_B);
+    const tar = join(dir, 'b.tar');
+    docker('save', '-o', tar, IMG_B);
+    const size = statSync(tar).size;
+    docker('rmi', IMG_B);
+    let sentAtUpload = -1;
+    let sent = 0;
+    let calls = 0;
+    const result = await loadImageFromFile(api, tar, {
+      onBytes: (done) => (sent = done),
+      onUploaded: () => {
+        calls++;
+        sentAtUpload = sent;
+        rmSync(tar); // what the pipeline does with its staged copy
+      },
+    });
+    expect(calls).to.equal(1);
+    expect(sentAtUpload).to.equal(size);
+    expect(existsSync(tar)).to.equal(false);
+    expect(result.loadedRefs).to.include(IMG_B);
+    expect(await imageIdOf(api, IMG_B)).to.equal(id);
   });
 
   it('reports a broken archive as docker.load_failed although the engine answers 200', async function () {
