@@ -22,7 +22,7 @@ export function flushInBackground(docker: Dockerode): { stop: () => Promise<void
   let stopped = false;
   const loop = (async () => {
     const root = await engineDataRoot(docker).catch(() => undefined);
-    while (!stopped) {
+    while (!stopped && root) {
       await syncFilesystemOf(root);
       if (!stopped) await sleep(BACKGROUND_PAUSE_MS);
     }
@@ -35,10 +35,14 @@ export function flushInBackground(docker: Dockerode): { stop: () => Promise<void
   };
 }
 
-/** `sync -f PATH` = syncfs(2) of the filesystem holding PATH, nothing else (all filesystems without one). */
+/**
+ * `sync -f PATH` = syncfs(2) of the filesystem holding PATH, nothing else. Without a data
+ * root (the engine did not say) nothing is flushed: a plain `sync` would also wait for
+ * every mounted stick.
+ */
 function syncFilesystemOf(root: string | undefined): Promise<void> {
-  const args = root ? ['-f', root] : [];
+  if (!root) return Promise.resolve();
   return new Promise<void>((resolve) => {
-    execFile('sync', args, { timeout: FLUSH_TIMEOUT_MS }, () => resolve());
+    execFile('sync', ['-f', root], { timeout: FLUSH_TIMEOUT_MS }, () => resolve());
   });
 }
