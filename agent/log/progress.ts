@@ -19,15 +19,17 @@ class TtyProgress implements Progress {
   private started = 0;
   private startDone = 0;
   private lastDraw = 0;
+  private lastDone = 0;
 
   constructor(private readonly stream: NodeJS.WriteStream) {}
 
   bytes(phase: string, done: number, total: number): void {
-    if (this.current !== phase) {
-      this.enter(phase);
+    if (this.current !== phase || done < this.lastDone) {
+      this.enter(phase, true); // a new phase, or the same one over again (the next layer)
       // the first report comes after the first chunk: measure the rate from here on
       this.startDone = done;
     }
+    this.lastDone = done;
     const t = Date.now();
     if (done < total && t - this.lastDraw < 100) return;
     this.lastDraw = t;
@@ -50,8 +52,8 @@ class TtyProgress implements Progress {
     this.current = undefined;
   }
 
-  private enter(phase: string): void {
-    if (this.current === phase) return;
+  private enter(phase: string, again = false): void {
+    if (this.current === phase && !again) return;
     this.done();
     this.current = phase;
     this.started = Date.now();

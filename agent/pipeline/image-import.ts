@@ -4,7 +4,7 @@
 // a restart after a crash can put every tag back where it was.
 import type Dockerode from 'dockerode';
 import { CaissonError, toCaissonError } from '../errors.js';
-import { loadImageFromFile, pingDocker, restoreTags, snapshotTags } from '../runtime/docker-client.js';
+import { loadImageFromFile, pingDocker, restoreTags, snapshotTags, type LoadProgressEvent } from '../runtime/docker-client.js';
 
 /** reference → image ID, for every tagged image. JSON-serialisable for the journal. */
 export type TagSnapshot = Record<string, string>;
@@ -31,6 +31,8 @@ export interface ImportOptions {
    * even by a retry (the caller may remove it).
    */
   onUploaded?: () => void;
+  /** The engine's own progress: bytes of the layer it is unpacking now. */
+  onUnpack?: (layer: string, done: number, total: number) => void;
 }
 
 export async function importImage(docker: Dockerode, opts: ImportOptions): Promise<string> {
@@ -41,15 +43,22 @@ export async function importImage(docker: Dockerode, opts: ImportOptions): Promi
     uploaded = true;
     opts.onUploaded?.();
   };
+  const onProgress = (e: LoadProgressEvent) => {
+    const { current, total } = e.progressDetail ?? {};
+    if (e.status === 'Loading layer' && typeof current === 'number' && typeof total === 'number' && total > 0) {
+      opts.onUnpack?.(e.id ?? '', current, total);
+    }
+  };
+  const load = { onBytes: opts.onProgress, onUploaded, onProgress };
   try {
-    await loadImageFromFile(docker, opts.imagePath, { onBytes: opts.onProgress, onUploaded });
+    await loadImageFromFile(docker, opts.imagePath, load);
   } catch (err) {
     const error = toCaissonError(err, 'docker.load_failed');
     // once uploaded, the archive may be gone: the update is refused (service untouched)
     if (error.code !== 'docker.unreachable' || uploaded) throw error;
     // the engine went away during the upload: wait for it (bounded), then import once more
     await pingDocker(docker, { waitMs: ENGINE_WAIT_MS });
-    await loadImageFromFile(docker, opts.imagePath, { onBytes: opts.onProgress, onUploaded });
+    await loadImageFromFile(docker, opts.imagePath, load);
   }
   const tagsAfter = await snapshotImageTags(docker);
   const loadedId = tagsAfter[opts.reference];

@@ -171,6 +171,7 @@ export class UpdatePipeline {
         beforeLoad: (tagsBefore) => this.save(id, 'loading_image', { data: { imageRef: ref, tagsBefore, expectedImageId: staged.imageArchive?.imageId } }),
         afterLoad: (loadedImageId) => journal.transition(id, 'loading_image', { detail: `loaded ${loadedImageId}`, data: { loadedImageId } }),
         onProgress: (done, total) => progress.bytes('importing', done, total),
+        onUnpack: (_layer, done, total) => progress.bytes('unpacking', done, total),
         // The engine has every byte and unpacks for a while yet. The staged copy goes now,
         // before the kernel spends the disk on writing back a file about to be deleted, and
         // then the engine's own writes start going out (the pre-switch flush finds little).

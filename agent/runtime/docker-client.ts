@@ -73,6 +73,8 @@ export interface LoadProgressEvent {
   stream?: string;
   id?: string;
   progress?: string;
+  /** Bytes of the layer being unpacked ("Loading layer" events). */
+  progressDetail?: { current?: number; total?: number };
   error?: string;
   errorDetail?: { message?: string };
 }
@@ -184,7 +186,8 @@ async function postImageArchive(
   const req = http.request({
     socketPath,
     method: 'POST',
-    path: '/images/load',
+    // quiet=0: the engine reports how far it has unpacked each layer (the longest part)
+    path: '/images/load?quiet=0',
     agent: false,
     headers: { 'Content-Type': 'application/x-tar', 'Transfer-Encoding': 'chunked' },
   });

@@ -11,6 +11,7 @@ import {
   pingDocker,
   restoreTags,
   snapshotTags,
+  type LoadProgressEvent,
 } from '../../../agent/runtime/docker-client.js';
 import { CaissonError } from '../../../agent/errors.js';
 import { buildOwnImage, cleanup, docker, dockerOk, imageId } from './support.js';
@@ -59,11 +60,14 @@ describe('runtime/docker-client (real engine)', function () {
     for (const file of ['a.tar', 'a.tar.gz']) {
       docker('rmi', IMG_A);
       expect(await imageIdOf(api, IMG_A)).to.equal(undefined);
-      const events: unknown[] = [];
+      const events: LoadProgressEvent[] = [];
       const result = await loadImageFromFile(api, join(dir, file), { onProgress: (e) => events.push(e) });
       expect(await imageIdOf(api, IMG_A), file).to.equal(id);
       expect(result.loadedRefs).to.include(IMG_A);
-      expect(events.length).to.be.greaterThan(0);
+      // the engine says how far it unpacked the layer (what the `unpacking` bar shows)
+      const unpacked = events.filter((e) => e.status === 'Loading layer').map((e) => e.progressDetail);
+      expect(unpacked.length, file).to.be.greaterThan(0);
+      expect(unpacked.at(-1)?.current, file).to.equal(unpacked.at(-1)?.total);
     }
   });
 

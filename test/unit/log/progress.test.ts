@@ -1,0 +1,56 @@
+// Progress output on a terminal (redrawn bars) and in logs/pipes (one line per finished phase).
+import { expect } from 'chai';
+import { createProgress } from '../../../agent/log/progress.js';
+
+const MiB = 1024 * 1024;
+
+function fakeStream(isTTY: boolean): { stream: NodeJS.WriteStream; text: () => string } {
+  let out = '';
+  const stream = { isTTY, columns: 120, write: (s: string) => ((out += s), true) } as unknown as NodeJS.WriteStream;
+  return { stream, text: () => out };
+}
+
+describe('progress', function () {
+  it('on a terminal redraws one bar per phase and ends it with a newline', function () {
+    const { stream, text } = fakeStream(true);
+    const p = createProgress(stream);
+    p.bytes('staging', MiB, 4 * MiB);
+    p.bytes('staging', 4 * MiB, 4 * MiB);
+    const lines = text().split('\n');
+    expect(lines).to.have.length(2); // one finished bar, then nothing
+    expect(lines[0]).to.match(/^\rstaging .*\r?staging +\[#{28}\] 100%  4\.0 MiB\/4\.0 MiB/);
+  });
+
+  it('on a terminal starts a new bar when the same phase starts over (the next layer)', function () {
+    const { stream, text } = fakeStream(true);
+    const p = createProgress(stream);
+    p.bytes('unpacking', 3 * MiB, 8 * MiB);
+    p.bytes('unpacking', 1 * MiB, 2 * MiB); // a second layer, its own bar
+    p.done();
+    const bars = text().split('\n').filter(Boolean);
+    expect(bars).to.have.length(2);
+    expect(bars[0]).to.contain('3.0 MiB/8.0 MiB');
+    expect(bars[1]).to.contain('1.0 MiB/2.0 MiB').and.not.contain('8.0 MiB');
+  });
+
+  it('in a log writes one plain line per finished phase, each layer its own', function () {
+    const { stream, text } = fakeStream(false);
+    const p = createProgress(stream);
+    p.bytes('unpacking', MiB, 2 * MiB);
+    p.bytes('unpacking', 2 * MiB, 2 * MiB);
+    p.bytes('unpacking', 3 * MiB, 3 * MiB);
+    const lines = text().trim().split('\n');
+    expect(lines).to.have.length(2);
+    expect(lines[0]).to.match(/^unpacking: 2\.0 MiB in \d+\.\d s \(.+\/s\)$/);
+    expect(lines[1]).to.match(/^unpacking: 3\.0 MiB in /);
+    expect(text()).to.not.contain('\r');
+  });
+
+  it('is silent when disabled (--json)', function () {
+    const { stream, text } = fakeStream(true);
+    const p = createProgress(stream, false);
+    p.bytes('staging', MiB, MiB);
+    p.countdown('health', 5);
+    expect(text()).to.equal('');
+  });
+});
