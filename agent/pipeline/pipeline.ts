@@ -24,7 +24,7 @@ import { checkDiskSpace } from './disk.js';
 import { checkPolicy } from './policy.js';
 import { importImage, restoreImageTags, type TagSnapshot } from './image-import.js';
 import { faultPoint } from './fault.js';
-import { flushEngineWrites, flushInBackground } from './flush.js';
+import { flushEngineWrites } from './flush.js';
 import { pingDocker } from '../runtime/docker-client.js';
 import { touchedService } from './states.js';
 import { compareSemver as compareVersions } from '../package/semver.js';
@@ -162,7 +162,7 @@ export class UpdatePipeline {
   private async loadImage(id: string, manifest: Manifest, staged: StagedPackage): Promise<void> {
     const { docker, progress, log, journal } = this.deps;
     const ref = manifest.image.reference;
-    const background: { flushing?: Promise<{ stop: () => Promise<void> }> } = {};
+    const dropped: { staged?: Promise<unknown> } = {};
     try {
       await importImage(docker, {
         imagePath: staged.imagePath,
@@ -172,17 +172,15 @@ export class UpdatePipeline {
         afterLoad: (loadedImageId) => journal.transition(id, 'loading_image', { detail: `loaded ${loadedImageId}`, data: { loadedImageId } }),
         onProgress: (done, total) => progress.bytes('importing', done, total),
         onUnpack: (_layer, done, total) => progress.bytes('unpacking', done, total),
-        // The engine has every byte and unpacks for a while yet. The staged copy goes now,
-        // before the kernel spends the disk on writing back a file about to be deleted, and
-        // then the engine's own writes start going out (the pre-switch flush finds little).
+        // The engine has every byte and unpacks for a while yet: the staged copy goes now, so
+        // the disk holds it next to the engine's two copies (its scratch folder, then the
+        // layers) only during the upload, and its removal is off the critical path.
         onUploaded: () => {
-          background.flushing = rm(staged.imagePath, { force: true })
-            .catch(() => undefined)
-            .then(() => flushInBackground(docker));
+          dropped.staged = rm(staged.imagePath, { force: true }).catch(() => undefined);
         },
       });
     } finally {
-      await (await background.flushing)?.stop();
+      await dropped.staged;
     }
     this.save(id, 'image_loaded', { detail: ref });
     log.info(`  imported ${ref}`);
