@@ -234,7 +234,7 @@ async function postImageArchive(
     }
     await Promise.race([Promise.all(sent), interrupted]);
     req.end();
-    onUploaded?.(); // before the answer: the engine answers only once it unpacked everything
+    onUploaded?.(); // before the answer, which ends only once the engine unpacked everything
   } catch (err) {
     if (!early) {
       req.destroy();
