@@ -43,11 +43,15 @@ export async function importImage(docker: Dockerode, opts: ImportOptions): Promi
     uploaded = true;
     opts.onUploaded?.();
   };
+  // the engine may report a layer's end more than once: pass it on once
+  const unpacked = new Set<string>();
   const onProgress = (e: LoadProgressEvent) => {
     const { current, total } = e.progressDetail ?? {};
-    if (e.status === 'Loading layer' && typeof current === 'number' && typeof total === 'number' && total > 0) {
-      opts.onUnpack?.(e.id ?? '', current, total);
-    }
+    if (e.status !== 'Loading layer' || typeof current !== 'number' || typeof total !== 'number' || total <= 0) return;
+    const layer = e.id ?? '';
+    if (unpacked.has(layer)) return;
+    if (current >= total) unpacked.add(layer);
+    opts.onUnpack?.(layer, current, total);
   };
   const load = { onBytes: opts.onProgress, onUploaded, onProgress };
   try {

@@ -60,7 +60,10 @@ class FakeEngine {
       if (behaviour === 'dies-after-upload') return void req.socket.destroy();
       this.loaded = true;
       res.setHeader('Content-Type', 'application/json');
-      res.end(JSON.stringify({ stream: `Loaded image: ${REF}\n` }) + '\n');
+      // what Docker 20.10 sends with quiet=0, the layer's end twice included
+      const layer = (current: number) => ({ status: 'Loading layer', progressDetail: { current, total: 4096 }, id: 'l1' });
+      const events = [layer(1024), layer(4096), layer(4096), { stream: `Loaded image: ${REF}\n` }];
+      res.end(events.map((e) => JSON.stringify(e) + '\n').join(''));
     });
   }
 }
@@ -85,13 +88,15 @@ describe('image import when the engine goes away (fake engine)', function () {
     engine = new FakeEngine(join(dir, 'engine.sock'), plan);
     await engine.listen();
     let uploaded = 0;
+    const unpacking: string[] = [];
     const outcome = await importImage(connectDocker(engine.socketPath), {
       imagePath: archive,
       reference: REF,
       beforeLoad: () => undefined,
       onUploaded: () => uploaded++,
+      onUnpack: (layer, done, total) => unpacking.push(`${layer} ${done}/${total}`),
     }).catch((err: unknown) => err);
-    return { outcome, uploaded, loads: engine.loads };
+    return { outcome, uploaded, unpacking, loads: engine.loads };
   };
 
   it('sends the archive again when the engine went away during the upload', async () => {
@@ -99,6 +104,7 @@ describe('image import when the engine goes away (fake engine)', function () {
     expect(r.outcome).to.equal(ID);
     expect(r.loads).to.deep.equal(['dies-during-upload', 'loads']);
     expect(r.uploaded).to.equal(1); // only the upload that got through
+    expect(r.unpacking).to.deep.equal(['l1 1024/4096', 'l1 4096/4096']); // each layer's end once
   });
 
   it('does not send it again once the engine had all of it (the caller may have removed it)', async () => {
