@@ -67,6 +67,8 @@ describe('health/waitHealthy (real containers)', function () {
 
     it('fails fast with service.start_failed when the container exits and nothing restarts it', async function () {
       const { id } = run(IMG_EXIT);
+      // seen running even once, it would have "passed" the running check (health.unstable)
+      docker('wait', id);
       const err = await failure(waitHealthy(api, id, spec({ kind: 'running', timeout_secs: 60 })));
       expect(err.code).to.equal('service.start_failed');
       expect(err.message).to.match(/exited with code 1/);
