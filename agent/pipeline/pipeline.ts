@@ -19,6 +19,7 @@ import type { Manifest, StagedPackage } from '../package/types.js';
 import { UPDATER_VERSION } from '../version.js';
 import type { Journal, JournalData } from '../store/journal.js';
 import type { ServiceDriver, SwitchPlan } from '../runtime/driver.js';
+import { findById } from '../runtime/docker-driver.js';
 import { waitHealthy } from '../health/wait.js';
 import { checkDiskSpace } from './disk.js';
 import { checkPolicy } from './policy.js';
@@ -298,7 +299,8 @@ export class UpdatePipeline {
       } catch (err) {
         const error = toCaissonError(err, 'rollback.failed');
         if (error.code === 'docker.unreachable' || attempt >= RESTORE_ATTEMPTS) throw err;
-        if (plan.mode === 'docker' && !(await containerExists(docker, plan.previous.containerId))) throw err; // gone for good
+        // gone for good (an engine error is no proof of that: try again)
+        if (plan.mode === 'docker' && !(await findById(docker, plan.previous.containerId).then(Boolean, () => true))) throw err;
         const pause = RESTORE_PAUSES_MS[attempt - 1] ?? RESTORE_PAUSES_MS.at(-1)!;
         log.warn(`  restoring the previous ${service.name} failed (${error.code}: ${error.message}); trying again in ${pause / 1000} s`);
         await sleep(pause);
@@ -379,15 +381,6 @@ function journaledPlan(plan: SwitchPlan): SwitchPlan {
   if (!create || !Array.isArray(create.Env)) return plan;
   const env = (create.Env as unknown[]).map((e) => String(e).split('=')[0] + '=<redacted>');
   return { ...plan, details: { ...plan.details, create: { ...create, Env: env } } };
-}
-
-async function containerExists(docker: Dockerode, id: string): Promise<boolean> {
-  try {
-    await docker.getContainer(id).inspect();
-    return true;
-  } catch (err) {
-    return (err as { statusCode?: number }).statusCode !== 404;
-  }
 }
 
 function summary(err: CaissonError): ErrorSummary {
