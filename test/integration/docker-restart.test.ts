@@ -5,7 +5,7 @@
 // (pid file), else systemd's docker unit, else the running dockerd with its own command line.
 import { expect } from 'chai';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -14,7 +14,7 @@ import {
   commonArgs,
   containerInfo,
   containersNamed,
-  dockerServiceToml,
+  dockerServiceFixture,
   ensureBuilt,
   healthyVersion,
   history,
@@ -27,7 +27,7 @@ import {
   runServiceContainer,
   stagingLeft,
   waitFor,
-  writeText,
+  type CliFixture,
 } from './pipeline-support.js';
 
 const REPO = 'caisson-crash-restart/web';
@@ -94,7 +94,7 @@ describe('the Docker engine restarts during an update (RESTARTS dockerd; run ser
   this.timeout(600_000);
   let work: string;
   let engine: Engine;
-  let f: { servicesPath: string; stateDir: string; keysDir: string };
+  let f: CliFixture;
   const pk: Record<string, string> = {};
 
   async function restartEngine(opts: { between?: () => Promise<void> } = {}): Promise<void> {
@@ -114,17 +114,7 @@ describe('the Docker engine restarts during an update (RESTARTS dockerd; run ser
     expect(engineAnswers(), 'a Docker engine must answer (bash scripts/ensure-docker.sh)').to.equal(true);
     engine = engineControl();
     work = mkdtempSync(join(tmpdir(), 'caisson-crash-restart-'));
-    const keysDir = join(work, 'no-keys');
-    mkdirSync(keysDir);
-    f = {
-      servicesPath: writeText(
-        join(work, 'services.toml'),
-        'catalog_version = 1\n\n' +
-          dockerServiceToml({ name: 'rst', revision: 'rst-v1', container: CONTAINER, image: `${REPO}:1.0.0`, port: PORT, stableSecs: 30, timeoutSecs: 60 }),
-      ),
-      stateDir: join(work, 'state'),
-      keysDir,
-    };
+    f = dockerServiceFixture(work, { name: 'rst', revision: 'rst-v1', container: CONTAINER, image: `${REPO}:1.0.0`, port: PORT, stableSecs: 30, timeoutSecs: 60 });
     buildTestImage({ ref: `${REPO}:1.0.0`, version: '1.0.0' });
     buildTestImage({ ref: `${REPO}:1.1.0`, version: '1.1.0' });
     buildTestImage({ ref: `${REPO}:1.2.0`, version: '1.2.0', paddingBytes: 200 * 1024 * 1024 });

@@ -12,7 +12,7 @@ import {
   commonArgs,
   containerInfo,
   docker,
-  dockerServiceToml,
+  dockerServiceFixture,
   ensureBuilt,
   healthyVersion,
   history,
@@ -21,7 +21,7 @@ import {
   runCli,
   runServiceContainer,
   stagingLeft,
-  writeText,
+  type CliFixture,
 } from './pipeline-support.js';
 
 const CONTAINER = 'caisson-sec-hostile-svc';
@@ -66,8 +66,7 @@ describe('hostile packages through the CLI (real engine, running service)', func
   const cases = hostileCases();
   let work: string;
   let ctx: HostileContext;
-  let fixture: { servicesPath: string; stateDir: string; keysDir: string };
-  let noKeys: string;
+  let fixture: CliFixture;
   let casesDir: string;
   let containerBefore: string;
 
@@ -80,19 +79,9 @@ describe('hostile packages through the CLI (real engine, running service)', func
     ctx = await createHostileContext(work, { imageRef: PACKAGED });
     // the package image is not on the device
     removeImages(PACKAGED);
-    noKeys = join(work, 'no-keys');
-    mkdirSync(noKeys);
     casesDir = join(work, 'cases');
     mkdirSync(casesDir);
-    fixture = {
-      servicesPath: writeText(
-        join(work, 'services.toml'),
-        'catalog_version = 1\n\n' +
-          dockerServiceToml({ name: ctx.service.name, revision: ctx.service.revision, container: CONTAINER, image: RUNNING, port: PORT }),
-      ),
-      stateDir: join(work, 'state'),
-      keysDir: noKeys,
-    };
+    fixture = dockerServiceFixture(work, { name: ctx.service.name, revision: ctx.service.revision, container: CONTAINER, image: RUNNING, port: PORT });
     removeContainers(CONTAINER);
     containerBefore = runServiceContainer({ name: CONTAINER, image: RUNNING, port: PORT });
     expect(await healthyVersion(PORT)).to.equal('running');
@@ -115,7 +104,7 @@ describe('hostile packages through the CLI (real engine, running service)', func
       const engineBefore = engineSnapshot();
       const casesBefore = tree(work, ['state']);
 
-      const r = await runCli(['package', 'load', '--yes', '--json', ...commonArgs({ ...fixture, keysDir: c.trustedKeys ? ctx.trustedKeyDir : noKeys }), path], {
+      const r = await runCli(['package', 'load', '--yes', '--json', ...commonArgs({ ...fixture, keysDir: c.trustedKeys ? ctx.trustedKeyDir : join(work, 'no-keys') }), path], {
         timeoutMs: 60_000,
       });
       expect(r.signal, 'the CLI must exit, not crash or hang').to.equal(null);

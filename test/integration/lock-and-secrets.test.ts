@@ -1,7 +1,7 @@
 // The state-dir lock keeps a second changing `caisson` out while one runs; and container
 // environment values never reach the state dir (logs, history, journal) nor the CLI output.
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -10,7 +10,7 @@ import {
   commonArgs,
   containerInfo,
   docker,
-  dockerServiceToml,
+  dockerServiceFixture,
   ensureBuilt,
   fileContains,
   filesUnder,
@@ -21,7 +21,7 @@ import {
   runCli,
   runServiceContainer,
   waitFor,
-  writeText,
+  type CliFixture,
 } from './pipeline-support.js';
 
 const REPO = 'caisson-sec-lock/web';
@@ -32,23 +32,13 @@ const SECRET = 'sk_live_CaissonTopSecret_9f8e7d6c5b4a';
 describe('state-dir lock and secrets (CLI, real engine)', function () {
   this.timeout(300_000);
   let work: string;
-  let f: { servicesPath: string; stateDir: string; keysDir: string };
+  let f: CliFixture;
   const pk: Record<string, string> = {};
 
   before(async function () {
     ensureBuilt();
     work = mkdtempSync(join(tmpdir(), 'caisson-sec-lock-'));
-    const keysDir = join(work, 'no-keys');
-    mkdirSync(keysDir);
-    f = {
-      servicesPath: writeText(
-        join(work, 'services.toml'),
-        'catalog_version = 1\n\n' +
-          dockerServiceToml({ name: 'lock', revision: 'lock-v1', container: CONTAINER, image: `${REPO}:1.0.0`, port: PORT, timeoutSecs: 6 }),
-      ),
-      stateDir: join(work, 'state'),
-      keysDir,
-    };
+    f = dockerServiceFixture(work, { name: 'lock', revision: 'lock-v1', container: CONTAINER, image: `${REPO}:1.0.0`, port: PORT, timeoutSecs: 6 });
     buildTestImage({ ref: `${REPO}:1.0.0`, version: '1.0.0' });
     buildTestImage({ ref: `${REPO}:1.1.0`, version: '1.1.0' });
     buildTestImage({ ref: `${REPO}:1.2.0`, version: '1.2.0', behaviour: 'no-health' });

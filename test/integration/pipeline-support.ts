@@ -26,7 +26,14 @@ export function dockerQuiet(...args: string[]): number {
   return spawnSync('docker', args, { stdio: 'ignore' }).status ?? -1;
 }
 
-export function commonArgs(f: { servicesPath: string; stateDir: string; keysDir: string }): string[] {
+/** What a CLI run needs: a catalog, a state dir and a trusted-keys folder. */
+export interface CliFixture {
+  servicesPath: string;
+  stateDir: string;
+  keysDir: string;
+}
+
+export function commonArgs(f: CliFixture): string[] {
   return ['--services', f.servicesPath, '--state-dir', f.stateDir, '--trusted-keys', f.keysDir];
 }
 
@@ -97,7 +104,7 @@ export async function buildPackage(opts: {
 }
 
 /** Every history record of a state dir (most recent first), with kind and state. */
-export async function history(f: { servicesPath: string; stateDir: string; keysDir: string }): Promise<any[]> {
+export async function history(f: CliFixture): Promise<any[]> {
   const r = await runCli(['history', 'list', '--json', '--limit', '100', ...commonArgs(f)]);
   if (r.code !== 0 || !Array.isArray(r.json)) throw new Error(`history list failed: ${r.stderr}${r.stdout}`);
   return r.json;
@@ -134,8 +141,23 @@ export function writeText(path: string, text: string): string {
   return path;
 }
 
+/**
+ * Under `work`: a catalog of one docker-mode service (services.toml), a state dir that does
+ * not exist yet, and the trusted-keys folder (`keysDir`, an empty `no-keys` by default).
+ */
+export function dockerServiceFixture(work: string, service: DockerServiceOptions, keysDir = join(work, 'no-keys')): CliFixture {
+  mkdirSync(keysDir, { recursive: true });
+  return {
+    servicesPath: writeText(join(work, 'services.toml'), 'catalog_version = 1\n\n' + dockerServiceToml(service)),
+    stateDir: join(work, 'state'),
+    keysDir,
+  };
+}
+
+type DockerServiceOptions = { name: string; revision: string; container: string; image: string; port: number; stableSecs?: number; timeoutSecs?: number };
+
 /** A catalog with one docker-mode service and fast health checks. */
-export function dockerServiceToml(o: { name: string; revision: string; container: string; image: string; port: number; stableSecs?: number; timeoutSecs?: number }): string {
+export function dockerServiceToml(o: DockerServiceOptions): string {
   return `[[services]]
 name = "${o.name}"
 service_revision = "${o.revision}"

@@ -11,7 +11,7 @@ import {
   buildTestImage,
   commonArgs,
   containerInfo,
-  dockerServiceToml,
+  dockerServiceFixture,
   ensureBuilt,
   healthyVersion,
   history,
@@ -21,7 +21,7 @@ import {
   runCli,
   runServiceContainer,
   stagingLeft,
-  writeText,
+  type CliFixture,
 } from './pipeline-support.js';
 
 const REPO = 'caisson-sec-sig/web';
@@ -52,7 +52,7 @@ function pack(out: string, parts: Array<{ name: string; data: Buffer }>): string
 describe('signatures, downgrade policy and disk space (CLI, real engine)', function () {
   this.timeout(600_000);
   let work: string;
-  let f: { servicesPath: string; stateDir: string; keysDir: string };
+  let f: CliFixture;
   let containerBefore: string;
   const pk: Record<string, string> = {};
 
@@ -69,14 +69,7 @@ describe('signatures, downgrade policy and disk space (CLI, real engine)', funct
       expect(g.code, g.stderr).to.equal(0);
     }
     writeFileSync(join(keysDir, 'vendor.pub'), readFileSync(join(vendorDir, 'vendor.pub')));
-    f = {
-      servicesPath: writeText(
-        join(work, 'services.toml'),
-        'catalog_version = 1\n\n' + dockerServiceToml({ name: 'sig', revision: 'sig-v1', container: CONTAINER, image: `${REPO}:1.0.0`, port: PORT }),
-      ),
-      stateDir: join(work, 'state'),
-      keysDir,
-    };
+    f = dockerServiceFixture(work, { name: 'sig', revision: 'sig-v1', container: CONTAINER, image: `${REPO}:1.0.0`, port: PORT }, keysDir);
     for (const v of ['1.0.0', '1.0.5', '1.1.0', '1.2.0']) buildTestImage({ ref: `${REPO}:${v}`, version: v });
     // 1.1.0 once more, from other bytes (same version number, different package)
     buildTestImage({ ref: `${REPO}:1.1.0-rebuilt`, version: '1.1.0-rebuilt' });
