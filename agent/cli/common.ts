@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { CaissonError, toCaissonError } from '../errors.js';
 import { DEFAULT_SERVICES_PATH, DEFAULT_STATE_DIR, DEFAULT_TRUSTED_KEYS_DIR } from '../pipeline/index.js';
-import { EXIT_UNEXPECTED } from '../pipeline/types.js';
+import { EXIT_UNEXPECTED } from './exit-codes.js';
 
 export interface CommonOptions {
   services: string;

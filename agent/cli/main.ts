@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { UPDATER_VERSION } from '../version.js';
 import { generateKeyPair } from '../package/signature.js';
-import { EXIT_CODES } from '../pipeline/types.js';
+import { EXIT_CODES } from './exit-codes.js';
 import { emit, runCommand, withCommonOptions, type CommonOptions } from './common.js';
 import { resultLine } from './format.js';
 import { historyCommand, serviceCommand } from './info-commands.js';

@@ -1,13 +1,14 @@
 // caisson package validate | load | build | cleanup
-import { readdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { Command } from 'commander';
 import { openPipeline, type Pipeline } from '../pipeline/index.js';
-import { EXIT_CODES, type UpdateResult } from '../pipeline/types.js';
+import type { UpdateResult } from '../pipeline/types.js';
+import { EXIT_CODES } from './exit-codes.js';
 import { createLogger } from '../log/logger.js';
 import { createProgress } from '../log/progress.js';
 import { buildPackage } from '../package/builder.js';
+import { removeLeftoverStaging } from '../store/staging.js';
 import { emit, runCommand, withCommonOptions, type CommonOptions } from './common.js';
 import { resultLine } from './format.js';
 
@@ -82,7 +83,7 @@ export function packageCommand(): Command {
       runCommand(opts, async () => {
         const pipeline = await openForChange(opts, 'package cleanup');
         try {
-          const removed = removeLeftoverStaging(opts.stateDir, pipeline);
+          const removed = removeLeftoverStaging(opts.stateDir, { open: pipeline.journal.openRecords().map((r) => r.id) });
           emit(opts, { removed }, removed.length ? `removed ${removed.length} leftover staging folder(s)` : 'no leftover staging');
           return 0;
         } finally {
@@ -118,24 +119,6 @@ export async function openAndRecover(opts: CommonOptions, purpose: string): Prom
     pipeline.close();
     throw err;
   }
-}
-
-function removeLeftoverStaging(stateDir: string, pipeline: Pipeline): string[] {
-  const dir = join(stateDir, 'staging');
-  const open = new Set(pipeline.journal.openRecords().map((r) => r.id));
-  let entries: string[] = [];
-  try {
-    entries = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  const removed: string[] = [];
-  for (const name of entries) {
-    if (open.has(name)) continue;
-    rmSync(join(dir, name), { recursive: true, force: true });
-    removed.push(name);
-  }
-  return removed;
 }
 
 async function askToApply(s: { service: string; from?: string; to: string; version: string }): Promise<boolean> {

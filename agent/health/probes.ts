@@ -4,7 +4,6 @@
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import type { HealthCheckSpec } from '../config/services.js';
 import { CaissonError, describe } from '../errors.js';
@@ -17,8 +16,16 @@ export interface ProbeResult {
 
 export type ContainerInfo = Docker.ContainerInspectInfo;
 
+/** What a health check reads from the engine (runtime/engine.ts provides it). */
+export interface ContainerReader {
+  /** The container as the engine sees it now; undefined when it does not exist. Throws docker.unreachable or docker.error. */
+  container(id: string): Promise<ContainerInfo | undefined>;
+  /** Run a command inside the container to its end: its exit code and the start of its output. */
+  exec(id: string, command: string[]): Promise<{ exitCode: number | undefined; output: string }>;
+}
+
 export interface ProbeContext {
-  docker: Docker;
+  engine: ContainerReader;
   containerId: string;
   /** The container as inspected right before this probe. */
   container: ContainerInfo;
@@ -40,7 +47,7 @@ export async function runProbe(spec: HealthCheckSpec, ctx: ProbeContext): Promis
       return probeTcp(spec.host ?? '127.0.0.1', spec.port, ctx.timeoutMs);
     case 'exec':
       if (!spec.command?.length) throw new CaissonError('config.invalid', 'health_check kind "exec" needs command');
-      return probeExec(ctx.docker, ctx.containerId, spec.command, ctx.timeoutMs);
+      return probeExec(ctx.engine, ctx.containerId, spec.command, ctx.timeoutMs);
   }
 }
 
@@ -110,32 +117,15 @@ export function probeTcp(host: string, port: number, timeoutMs: number): Promise
 }
 
 /** `docker exec` of the command inside the container; passes on exit code 0. */
-export async function probeExec(docker: Docker, containerId: string, command: string[], timeoutMs: number): Promise<ProbeResult> {
+export async function probeExec(engine: ContainerReader, containerId: string, command: string[], timeoutMs: number): Promise<ProbeResult> {
   const label = JSON.stringify(command);
-  const work = (async (): Promise<ProbeResult> => {
-    const container = docker.getContainer(containerId);
-    const exec = await container.exec({ Cmd: command, AttachStdout: true, AttachStderr: true });
-    const stream = await exec.start({ hijack: true, stdin: false });
-    let output = '';
-    const sink = new PassThrough();
-    sink.on('data', (d: Buffer) => {
-      if (output.length < 2000) output += d.toString('utf8');
-    });
-    await new Promise<void>((resolve) => {
-      docker.modem.demuxStream(stream, sink, sink);
-      stream.on('end', resolve);
-      stream.on('close', resolve);
-      stream.on('error', () => resolve());
-    });
-    let info = await exec.inspect();
-    for (let i = 0; i < 20 && info.Running; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      info = await exec.inspect();
-    }
-    const code = info.ExitCode;
-    if (code === 0) return { ok: true, detail: `${label} exited 0` };
-    return { ok: false, detail: `${label} exited ${code ?? '?'}${output.trim() ? `: ${oneLine(output)}` : ''}` };
-  })().catch((err: unknown): ProbeResult => ({ ok: false, detail: `exec ${label} failed: ${engineText(err)}` }));
+  const work = engine.exec(containerId, command).then(
+    ({ exitCode, output }): ProbeResult =>
+      exitCode === 0
+        ? { ok: true, detail: `${label} exited 0` }
+        : { ok: false, detail: `${label} exited ${exitCode ?? '?'}${output.trim() ? `: ${oneLine(output)}` : ''}` },
+    (err: unknown): ProbeResult => ({ ok: false, detail: `exec ${label} failed: ${engineText(err)}` }),
+  );
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<ProbeResult>((resolve) => {
     timer = setTimeout(() => resolve({ ok: false, detail: `exec ${label} did not finish within ${Math.round(timeoutMs / 1000)} s` }), timeoutMs);

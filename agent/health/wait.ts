@@ -6,10 +6,9 @@
 //   service.start_failed it exited before ever passing and its restart policy will not bring
 //                        it back (no point waiting for the timeout)
 //   config.invalid       the probe can never pass (container_health without a HEALTHCHECK)
-import type Docker from 'dockerode';
 import type { HealthCheckSpec } from '../config/services.js';
-import { CaissonError, isDockerUnreachable, toCaissonError } from '../errors.js';
-import { runProbe, type ContainerInfo } from './probes.js';
+import { CaissonError } from '../errors.js';
+import { runProbe, type ContainerInfo, type ContainerReader } from './probes.js';
 
 export interface HealthTick {
   /** Seconds left before the check gives up. */
@@ -27,7 +26,7 @@ export interface WaitHealthyOptions {
 
 type Spec = Pick<HealthCheckSpec, 'kind'> & Partial<HealthCheckSpec>;
 
-export async function waitHealthy(docker: Docker, containerId: string, spec: Spec, opts: WaitHealthyOptions = {}): Promise<void> {
+export async function waitHealthy(engine: ContainerReader, containerId: string, spec: Spec, opts: WaitHealthyOptions = {}): Promise<void> {
   const full: HealthCheckSpec = {
     timeout_secs: 60,
     poll_interval_secs: 1,
@@ -47,7 +46,7 @@ export async function waitHealthy(docker: Docker, containerId: string, spec: Spe
 
   for (;;) {
     checkAbort(opts.signal);
-    const c = await inspectContainer(docker, containerId);
+    const c = await engine.container(containerId);
     if (!c) {
       const what = `container ${name} disappeared`;
       if (baseline) throw unstable(name, full, what);
@@ -73,7 +72,7 @@ export async function waitHealthy(docker: Docker, containerId: string, spec: Spe
     if (!c.State.Running || c.State.Restarting) {
       result = { ok: false, detail: `container is ${c.State.Status}` };
     } else {
-      result = await runProbe(full, { docker, containerId, container: c, timeoutMs: probeTimeout });
+      result = await runProbe(full, { engine, containerId, container: c, timeoutMs: probeTimeout });
     }
     lastDetail = result.detail;
     const after = Date.now();
@@ -123,16 +122,6 @@ function willRestart(c: ContainerInfo): boolean {
 function stateText(c: ContainerInfo): string {
   if (c.State.Status === 'exited') return `exited with code ${c.State.ExitCode}${c.State.OOMKilled ? ' (out of memory)' : ''}`;
   return `is ${c.State.Status}`;
-}
-
-async function inspectContainer(docker: Docker, id: string): Promise<ContainerInfo | undefined> {
-  try {
-    return await docker.getContainer(id).inspect();
-  } catch (err) {
-    if ((err as { statusCode?: unknown }).statusCode === 404) return undefined;
-    if (isDockerUnreachable(err)) throw toCaissonError(err);
-    throw toCaissonError(err, 'docker.error');
-  }
 }
 
 function checkAbort(signal?: AbortSignal): void {

@@ -15,6 +15,7 @@ import type { AgentConfig } from '../config/agent.js';
 import { toCaissonError } from '../errors.js';
 import type { UpdateRequest, UpdateResult } from '../pipeline/types.js';
 import type { Db } from '../store/db.js';
+import { Journal } from '../store/journal.js';
 import { Led, type LedState } from '../report/led.js';
 import { StickReports, NO_PACKAGE_NOTE, batchSucceeded, type Delivery } from '../report/stick.js';
 import { cleanStaging, pruneHistory } from './housekeeping.js';
@@ -330,10 +331,7 @@ export class Agent extends EventEmitter {
 
   private mediumOf(updateId: string): string | undefined {
     try {
-      const row = this.pipeline.db.prepare('SELECT medium_uuid FROM updates WHERE id = ?').get(updateId) as
-        | { medium_uuid: string | null }
-        | undefined;
-      return row?.medium_uuid ?? undefined;
+      return new Journal(this.pipeline.db).get(updateId)?.medium_uuid ?? undefined;
     } catch {
       return undefined;
     }

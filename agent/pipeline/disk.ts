@@ -1,14 +1,13 @@
 // Refuse up front when the disk cannot hold the staging copy and the imported image.
 import { lstatSync, statfsSync, mkdirSync } from 'node:fs';
-import type Dockerode from 'dockerode';
 import { CaissonError } from '../errors.js';
-import { engineDataRoot } from '../runtime/docker-client.js';
+import type { Engine } from '../runtime/engine.js';
 import { formatBytes } from '../log/progress.js';
 
 /** Headroom kept free on top of what staging and import need. */
 export const DISK_MARGIN_BYTES = 64 * 1024 * 1024;
 
-export async function checkDiskSpace(docker: Dockerode, stateDir: string, packagePath: string): Promise<void> {
+export async function checkDiskSpace(engine: Pick<Engine, 'dataRoot'>, stateDir: string, packagePath: string): Promise<void> {
   let size: number;
   try {
     size = lstatSync(packagePath).size;
@@ -16,7 +15,7 @@ export async function checkDiskSpace(docker: Dockerode, stateDir: string, packag
     return; // the reader reports a missing or unreadable package with its own code
   }
   mkdirSync(stateDir, { recursive: true });
-  const dockerRoot = await engineDataRoot(docker);
+  const dockerRoot = await engine.dataRoot();
   const state = statfsSync(stateDir);
   const needs: { where: string; dev: bigint | number; free: number; need: number }[] = [
     { where: stateDir, dev: devOf(stateDir), free: state.bavail * state.bsize, need: size + DISK_MARGIN_BYTES },

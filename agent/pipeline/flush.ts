@@ -6,13 +6,12 @@
 // instead of 2.10 GB written to the disk for a 1 GB image, and no shorter update).
 // Best effort: a failure only costs downtime.
 import { execFile } from 'node:child_process';
-import type Dockerode from 'dockerode';
-import { engineDataRoot } from '../runtime/docker-client.js';
+import type { Engine } from '../runtime/engine.js';
 
 const FLUSH_TIMEOUT_MS = 120_000;
 
-export async function flushEngineWrites(docker: Dockerode): Promise<void> {
-  await syncFilesystemOf(await engineDataRoot(docker).catch(() => undefined));
+export async function flushEngineWrites(engine: Pick<Engine, 'dataRoot'>): Promise<void> {
+  await syncFilesystemOf(await engine.dataRoot().catch(() => undefined));
 }
 
 /**

@@ -2,9 +2,8 @@
 // reference must point at the image ID recorded in image.tar, and no other tag may have
 // moved. The tag state before the load is journaled first, so a rejection, a rollback or
 // a restart after a crash can put every tag back where it was.
-import type Dockerode from 'dockerode';
 import { CaissonError, toCaissonError } from '../errors.js';
-import { loadImageFromFile, pingDocker, restoreTags, snapshotTags, type LoadProgressEvent } from '../runtime/docker-client.js';
+import type { Engine, LoadProgressEvent } from '../runtime/engine.js';
 
 /** reference → image ID, for every tagged image. JSON-serialisable for the journal. */
 export type TagSnapshot = Record<string, string>;
@@ -12,8 +11,8 @@ export type TagSnapshot = Record<string, string>;
 /** How long to wait for an engine that went away mid-import before giving up. */
 const ENGINE_WAIT_MS = 60_000;
 
-export async function snapshotImageTags(docker: Dockerode): Promise<TagSnapshot> {
-  return Object.fromEntries(await snapshotTags(docker));
+export async function snapshotImageTags(engine: Engine): Promise<TagSnapshot> {
+  return Object.fromEntries(await engine.tags());
 }
 
 export interface ImportOptions {
@@ -35,8 +34,8 @@ export interface ImportOptions {
   onUnpack?: (layer: string, done: number, total: number) => void;
 }
 
-export async function importImage(docker: Dockerode, opts: ImportOptions): Promise<string> {
-  const tagsBefore = await snapshotImageTags(docker);
+export async function importImage(engine: Engine, opts: ImportOptions): Promise<string> {
+  const tagsBefore = await snapshotImageTags(engine);
   opts.beforeLoad(tagsBefore);
   let uploaded = false;
   const onUploaded = () => {
@@ -55,16 +54,16 @@ export async function importImage(docker: Dockerode, opts: ImportOptions): Promi
   };
   const load = { onBytes: opts.onProgress, onUploaded, onProgress };
   try {
-    await loadImageFromFile(docker, opts.imagePath, load);
+    await engine.loadImage(opts.imagePath, load);
   } catch (err) {
     const error = toCaissonError(err, 'docker.load_failed');
     // once uploaded, the archive may be gone: the update is refused (service untouched)
     if (error.code !== 'docker.unreachable' || uploaded) throw error;
     // the engine went away during the upload: wait for it (bounded), then import once more
-    await pingDocker(docker, { waitMs: ENGINE_WAIT_MS });
-    await loadImageFromFile(docker, opts.imagePath, load);
+    await engine.ping({ waitMs: ENGINE_WAIT_MS });
+    await engine.loadImage(opts.imagePath, load);
   }
-  const tagsAfter = await snapshotImageTags(docker);
+  const tagsAfter = await snapshotImageTags(engine);
   const loadedId = tagsAfter[opts.reference];
   if (loadedId) opts.afterLoad?.(loadedId);
   if (!loadedId) {
@@ -92,8 +91,8 @@ export function movedTags(before: TagSnapshot, after: TagSnapshot, loadedId: str
  * image left without tags is deleted by the engine). Tags anyone else changed meanwhile
  * are left alone. Idempotent, so recovery may call it again.
  */
-export async function restoreImageTags(docker: Dockerode, before: TagSnapshot, loadedIds: string[], reference?: string): Promise<void> {
-  const after = await snapshotTags(docker);
+export async function restoreImageTags(engine: Engine, before: TagSnapshot, loadedIds: string[], reference?: string): Promise<void> {
+  const after = await engine.tags();
   const ids = new Set(loadedIds);
   const current = reference ? after.get(reference) : undefined;
   if (reference && current && before[reference] !== current) ids.add(current);
@@ -101,7 +100,7 @@ export async function restoreImageTags(docker: Dockerode, before: TagSnapshot, l
   if (scope.length === 0) return;
   const scopedBefore = new Map(scope.filter((ref) => before[ref]).map((ref) => [ref, before[ref]!]));
   const scopedAfter = new Map(scope.map((ref) => [ref, after.get(ref)!]));
-  await restoreTags(docker, scopedBefore, scopedAfter);
+  await engine.restoreTags(scopedBefore, scopedAfter);
 }
 
 function short(id: string): string {

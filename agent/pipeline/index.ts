@@ -1,13 +1,12 @@
 // Wiring: open everything one pipeline needs (catalog, state database and lock, engine,
 // trusted keys, drivers) and hand out run / validate / recover.
 import { loadCatalog } from '../config/services.js';
-import type { Catalog, ServiceSpec } from '../config/services.js';
+import type { Catalog } from '../config/services.js';
 import { openDatabase, type Db } from '../store/db.js';
 import { acquireStateLock, type StateLock } from '../store/lock.js';
 import { Journal } from '../store/journal.js';
-import { connectDocker, pingDocker } from '../runtime/docker-client.js';
-import { createDriver } from '../runtime/index.js';
-import type { ServiceDriver } from '../runtime/driver.js';
+import { connectDocker } from '../runtime/docker-client.js';
+import { createDockerEngine } from '../runtime/engine.js';
 import { loadTrustedKeys } from '../package/signature.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createProgress, type Progress } from '../log/progress.js';
@@ -35,7 +34,6 @@ export interface Pipeline {
   run(req: UpdateRequest): Promise<UpdateResult>;
   validate(packagePath: string, opts?: { allowDowngrade?: boolean }): Promise<UpdateResult>;
   recover(): Promise<UpdateResult[]>;
-  driverFor(service: ServiceSpec): ServiceDriver;
   catalog: Catalog;
   journal: Journal;
   db: Db;
@@ -49,18 +47,15 @@ export async function openPipeline(opts: PipelineOptions & { lockPurpose: string
   try {
     const db = openDatabase(opts.stateDir);
     const journal = new Journal(db);
-    const docker = connectDocker(opts.dockerSocket);
-    await pingDocker(docker, { waitMs: opts.dockerWaitMs ?? 10_000 });
+    const engine = createDockerEngine(connectDocker(opts.dockerSocket), { stateDir: opts.stateDir, composeCommand: opts.composeCommand ?? 'auto' });
+    await engine.ping({ waitMs: opts.dockerWaitMs ?? 10_000 });
     const log = opts.log ?? createLogger({ stateDir: opts.stateDir });
-    const driverFor = (service: ServiceSpec) =>
-      createDriver(service, { docker, stateDir: opts.stateDir, composeCommand: opts.composeCommand ?? 'auto' });
     const pipeline = new UpdatePipeline({
       catalog,
       journal,
-      docker,
+      engine,
       stateDir: opts.stateDir,
       trustedKeys: loadTrustedKeys(opts.trustedKeysDir ?? DEFAULT_TRUSTED_KEYS_DIR),
-      driverFor,
       log,
       progress: opts.progress ?? createProgress(process.stderr, false),
     });
@@ -68,7 +63,6 @@ export async function openPipeline(opts: PipelineOptions & { lockPurpose: string
       run: (req) => pipeline.run(req),
       validate: (path, o) => pipeline.validate(path, o),
       recover: () => recoverOpenUpdates(pipeline, journal, catalog, opts.stateDir),
-      driverFor,
       catalog,
       journal,
       db,

@@ -4,8 +4,6 @@
 import { rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { join } from 'node:path';
-import type Dockerode from 'dockerode';
 import type { KeyObject } from 'node:crypto';
 import type { Catalog, ServiceSpec } from '../config/services.js';
 import { findService } from '../config/services.js';
@@ -17,37 +15,49 @@ import { parseManifest } from '../package/manifest.js';
 import { validateStaged } from '../package/validate.js';
 import type { Manifest, StagedPackage } from '../package/types.js';
 import { UPDATER_VERSION } from '../version.js';
-import type { Journal, JournalData } from '../store/journal.js';
-import type { ServiceDriver, SwitchPlan } from '../runtime/driver.js';
-import { findById } from '../runtime/docker-driver.js';
+import type { Journal, JournalData, TransitionOptions } from '../store/journal.js';
+import { stagingDirFor } from '../store/staging.js';
+import type { SwitchPlan } from '../runtime/driver.js';
+import type { Engine } from '../runtime/engine.js';
 import { waitHealthy } from '../health/wait.js';
 import { checkDiskSpace } from './disk.js';
 import { checkPolicy } from './policy.js';
 import { importImage, restoreImageTags, type TagSnapshot } from './image-import.js';
 import { faultPoint } from './fault.js';
 import { flushEngineWrites } from './flush.js';
-import { pingDocker } from '../runtime/docker-client.js';
-import { touchedService } from './states.js';
+import { mayMove, touchedService, type Next, type State } from './states.js';
 import { compareSemver as compareVersions } from '../package/semver.js';
 import type { ErrorSummary, Outcome, UpdateRequest, UpdateResult } from './types.js';
 
-/** How long to wait for an engine that stopped answering mid-update, per attempt. */
-const ENGINE_WAIT_MS = 60_000;
-const ENGINE_ATTEMPTS = 3;
-/** How often a rollback restores the previous container when it does not stay healthy. */
-const RESTORE_ATTEMPTS = 5;
-/** Pauses between restore attempts: long enough for a stopping engine to finish stopping. */
-const RESTORE_PAUSES_MS = [1_000, 3_000, 6_000, 10_000];
+/** How long the pipeline waits for an engine that went away, and how often it retries a restore. */
+export interface PipelineTiming {
+  /** How long to wait for an engine that stopped answering mid-update, per attempt. */
+  engineWaitMs: number;
+  engineAttempts: number;
+  /** How often a rollback restores the previous container when it does not stay healthy. */
+  restoreAttempts: number;
+  /** Pauses between restore attempts: long enough for a stopping engine to finish stopping. */
+  restorePausesMs: number[];
+}
+
+export const DEFAULT_TIMING: PipelineTiming = {
+  engineWaitMs: 60_000,
+  engineAttempts: 3,
+  restoreAttempts: 5,
+  restorePausesMs: [1_000, 3_000, 6_000, 10_000],
+};
 
 export interface PipelineDeps {
   catalog: Catalog;
   journal: Journal;
-  docker: Dockerode;
+  engine: Engine;
   stateDir: string;
   trustedKeys: KeyObject[];
-  driverFor: (service: ServiceSpec) => ServiceDriver;
   log: Logger;
   progress: Progress;
+  /** Called right after each state (or `closed:<outcome>`) is saved; the fault-injection point. */
+  afterSave?: (saved: string) => void;
+  timing?: Partial<PipelineTiming>;
 }
 
 /** Journal data of one update (versioned by JOURNAL_DATA_VERSION in store/journal.ts). */
@@ -63,7 +73,13 @@ interface UpdateData extends JournalData {
 }
 
 export class UpdatePipeline {
-  constructor(private readonly deps: PipelineDeps) {}
+  private readonly timing: PipelineTiming;
+  private readonly afterSave: (saved: string) => void;
+
+  constructor(private readonly deps: PipelineDeps) {
+    this.timing = { ...DEFAULT_TIMING, ...deps.timing };
+    this.afterSave = deps.afterSave ?? faultPoint;
+  }
 
   /** Run one update end to end. Package and service failures come back as outcomes, not throws. */
   async run(req: UpdateRequest): Promise<UpdateResult> {
@@ -78,7 +94,7 @@ export class UpdatePipeline {
       }
       const { manifest, staged, service } = checked;
       if (req.confirm) {
-        const current = await this.deps.driverFor(service).inspect();
+        const current = await this.deps.engine.driverFor(service).inspect();
         const ok = await req.confirm({ service: service.name, from: current.imageRef, to: manifest.image.reference, version: manifest.package_version });
         if (!ok) throw new CaissonError('update.cancelled', 'cancelled by the operator before anything changed');
       }
@@ -127,8 +143,8 @@ export class UpdatePipeline {
     stageOpts: { copyImage?: boolean } = {},
   ): Promise<{ manifest: Manifest; staged: StagedPackage; service: ServiceSpec; alreadyInstalled?: string }> {
     const { journal, progress, log } = this.deps;
-    const stagingDir = join(this.deps.stateDir, 'staging', id);
-    await checkDiskSpace(this.deps.docker, this.deps.stateDir, req.packagePath);
+    const stagingDir = stagingDirFor(this.deps.stateDir, id);
+    await checkDiskSpace(this.deps.engine, this.deps.stateDir, req.packagePath);
     this.save(id, 'received', { data: { stagingDir } });
     const staged = await stagePackage(req.packagePath, stagingDir, {
       copyImage: stageOpts.copyImage,
@@ -141,7 +157,7 @@ export class UpdatePipeline {
     log.info(`  staged ${staged.packageSize} bytes, package ${staged.packageId.slice(0, 16)}…`);
 
     const manifest = parseManifest(staged.manifestBytes);
-    journal.transition(id, 'staged', {
+    journal.annotate(id, {
       detail: `manifest ${manifest.target.service} ${manifest.package_version}`,
       patch: { package_version: manifest.package_version, service: manifest.target.service, to_image: manifest.image.reference, to_version: manifest.package_version },
     });
@@ -161,16 +177,16 @@ export class UpdatePipeline {
   }
 
   private async loadImage(id: string, manifest: Manifest, staged: StagedPackage): Promise<void> {
-    const { docker, progress, log, journal } = this.deps;
+    const { engine, progress, log, journal } = this.deps;
     const ref = manifest.image.reference;
     const dropped: { staged?: Promise<unknown> } = {};
     try {
-      await importImage(docker, {
+      await importImage(engine, {
         imagePath: staged.imagePath,
         reference: ref,
         expectedImageId: staged.imageArchive?.imageId,
         beforeLoad: (tagsBefore) => this.save(id, 'loading_image', { data: { imageRef: ref, tagsBefore, expectedImageId: staged.imageArchive?.imageId } }),
-        afterLoad: (loadedImageId) => journal.transition(id, 'loading_image', { detail: `loaded ${loadedImageId}`, data: { loadedImageId } }),
+        afterLoad: (loadedImageId) => journal.annotate(id, { detail: `loaded ${loadedImageId}`, data: { loadedImageId } }),
         onProgress: (done, total) => progress.bytes('importing', done, total),
         onUnpack: (_layer, done, total) => progress.bytes('unpacking', done, total),
         // The engine has every byte and unpacks for a while yet: the staged copy goes now, so
@@ -189,28 +205,27 @@ export class UpdatePipeline {
   }
 
   private async switchAndVerify(id: string, manifest: Manifest, service: ServiceSpec): Promise<void> {
-    const { journal, log, progress, docker } = this.deps;
-    const driver = this.deps.driverFor(service);
-    await flushEngineWrites(docker);
+    const { journal, log, progress, engine } = this.deps;
+    const driver = engine.driverFor(service);
+    await flushEngineWrites(engine);
     const plan = await driver.plan(manifest.image.reference);
     if (!plan.previous.wasRunning) {
-      // The switch starts the new version whatever state the old one was in, so a rollback
-      // must leave the previous version running too: a predefined service is never left
-      // stopped by an update. (An engine restart mid-import stops every container whose
-      // restart policy is "no"; this is how such a service comes back.)
+      // The switch starts the new version whatever state the old one was in, and a rollback
+      // leaves the previous version running too (every driver's rollback starts it): a
+      // predefined service is never left stopped by an update. (An engine restart mid-import
+      // stops every container whose restart policy is "no"; this is how such a service comes back.)
       log.warn(`  ${service.name} was not running before the update; a rollback will start its previous version`);
-      plan.previous.wasRunning = true;
     }
-    journal.transition(id, 'image_loaded', { detail: `from ${plan.previous.imageRef}`, patch: { from_image: plan.previous.imageRef } });
-    this.save(id, 'switching', { data: { plan: journaledPlan(plan) } });
+    journal.annotate(id, { detail: `from ${plan.previous.imageRef}`, patch: { from_image: plan.previous.imageRef } });
+    this.save(id, 'switching', { data: { plan: driver.forJournal(plan) } });
     log.info(`  switching ${service.name}: ${plan.previous.imageRef} → ${plan.newImageRef}`);
     let failure: CaissonError | undefined;
     try {
-      const containerId = await driver.switchTo(plan, (step, data) => this.save(id, `switching.${step}`, { data: data ? { switchData: data } : undefined }));
+      const containerId = await driver.switchTo(plan, (step, data) => this.save(id, 'switching', { data: data ? { switchData: data } : undefined }, step));
       this.save(id, 'health_checking', { data: { newContainerId: containerId } });
       const hc = service.health_check;
       log.info(`  health check (${hc.kind}): up to ${hc.timeout_secs} s, stable for ${hc.stable_secs} s`);
-      await waitHealthy(docker, containerId, hc, {
+      await waitHealthy(engine, containerId, hc, {
         onTick: (s) =>
           progress.countdown('health', s.secondsLeft, s.healthyFor > 0 ? `· healthy for ${s.healthyFor.toFixed(1)} of ${hc.stable_secs} s` : '· not passing yet'),
       });
@@ -237,7 +252,7 @@ export class UpdatePipeline {
   async commit(id: string, service: ServiceSpec, plan: SwitchPlan): Promise<void> {
     const { journal, log } = this.deps;
     this.save(id, 'committing');
-    await this.withEngine(`committing ${service.name}`, () => this.deps.driverFor(service).commit(plan, (step) => this.save(id, `committing.${step}`)));
+    await this.withEngine(`committing ${service.name}`, () => this.deps.engine.driverFor(service).commit(plan, (step) => this.save(id, 'committing', {}, step)));
     const row = journal.get(id)!;
     this.finish(id, 'committed', undefined, undefined, {
       onClose: () =>
@@ -289,22 +304,22 @@ export class UpdatePipeline {
    * withEngine waits for it and redoes the whole step.
    */
   private async restorePrevious(id: string, service: ServiceSpec, plan: SwitchPlan): Promise<string> {
-    const { docker, log } = this.deps;
-    const driver = this.deps.driverFor(service);
+    const { engine, log } = this.deps;
+    const { restoreAttempts, restorePausesMs, engineWaitMs } = this.timing;
+    const driver = engine.driverFor(service);
     for (let attempt = 1; ; attempt++) {
       try {
-        const containerId = await driver.rollback(plan, (step) => this.save(id, `rolling_back.${step}`));
-        if (plan.previous.wasRunning) await waitHealthy(docker, containerId, service.health_check);
+        const containerId = await driver.rollback(plan, (step) => this.save(id, 'rolling_back', {}, step));
+        await waitHealthy(engine, containerId, service.health_check);
         return containerId;
       } catch (err) {
         const error = toCaissonError(err, 'rollback.failed');
-        if (error.code === 'docker.unreachable' || attempt >= RESTORE_ATTEMPTS) throw err;
-        // gone for good (an engine error is no proof of that: try again)
-        if (plan.mode === 'docker' && !(await findById(docker, plan.previous.containerId).then(Boolean, () => true))) throw err;
-        const pause = RESTORE_PAUSES_MS[attempt - 1] ?? RESTORE_PAUSES_MS.at(-1)!;
+        if (error.code === 'docker.unreachable' || attempt >= restoreAttempts) throw err;
+        if (await driver.previousGone(plan)) throw err;
+        const pause = restorePausesMs[attempt - 1] ?? restorePausesMs.at(-1) ?? 0;
         log.warn(`  restoring the previous ${service.name} failed (${error.code}: ${error.message}); trying again in ${pause / 1000} s`);
         await sleep(pause);
-        await pingDocker(docker, { waitMs: ENGINE_WAIT_MS });
+        await engine.ping({ waitMs: engineWaitMs });
       }
     }
   }
@@ -327,7 +342,7 @@ export class UpdatePipeline {
     const data = this.deps.journal.data(id) as UpdateData;
     if (!data.tagsBefore) return;
     const ids = [data.loadedImageId, data.expectedImageId].filter((x): x is string => !!x);
-    await restoreImageTags(this.deps.docker, data.tagsBefore, ids, data.imageRef);
+    await restoreImageTags(this.deps.engine, data.tagsBefore, ids, data.imageRef);
   }
 
   /**
@@ -336,30 +351,45 @@ export class UpdatePipeline {
    * docker.unreachable, and the record stays open for `caisson recover`.
    */
   private async withEngine<T>(doing: string, step: () => Promise<T>): Promise<T> {
+    const { engineAttempts, engineWaitMs } = this.timing;
     for (let attempt = 1; ; attempt++) {
       try {
         return await step();
       } catch (err) {
         const error = toCaissonError(err, 'docker.error');
-        if (error.code !== 'docker.unreachable' || attempt >= ENGINE_ATTEMPTS) throw err;
-        this.deps.log.warn(`  the Docker engine went away while ${doing}; waiting up to ${ENGINE_WAIT_MS / 1000} s for it`);
-        await pingDocker(this.deps.docker, { waitMs: ENGINE_WAIT_MS });
+        if (error.code !== 'docker.unreachable' || attempt >= engineAttempts) throw err;
+        this.deps.log.warn(`  the Docker engine went away while ${doing}; waiting up to ${engineWaitMs / 1000} s for it`);
+        await this.deps.engine.ping({ waitMs: engineWaitMs });
       }
     }
   }
 
   // --- journal helpers -------------------------------------------------------------------
 
-  private save(id: string, state: string, opts: Parameters<Journal['transition']>[2] = {}): void {
-    this.deps.journal.transition(id, state, opts);
-    faultPoint(state);
+  /**
+   * Save a state (or a driver's sub-step of it, as "<state>.<step>") durably, before the
+   * side effect it announces. A move the state table does not list is a bug: refused.
+   */
+  private save(id: string, state: State, opts: TransitionOptions = {}, step?: string): void {
+    this.checkMove(id, state);
+    const saved = step ? `${state}.${step}` : state;
+    this.deps.journal.transition(id, saved, opts);
+    this.afterSave(saved);
   }
 
   private finish(id: string, outcome: Outcome, error?: ErrorSummary, detail?: string, opts: { next?: string; onClose?: () => void } = {}): void {
+    this.checkMove(id, 'closed');
     const err = error && opts.next ? { ...error, next: opts.next } : error;
     this.deps.journal.close(id, outcome, err, { detail, onClose: opts.onClose });
-    faultPoint(`closed:${outcome}`);
+    this.afterSave(`closed:${outcome}`);
     this.removeStaging(id);
+  }
+
+  private checkMove(id: string, to: Next): void {
+    const from = this.deps.journal.get(id)?.state;
+    if (from !== undefined && !mayMove(from, to)) {
+      throw new CaissonError('internal.error', `update ${id}: the state table has no move from "${from}" to "${to}"`);
+    }
   }
 
   private removeStaging(id: string): void {
@@ -370,17 +400,6 @@ export class UpdatePipeline {
   serviceByName(name: string): ServiceSpec | undefined {
     return findService(this.deps.catalog, name);
   }
-}
-
-/**
- * The plan as the journal keeps it: container environment values stay out of the state
- * database (recovery only ever rolls back to the old container, which still has them).
- */
-function journaledPlan(plan: SwitchPlan): SwitchPlan {
-  const create = (plan.details as { create?: { Env?: unknown } }).create;
-  if (!create || !Array.isArray(create.Env)) return plan;
-  const env = (create.Env as unknown[]).map((e) => String(e).split('=')[0] + '=<redacted>');
-  return { ...plan, details: { ...plan.details, create: { ...create, Env: env } } };
 }
 
 function summary(err: CaissonError): ErrorSummary {

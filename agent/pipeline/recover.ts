@@ -1,15 +1,17 @@
-// On start, finish or reverse every update a crash, power cut or kill left open. The
-// state each record stopped in says what to do (states.ts); every action is idempotent,
-// so a crash during recovery is recovered by the next start.
-import { readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+// On start, finish or reverse every update a crash, power cut or kill left open. The state
+// each record stopped in says what to do (the state table, states.ts); every action is
+// idempotent, so a crash during recovery is recovered by the next start. A record this
+// version cannot read (a state or journal data it does not know) stays open, and recovery
+// says so by failing after the others were handled: guessing could leave a service half
+// switched.
 import { CaissonError } from '../errors.js';
 import { findService } from '../config/services.js';
 import type { Catalog } from '../config/services.js';
-import type { Journal, UpdateRow } from '../store/journal.js';
+import { JournalDataTooNew, type Journal, type UpdateRow } from '../store/journal.js';
+import { removeLeftoverStaging } from '../store/staging.js';
 import type { SwitchPlan } from '../runtime/driver.js';
 import type { ErrorSummary, UpdateResult } from './types.js';
-import { recoveryActionFor } from './states.js';
+import { recoveryFor, type Recovery } from './states.js';
 import type { UpdatePipeline } from './pipeline.js';
 
 export async function recoverOpenUpdates(
@@ -19,49 +21,47 @@ export async function recoverOpenUpdates(
   stateDir?: string,
 ): Promise<UpdateResult[]> {
   const results: UpdateResult[] = [];
+  const unreadable: string[] = [];
   for (const row of journal.openRecords()) {
-    await recoverOne(pipeline, journal, catalog, row);
+    const action = row.kind === 'validation' ? 'discard' : recoveryFor(row.state);
+    if (!action) {
+      unreadable.push(`${row.id} (state "${row.state}")`);
+      continue;
+    }
+    try {
+      await recoverOne(pipeline, journal, catalog, row, action);
+    } catch (err) {
+      if (!(err instanceof JournalDataTooNew)) throw err;
+      unreadable.push(`${row.id} (${err.message})`);
+      continue;
+    }
     results.push(journal.toResult(row.id));
   }
-  if (stateDir) removeOrphanStaging(stateDir, journal);
+  // a kill right after a record was closed (before its staging copy was removed) leaves a
+  // staging folder no open record owns
+  if (stateDir) removeLeftoverStaging(stateDir, { open: journal.openRecords().map((r) => r.id), onlyUpdateIds: true });
+  if (unreadable.length > 0) {
+    throw new CaissonError('internal.error', `left open, not recovered: ${unreadable.join('; ')}: this version of Caisson does not know how to finish it`, {
+      next: 'A newer Caisson wrote it: finish it with that version (`caisson recover`), or check the service by hand before closing it.',
+    });
+  }
   return results;
 }
 
-/**
- * A kill right after a record was closed (before its staging copy was removed) leaves a
- * staging folder no open record owns: remove every such folder. Only folders named like an
- * update ID are touched.
- */
-function removeOrphanStaging(stateDir: string, journal: Journal): void {
-  const dir = join(stateDir, 'staging');
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return;
-  }
-  const open = new Set(journal.openRecords().map((r) => r.id));
-  for (const name of names) {
-    if (open.has(name) || !/^u-[0-9TZ]+-[0-9a-f]+$/.test(name)) continue;
-    rmSync(join(dir, name), { recursive: true, force: true });
-  }
-}
-
-async function recoverOne(pipeline: UpdatePipeline, journal: Journal, catalog: Catalog, row: UpdateRow): Promise<void> {
+async function recoverOne(pipeline: UpdatePipeline, journal: Journal, catalog: Catalog, row: UpdateRow, action: Recovery): Promise<void> {
   const interrupted = new CaissonError('update.interrupted', `update was interrupted in state ${row.state} and recovered on restart`);
-  const action = row.kind === 'validation' ? 'discard' : recoveryActionFor(row.state);
+  const data = journal.data(row.id) as { plan?: SwitchPlan; originalError?: ErrorSummary };
   if (action === 'discard') {
     await pipeline.discard(row.id, interrupted);
     return;
   }
-  const data = journal.data(row.id) as { plan?: SwitchPlan; originalError?: ErrorSummary };
   const service = row.service ? findService(catalog, row.service) : undefined;
   if (!data.plan || !service) {
     // no plan was saved, so nothing was switched: the service was never touched
     await pipeline.discard(row.id, interrupted);
     return;
   }
-  if (action === 'finish_commit') {
+  if (action === 'finish') {
     await pipeline.commit(row.id, service, data.plan);
     return;
   }

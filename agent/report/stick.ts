@@ -29,16 +29,7 @@ export class StickReports {
   constructor(
     private readonly db: Db,
     private readonly opts: StickReportOptions,
-  ) {
-    db.exec(`CREATE TABLE IF NOT EXISTS agent_stick_reports (
-      id INTEGER PRIMARY KEY AUTOINCREMENT,
-      medium_uuid TEXT NOT NULL,
-      update_id TEXT NOT NULL,
-      result TEXT NOT NULL,            -- UpdateResult as JSON
-      created_at TEXT NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS agent_stick_reports_uuid ON agent_stick_reports (medium_uuid, id);`);
-  }
+  ) {}
 
   /** Save an outcome as pending for the stick (durable before anything is written to it). */
   record(mediumUuid: string, result: UpdateResult): void {

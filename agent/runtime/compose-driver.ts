@@ -12,7 +12,7 @@ import type Docker from 'dockerode';
 import type { ServiceSpec } from '../config/services.js';
 import { CaissonError, describe } from '../errors.js';
 import { COMPOSE_PROJECT_PATTERN, COMPOSE_SERVICE_PATTERN, NAME_PATTERN } from '../config/patterns.js';
-import type { Checkpoint, RuntimeState, ServiceDriver, SwitchPlan } from './driver.js';
+import type { Checkpoint, ComposeSwitchPlan, RuntimeState, ServiceDriver, SwitchPlan } from './driver.js';
 import { dockerError, imageIdOf, socketPathOf, tagImage } from './docker-client.js';
 import { findById, stateOf, type ContainerInfo } from './docker-driver.js';
 
@@ -24,15 +24,6 @@ export interface ComposeDriverOptions {
   composeCommand?: ComposeCommandSetting;
   /** Upper bound for one compose invocation (default 10 minutes). */
   commandTimeoutMs?: number;
-}
-
-interface ComposePlanDetails {
-  project: string;
-  composeFile: string;
-  composeService: string;
-  overridePath: string;
-  /** Content of the override file before the switch, or null when there was none. */
-  previousOverride: string | null;
 }
 
 // checked again here (the catalog was checked on load): these names reach a command line
@@ -119,7 +110,7 @@ export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOpt
     }
   }
 
-  async function plan(newImageRef: string): Promise<SwitchPlan> {
+  async function plan(newImageRef: string): Promise<ComposeSwitchPlan> {
     if (!REF_RE.test(newImageRef)) throw new CaissonError('image.invalid', `"${newImageRef}" is not an image reference Caisson will write`);
     const c = await findServiceContainer();
     if (!c) {
@@ -127,13 +118,6 @@ export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOpt
         next: `Start it once with \`docker compose -p ${cfg!.project} -f ${cfg!.file} up -d\` (or fix [services.compose] in services.toml).`,
       });
     }
-    const details: ComposePlanDetails = {
-      project: cfg!.project,
-      composeFile: cfg!.file,
-      composeService: cfg!.service,
-      overridePath,
-      previousOverride: readOptional(overridePath),
-    };
     return {
       mode: 'compose',
       service: service.name,
@@ -145,12 +129,16 @@ export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOpt
         imageId: c.Image,
         wasRunning: Boolean(c.State.Running || c.State.Restarting),
       },
-      details: details as unknown as Record<string, unknown>,
+      project: cfg!.project,
+      composeFile: cfg!.file,
+      composeService: cfg!.service,
+      overridePath,
+      previousOverride: readOptional(overridePath),
     };
   }
 
   async function switchTo(plan: SwitchPlan, checkpoint: Checkpoint): Promise<string> {
-    const d = detailsOf(plan);
+    const d = composePlan(plan);
     if (!REF_RE.test(plan.newImageRef)) throw new CaissonError('image.invalid', `"${plan.newImageRef}" is not an image reference Caisson will write`);
     // The override names the image by the ID the engine computed, never by the manifest's
     // reference: no string from a package ever reaches a compose file.
@@ -172,7 +160,7 @@ export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOpt
   }
 
   async function rollback(plan: SwitchPlan, checkpoint: Checkpoint): Promise<string> {
-    const d = detailsOf(plan);
+    const d = composePlan(plan);
     try {
       checkpoint('restore_override', { path: d.overridePath, existed: d.previousOverride !== null });
       if (d.previousOverride === null) rmSync(d.overridePath, { force: true });
@@ -194,9 +182,6 @@ export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOpt
       if (c.Image !== plan.previous.imageId) {
         throw new CaissonError('rollback.failed', `${cfg!.service} runs ${c.Image.slice(0, 19)} after the rollback, not the previous ${plan.previous.imageId.slice(0, 19)}`);
       }
-      if (!plan.previous.wasRunning && c.State.Running) {
-        await docker.getContainer(c.Id).stop().catch(() => undefined);
-      }
       return c.Id;
     } catch (err) {
       if (err instanceof CaissonError && (err.code === 'rollback.failed' || err.code === 'docker.unreachable')) throw err;
@@ -209,7 +194,20 @@ export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOpt
     // runs through it. Nothing else was kept.
   }
 
-  return { inspect, plan, switchTo, currentContainerId, rollback, commit };
+  /**
+   * Compose recreates the previous container from the previous image, which the rollback
+   * re-tags; whether that is gone is left for the rollback itself to find out.
+   */
+  async function previousGone(_plan: SwitchPlan): Promise<boolean> {
+    return false;
+  }
+
+  /** The compose plan holds no secrets (the override names an image only). */
+  function forJournal(plan: SwitchPlan): SwitchPlan {
+    return composePlan(plan);
+  }
+
+  return { inspect, plan, switchTo, currentContainerId, rollback, commit, previousGone, forJournal };
 }
 
 /**
@@ -308,10 +306,9 @@ export function writeAtomic(path: string, content: string): void {
   }
 }
 
-function detailsOf(plan: SwitchPlan): ComposePlanDetails {
-  const d = plan.details as Partial<ComposePlanDetails>;
-  if (plan.mode !== 'compose' || !d.overridePath || d.previousOverride === undefined) {
+function composePlan(plan: SwitchPlan): ComposeSwitchPlan {
+  if (plan.mode !== 'compose' || !plan.overridePath || plan.previousOverride === undefined) {
     throw new CaissonError('internal.error', `the switch plan for "${plan.service}" is not a compose-mode plan`);
   }
-  return d as ComposePlanDetails;
+  return plan;
 }

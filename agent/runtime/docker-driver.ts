@@ -10,9 +10,9 @@
 import type Docker from 'dockerode';
 import type { ServiceSpec } from '../config/services.js';
 import { CaissonError } from '../errors.js';
-import type { Checkpoint, RuntimeState, ServiceDriver, SwitchPlan } from './driver.js';
+import type { Checkpoint, DockerSwitchPlan, RuntimeState, ServiceDriver, SwitchPlan } from './driver.js';
 import { dockerError, statusOf } from './docker-client.js';
-import { recreateSpec, type ContainerInspectLike, type EndpointConfig, type ImageConfigLike } from './container-spec.js';
+import { recreateSpec, type ContainerInspectLike, type ImageConfigLike } from './container-spec.js';
 
 export const PARKED_SUFFIX = '.caisson-prev';
 
@@ -20,14 +20,6 @@ export interface DockerDriverOptions {
   docker: Docker;
   /** Seconds the engine waits for the old container to stop before killing it (default: its own StopTimeout, else 10). */
   stopTimeoutSecs?: number;
-}
-
-interface DockerPlanDetails {
-  parkedName: string;
-  /** Create options for the new container (Image = newImageRef), captured at plan time. */
-  create: Docker.ContainerCreateOptions;
-  connect: Array<{ network: string; endpoint: EndpointConfig }>;
-  stopTimeoutSecs: number;
 }
 
 export function createDockerDriver(service: ServiceSpec, opts: DockerDriverOptions): ServiceDriver {
@@ -42,7 +34,7 @@ export function createDockerDriver(service: ServiceSpec, opts: DockerDriverOptio
     return stateOf(c);
   }
 
-  async function plan(newImageRef: string): Promise<SwitchPlan> {
+  async function plan(newImageRef: string): Promise<DockerSwitchPlan> {
     const c = await findByName(docker, name);
     if (!c) {
       throw new CaissonError('service.not_found', `no container named "${name}" exists for service "${service.name}"`);
@@ -60,12 +52,6 @@ export function createDockerDriver(service: ServiceSpec, opts: DockerDriverOptio
     }
     const imageConfig = await imageConfigOf(docker, c.Image);
     const spec = recreateSpec(c as unknown as ContainerInspectLike, imageConfig, newImageRef);
-    const details: DockerPlanDetails = {
-      parkedName,
-      create: spec.create,
-      connect: spec.connect,
-      stopTimeoutSecs: opts.stopTimeoutSecs ?? stopTimeoutOf(c),
-    };
     return {
       mode: 'docker',
       service: service.name,
@@ -77,12 +63,15 @@ export function createDockerDriver(service: ServiceSpec, opts: DockerDriverOptio
         imageId: c.Image,
         wasRunning: Boolean(c.State.Running || c.State.Restarting),
       },
-      details: details as unknown as Record<string, unknown>,
+      parkedName,
+      create: spec.create,
+      connect: spec.connect,
+      stopTimeoutSecs: opts.stopTimeoutSecs ?? stopTimeoutOf(c),
     };
   }
 
-  async function switchTo(plan: SwitchPlan, checkpoint: Checkpoint): Promise<string> {
-    const details = detailsOf(plan);
+  async function switchTo(anyPlan: SwitchPlan, checkpoint: Checkpoint): Promise<string> {
+    const plan = dockerPlan(anyPlan);
     const oldId = plan.previous.containerId;
     let old = await findById(docker, oldId);
     if (!old) throw new CaissonError('service.not_found', `the previous container ${oldId.slice(0, 12)} of "${name}" is gone`);
@@ -95,14 +84,14 @@ export function createDockerDriver(service: ServiceSpec, opts: DockerDriverOptio
       await call(() => docker.getContainer(oldId).update({ RestartPolicy: { Name: 'no', MaximumRetryCount: 0 } }), `parking the restart policy of ${name}`);
     }
     if (old.State.Running || old.State.Restarting) {
-      await call(() => docker.getContainer(oldId).stop({ t: details.stopTimeoutSecs }), `stopping ${name}`, [304]);
+      await call(() => docker.getContainer(oldId).stop({ t: plan.stopTimeoutSecs }), `stopping ${name}`, [304]);
     }
 
-    checkpoint('park_old', { containerId: oldId, parkedName: details.parkedName });
+    checkpoint('park_old', { containerId: oldId, parkedName: plan.parkedName });
     old = await findById(docker, oldId);
     if (!old) throw new CaissonError('service.not_found', `the previous container ${oldId.slice(0, 12)} of "${name}" is gone`);
-    if (old.Name !== `/${details.parkedName}`) {
-      await call(() => docker.getContainer(oldId).rename({ name: details.parkedName }), `renaming ${name} to ${details.parkedName}`);
+    if (old.Name !== `/${plan.parkedName}`) {
+      await call(() => docker.getContainer(oldId).rename({ name: plan.parkedName }), `renaming ${name} to ${plan.parkedName}`);
     }
 
     checkpoint('create_new', { image: plan.newImageRef });
@@ -110,12 +99,12 @@ export function createDockerDriver(service: ServiceSpec, opts: DockerDriverOptio
     await removeHolderUnlessOld(docker, name, oldId);
     let newId: string;
     try {
-      const created = await docker.createContainer({ ...details.create, Image: plan.newImageRef, name });
+      const created = await docker.createContainer({ ...plan.create, Image: plan.newImageRef, name });
       newId = created.id;
     } catch (err) {
       throw dockerError(err, `creating ${name} from ${plan.newImageRef}`, 'service.start_failed');
     }
-    for (const { network, endpoint } of details.connect) {
+    for (const { network, endpoint } of plan.connect) {
       await call(
         () => docker.getNetwork(network).connect({ Container: newId, EndpointConfig: endpoint }),
         `connecting ${name} to network ${network}`,
@@ -133,9 +122,9 @@ export function createDockerDriver(service: ServiceSpec, opts: DockerDriverOptio
     return (await findByName(docker, name))?.Id;
   }
 
-  async function rollback(plan: SwitchPlan, checkpoint: Checkpoint): Promise<string> {
+  async function rollback(anyPlan: SwitchPlan, checkpoint: Checkpoint): Promise<string> {
+    const plan = dockerPlan(anyPlan);
     const oldId = plan.previous.containerId;
-    const details = detailsOf(plan);
     try {
       const old = await findById(docker, oldId);
       if (!old) {
@@ -151,9 +140,9 @@ export function createDockerDriver(service: ServiceSpec, opts: DockerDriverOptio
         checkpoint('unpark_old', { containerId: oldId });
         await call(() => docker.getContainer(oldId).rename({ name }), `renaming ${old.Name.slice(1)} back to ${name}`);
       }
-      await restoreRestartPolicy(docker, old, details.create);
+      await restoreRestartPolicy(docker, old, plan.create);
       const now = await findById(docker, oldId);
-      if (plan.previous.wasRunning && now && !now.State.Running) {
+      if (now && !now.State.Running) {
         checkpoint('start_old', { containerId: oldId });
         await call(() => docker.getContainer(oldId).start(), `starting the previous ${name}`, [304]);
       }
@@ -166,7 +155,7 @@ export function createDockerDriver(service: ServiceSpec, opts: DockerDriverOptio
   }
 
   async function commit(plan: SwitchPlan, checkpoint: Checkpoint): Promise<void> {
-    const oldId = plan.previous.containerId;
+    const oldId = dockerPlan(plan).previous.containerId;
     const old = await findById(docker, oldId);
     if (!old) return;
     // never remove the old container while it still (or again) serves the service
@@ -179,7 +168,20 @@ export function createDockerDriver(service: ServiceSpec, opts: DockerDriverOptio
     await removeContainer(docker, oldId);
   }
 
-  return { inspect, plan, switchTo, currentContainerId, rollback, commit };
+  /** Gone when the engine says the previous container does not exist; an engine error proves nothing. */
+  async function previousGone(plan: SwitchPlan): Promise<boolean> {
+    return findById(docker, plan.previous.containerId).then((c) => !c, () => false);
+  }
+
+  /** Container environment values stay out of the state database (a rollback reuses the old container, which keeps them). */
+  function forJournal(anyPlan: SwitchPlan): SwitchPlan {
+    const plan = dockerPlan(anyPlan);
+    const env = plan.create.Env;
+    if (!Array.isArray(env)) return plan;
+    return { ...plan, create: { ...plan.create, Env: env.map((e) => String(e).split('=')[0] + '=<redacted>') } };
+  }
+
+  return { inspect, plan, switchTo, currentContainerId, rollback, commit, previousGone, forJournal };
 }
 
 // --- helpers shared with the compose driver -------------------------------------------------------
@@ -278,12 +280,11 @@ async function call(
   }
 }
 
-function detailsOf(plan: SwitchPlan): DockerPlanDetails {
-  const d = plan.details as Partial<DockerPlanDetails>;
-  if (plan.mode !== 'docker' || !d.create || !d.parkedName) {
+function dockerPlan(plan: SwitchPlan): DockerSwitchPlan {
+  if (plan.mode !== 'docker' || !plan.create || !plan.parkedName) {
     throw new CaissonError('internal.error', `the switch plan for "${plan.service}" is not a docker-mode plan`);
   }
-  return { connect: [], stopTimeoutSecs: 10, ...d } as DockerPlanDetails;
+  return { ...plan, connect: plan.connect ?? [], stopTimeoutSecs: plan.stopTimeoutSecs ?? 10 };
 }
 
 function stopTimeoutOf(c: ContainerInfo): number {

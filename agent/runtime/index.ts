@@ -1,24 +1,6 @@
-// Pick the driver for a service's runtime_mode.
-import type Docker from 'dockerode';
-import type { ServiceSpec } from '../config/services.js';
-import type { ServiceDriver } from './driver.js';
-import { createDockerDriver } from './docker-driver.js';
-import { createComposeDriver, type ComposeCommandSetting } from './compose-driver.js';
-
-export interface CreateDriverOptions {
-  docker: Docker;
-  stateDir: string;
-  composeCommand?: ComposeCommandSetting;
-}
-
-export function createDriver(service: ServiceSpec, opts: CreateDriverOptions): ServiceDriver {
-  if (service.runtime_mode === 'compose') {
-    return createComposeDriver(service, { docker: opts.docker, stateDir: opts.stateDir, composeCommand: opts.composeCommand ?? 'auto' });
-  }
-  return createDockerDriver(service, { docker: opts.docker });
-}
-
-export type { ServiceDriver, SwitchPlan, RuntimeState, Checkpoint } from './driver.js';
+// The runtime layer's surface: the engine port and the per-mode drivers behind it.
+export { createDockerEngine, createDriver, type CreateDriverOptions, type Engine, type LoadImageOptions } from './engine.js';
+export type { ServiceDriver, SwitchPlan, DockerSwitchPlan, ComposeSwitchPlan, RuntimeState, Checkpoint } from './driver.js';
 export type { ComposeCommandSetting } from './compose-driver.js';
 export { createDockerDriver, PARKED_SUFFIX } from './docker-driver.js';
 export { createComposeDriver, detectComposeCommand, overridePathFor } from './compose-driver.js';

@@ -67,6 +67,16 @@ export const MIGRATIONS: string[] = [
    CREATE INDEX updates_package ON updates (package_id);
    ALTER TABLE installed RENAME COLUMN package_sha256 TO package_id;
    ALTER TABLE installed_packages RENAME COLUMN package_sha256 TO package_id;`,
+  // Outcomes still to be written to the stick they came from (report/stick.ts). Created by
+  // the agent itself before it was a migration, hence IF NOT EXISTS.
+  `CREATE TABLE IF NOT EXISTS agent_stick_reports (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     medium_uuid TEXT NOT NULL,
+     update_id TEXT NOT NULL,
+     result TEXT NOT NULL,            -- UpdateResult as JSON
+     created_at TEXT NOT NULL
+   );
+   CREATE INDEX IF NOT EXISTS agent_stick_reports_uuid ON agent_stick_reports (medium_uuid, id);`,
 ];
 
 export function openDatabase(stateDir: string): Db {

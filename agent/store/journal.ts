@@ -3,10 +3,10 @@
 // side effect it announces; a restart reads the open rows to finish or reverse them.
 import { randomBytes } from 'node:crypto';
 import type { Db } from './db.js';
-import type { ErrorSummary, Outcome, StepRecord, UpdateResult, UpdateSource } from '../pipeline/types.js';
+import type { ErrorSummary, Outcome, StepRecord, UpdateResult, UpdateSource } from '../model.js';
+import { JOURNAL_DATA_VERSION, readJournalData, type JournalData } from './journal-data.js';
 
-/** Bump when the shape of `data` changes; recovery reads older versions explicitly. */
-export const JOURNAL_DATA_VERSION = 1;
+export { JOURNAL_DATA_VERSION, JournalDataTooNew, type JournalData } from './journal-data.js';
 
 export interface UpdateRow {
   id: string;
@@ -37,10 +37,10 @@ export type UpdatePatch = Partial<
   Pick<UpdateRow, 'package_id' | 'package_version' | 'service' | 'from_image' | 'to_image' | 'from_version' | 'to_version'>
 >;
 
-export interface JournalData {
-  v: number;
-  stagingDir?: string;
-  [key: string]: unknown;
+export interface TransitionOptions {
+  detail?: string;
+  data?: Partial<JournalData>;
+  patch?: UpdatePatch;
 }
 
 export interface InstalledRow {
@@ -73,12 +73,25 @@ export class Journal {
   }
 
   /** Save a new state (and optional data/columns) durably, with its audit step. */
-  transition(id: string, state: string, opts: { detail?: string; data?: Partial<JournalData>; patch?: UpdatePatch } = {}): void {
+  transition(id: string, state: string, opts: TransitionOptions = {}): void {
+    this.write(id, () => state, opts);
+  }
+
+  /**
+   * Add what the update learned to its current state (data, columns, an audit step under
+   * the state's own name) without moving it: no new side effect is announced.
+   */
+  annotate(id: string, opts: TransitionOptions): void {
+    this.write(id, (row) => row.state, opts);
+  }
+
+  private write(id: string, stateOf: (row: UpdateRow) => string, opts: TransitionOptions): void {
     const at = now();
     this.db.transaction(() => {
       const row = this.get(id);
       if (!row) throw new Error(`no journal record ${id}`);
-      const data = opts.data ? JSON.stringify({ ...parseData(row.data), ...opts.data, v: JOURNAL_DATA_VERSION }) : row.data;
+      const state = stateOf(row);
+      const data = opts.data ? JSON.stringify({ ...readJournalData(row.data), ...opts.data, v: JOURNAL_DATA_VERSION }) : row.data;
       const patch = opts.patch ?? {};
       const cols = Object.keys(patch) as (keyof UpdatePatch)[];
       const sets = ['state = ?', 'data = ?', ...cols.map((c) => `${c} = ?`)].join(', ');
@@ -109,9 +122,10 @@ export class Journal {
     return this.db.prepare('SELECT * FROM updates WHERE id = ?').get(id) as UpdateRow | undefined;
   }
 
+  /** A record's data, upgraded to JOURNAL_DATA_VERSION; throws JournalDataTooNew for a newer one. */
   data(id: string): JournalData {
     const row = this.get(id);
-    return row ? parseData(row.data) : { v: JOURNAL_DATA_VERSION };
+    return row ? readJournalData(row.data) : { v: JOURNAL_DATA_VERSION };
   }
 
   steps(id: string): StepRecord[] {
@@ -122,6 +136,11 @@ export class Journal {
 
   openRecords(): UpdateRow[] {
     return this.db.prepare('SELECT * FROM updates WHERE closed = 0 ORDER BY started_at').all() as UpdateRow[];
+  }
+
+  /** Drop closed records that finished before `cutoffIso` (their steps cascade); returns how many. */
+  pruneClosed(cutoffIso: string): number {
+    return this.db.prepare('DELETE FROM updates WHERE closed = 1 AND finished_at < ?').run(cutoffIso).changes;
   }
 
   list(opts: { limit?: number; service?: string } = {}): UpdateRow[] {
@@ -203,15 +222,6 @@ export function rowToResult(row: UpdateRow, steps: StepRecord[]): UpdateResult {
   for (const [key, value] of Object.entries(optional)) if (value != null) (result as unknown as Record<string, unknown>)[key] = value;
   if (row.error_code) result.error = { code: row.error_code as ErrorSummary['code'], message: row.error_message ?? '', next: row.error_next ?? '' };
   return result;
-}
-
-function parseData(text: string): JournalData {
-  try {
-    const data = JSON.parse(text) as JournalData;
-    return typeof data === 'object' && data ? data : { v: JOURNAL_DATA_VERSION };
-  } catch {
-    return { v: JOURNAL_DATA_VERSION };
-  }
 }
 
 function now(): string {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { ERROR_CODES } from '../../agent/errors.js';
-import { EXIT_CODES } from '../../agent/pipeline/types.js';
+import { EXIT_CODES } from '../../agent/cli/exit-codes.js';
 
 describe('docs/cli.md', function () {
   const text = readFileSync(new URL('../../docs/cli.md', import.meta.url), 'utf8');

@@ -5,6 +5,8 @@ import { waitHealthy, type HealthTick } from '../../../agent/health/wait.js';
 import { CaissonError } from '../../../agent/errors.js';
 import type { HealthCheckSpec } from '../../../agent/config/services.js';
 import { OWN_LABEL, buildOwnImage, cleanup, docker } from '../runtime/support.js';
+import { tmpdir } from 'node:os';
+import { createDockerEngine } from '../../../agent/runtime/engine.js';
 
 const P = 'caisson-rt-h-';
 const IMG_OK = `${P}ok:1`;
@@ -15,6 +17,8 @@ const IMG_EXIT = `${P}exit:1`;
 const IMG_CRASH = `${P}crash:1`;
 const IMAGES = [IMG_OK, IMG_HC, IMG_BAD_HC, IMG_NOHEALTH, IMG_EXIT, IMG_CRASH];
 const api = connectDocker();
+/** What health checks read, through the engine port. */
+const health = createDockerEngine(api, { stateDir: tmpdir() });
 
 let nextPort = 18150;
 
@@ -60,7 +64,7 @@ describe('health/waitHealthy (real containers)', function () {
     it('passes for a running container and reports ticks', async function () {
       const { id } = run(IMG_OK);
       const ticks: HealthTick[] = [];
-      await waitHealthy(api, id, spec({ kind: 'running', stable_secs: 1 }), { onTick: (t) => ticks.push(t) });
+      await waitHealthy(health, id, spec({ kind: 'running', stable_secs: 1 }), { onTick: (t) => ticks.push(t) });
       expect(ticks.length).to.be.greaterThan(0);
       expect(ticks.every((t) => t.secondsLeft <= 15 && t.secondsLeft >= 0)).to.equal(true);
     });
@@ -69,7 +73,7 @@ describe('health/waitHealthy (real containers)', function () {
       const { id } = run(IMG_EXIT);
       // seen running even once, it would have "passed" the running check (health.unstable)
       docker('wait', id);
-      const err = await failure(waitHealthy(api, id, spec({ kind: 'running', timeout_secs: 60 })));
+      const err = await failure(waitHealthy(health, id, spec({ kind: 'running', timeout_secs: 60 })));
       expect(err.code).to.equal('service.start_failed');
       expect(err.message).to.match(/exited with code 1/);
     });
@@ -78,20 +82,20 @@ describe('health/waitHealthy (real containers)', function () {
   describe('container_health', function () {
     it('passes once the image HEALTHCHECK reports healthy', async function () {
       const { id } = run(IMG_HC);
-      await waitHealthy(api, id, spec({ kind: 'container_health' }));
+      await waitHealthy(health, id, spec({ kind: 'container_health' }));
       expect(docker('inspect', '-f', '{{.State.Health.Status}}', id)).to.equal('healthy');
     });
 
     it('times out with health.timeout when the HEALTHCHECK keeps failing', async function () {
       const { id } = run(IMG_BAD_HC);
-      const err = await failure(waitHealthy(api, id, spec({ kind: 'container_health', timeout_secs: 4 })));
+      const err = await failure(waitHealthy(health, id, spec({ kind: 'container_health', timeout_secs: 4 })));
       expect(err.code).to.equal('health.timeout');
       expect(err.message).to.match(/HEALTHCHECK (starting|unhealthy)/);
     });
 
     it('rejects an image without HEALTHCHECK with config.invalid', async function () {
       const { id } = run(IMG_OK);
-      const err = await failure(waitHealthy(api, id, spec({ kind: 'container_health' })));
+      const err = await failure(waitHealthy(health, id, spec({ kind: 'container_health' })));
       expect(err.code).to.equal('config.invalid');
       expect(err.message).to.include('HEALTHCHECK');
     });
@@ -100,31 +104,31 @@ describe('health/waitHealthy (real containers)', function () {
   describe('http', function () {
     it('passes on 2xx', async function () {
       const { id, port } = run(IMG_OK);
-      await waitHealthy(api, id, spec({ kind: 'http', url: `http://127.0.0.1:${port}/health` }));
+      await waitHealthy(health, id, spec({ kind: 'http', url: `http://127.0.0.1:${port}/health` }));
     });
 
     it('times out on 404 and says what it saw', async function () {
       const { id, port } = run(IMG_NOHEALTH);
-      const err = await failure(waitHealthy(api, id, spec({ kind: 'http', url: `http://127.0.0.1:${port}/health`, timeout_secs: 3 })));
+      const err = await failure(waitHealthy(health, id, spec({ kind: 'http', url: `http://127.0.0.1:${port}/health`, timeout_secs: 3 })));
       expect(err.code).to.equal('health.timeout');
       expect(err.message).to.include('answered 404');
     });
 
     it('accepts the status named by expect_status', async function () {
       const { id, port } = run(IMG_NOHEALTH);
-      await waitHealthy(api, id, spec({ kind: 'http', url: `http://127.0.0.1:${port}/health`, expect_status: 404 }));
+      await waitHealthy(health, id, spec({ kind: 'http', url: `http://127.0.0.1:${port}/health`, expect_status: 404 }));
     });
   });
 
   describe('tcp', function () {
     it('passes when the port accepts connections', async function () {
       const { id, port } = run(IMG_OK);
-      await waitHealthy(api, id, spec({ kind: 'tcp', host: '127.0.0.1', port }));
+      await waitHealthy(health, id, spec({ kind: 'tcp', host: '127.0.0.1', port }));
     });
 
     it('times out when nothing listens', async function () {
       const { id } = run(IMG_OK);
-      const err = await failure(waitHealthy(api, id, spec({ kind: 'tcp', port: 18199, timeout_secs: 3 })));
+      const err = await failure(waitHealthy(health, id, spec({ kind: 'tcp', port: 18199, timeout_secs: 3 })));
       expect(err.code).to.equal('health.timeout');
       expect(err.message).to.include('127.0.0.1:18199');
     });
@@ -133,12 +137,12 @@ describe('health/waitHealthy (real containers)', function () {
   describe('exec', function () {
     it('passes when the command exits 0 inside the container', async function () {
       const { id } = run(IMG_OK);
-      await waitHealthy(api, id, spec({ kind: 'exec', command: ['/bin/busybox', 'wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8080/health'] }));
+      await waitHealthy(health, id, spec({ kind: 'exec', command: ['/bin/busybox', 'wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8080/health'] }));
     });
 
     it('times out when the command keeps failing, with its exit code', async function () {
       const { id } = run(IMG_OK);
-      const err = await failure(waitHealthy(api, id, spec({ kind: 'exec', command: ['/bin/busybox', 'sh', '-c', 'echo nope; exit 3'], timeout_secs: 3 })));
+      const err = await failure(waitHealthy(health, id, spec({ kind: 'exec', command: ['/bin/busybox', 'sh', '-c', 'echo nope; exit 3'], timeout_secs: 3 })));
       expect(err.code).to.equal('health.timeout');
       expect(err.message).to.include('exited 3');
       expect(err.message).to.include('nope');
@@ -150,7 +154,7 @@ describe('health/waitHealthy (real containers)', function () {
       const { id, port } = run(IMG_CRASH);
       const ticks: HealthTick[] = [];
       const err = await failure(
-        waitHealthy(api, id, spec({ kind: 'http', url: `http://127.0.0.1:${port}/health`, stable_secs: 20, timeout_secs: 60 }), {
+        waitHealthy(health, id, spec({ kind: 'http', url: `http://127.0.0.1:${port}/health`, stable_secs: 20, timeout_secs: 60 }), {
           onTick: (t) => ticks.push(t),
         }),
       );
@@ -160,7 +164,7 @@ describe('health/waitHealthy (real containers)', function () {
 
     it('catches a restart under a restart policy even though the probe passes again (running kind)', async function () {
       const { id } = run(IMG_CRASH, ['--restart', 'always']);
-      const err = await failure(waitHealthy(api, id, spec({ kind: 'running', stable_secs: 20, timeout_secs: 60 })));
+      const err = await failure(waitHealthy(health, id, spec({ kind: 'running', stable_secs: 20, timeout_secs: 60 })));
       expect(err.code).to.equal('health.unstable');
     });
   });
@@ -169,7 +173,7 @@ describe('health/waitHealthy (real containers)', function () {
     const { id, port } = run(IMG_NOHEALTH);
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 500);
-    const err = await failure(waitHealthy(api, id, spec({ kind: 'http', url: `http://127.0.0.1:${port}/health`, timeout_secs: 60 }), { signal: ac.signal }));
+    const err = await failure(waitHealthy(health, id, spec({ kind: 'http', url: `http://127.0.0.1:${port}/health`, timeout_secs: 60 }), { signal: ac.signal }));
     expect(err.code).to.equal('update.interrupted');
   });
 });

@@ -13,6 +13,7 @@ import { CaissonError } from '../../../agent/errors.js';
 import type { ServiceSpec } from '../../../agent/config/services.js';
 import type { ServiceDriver } from '../../../agent/runtime/driver.js';
 import { buildOwnImage, cleanup, deriveImage, docker, imageId, recorder, waitForBody } from './support.js';
+import { createDockerEngine } from '../../../agent/runtime/engine.js';
 
 const P = 'caisson-rt-c-';
 const PROJECT = 'caisson-rt-cmp';
@@ -24,6 +25,8 @@ const IMAGES = [IMG1, IMG2, IMG3, IMG_EXIT, `${P}other:1`];
 const FRONT_PORT = 18110;
 const BACK_PORT = 18111;
 const api = connectDocker();
+/** What health checks read, through the engine port. */
+const health = createDockerEngine(api, { stateDir: tmpdir() });
 
 describe('runtime/compose-driver (real engine, real compose)', function () {
   this.timeout(240_000);
@@ -116,11 +119,11 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
 
     const plan = await driver.plan(IMG2);
     expect(plan.previous).to.deep.include({ containerId: frontBefore, imageRef: IMG1, imageId: imageId(IMG1), wasRunning: true });
-    expect(plan.details.previousOverride).to.equal(null);
+    expect((plan.mode === 'compose' && plan.previousOverride)).to.equal(null);
     const rec = recorder();
     const newId = await driver.switchTo(plan, rec.checkpoint);
     expect(rec.steps).to.deep.equal(['write_override', 'compose_up']);
-    await waitHealthy(api, newId, service.health_check);
+    await waitHealthy(health, newId, service.health_check);
     expect(await frontVersion()).to.equal('2');
     expect(containerOf('front')).to.equal(newId);
     expect(newId).to.not.equal(frontBefore);
@@ -145,7 +148,7 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
     const backBefore = containerOf('back');
     const plan = await driver.plan(IMG_EXIT);
     const newId = await driver.switchTo(plan, recorder().checkpoint);
-    const err = await waitHealthy(api, newId, { ...service.health_check, timeout_secs: 5 }).catch((e: unknown) => e);
+    const err = await waitHealthy(health, newId, { ...service.health_check, timeout_secs: 5 }).catch((e: unknown) => e);
     expect(err).to.be.instanceOf(CaissonError);
     expect(['service.start_failed', 'health.timeout']).to.include((err as CaissonError).code);
     const rec = recorder();
@@ -165,7 +168,7 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
   it('rolls back to the previous override and re-tags the previous image when a load moved its tag', async function () {
     // first update, committed: the service now runs through Caisson's override (IMG2)
     const first = await driver.plan(IMG2);
-    await waitHealthy(api, await driver.switchTo(first, recorder().checkpoint), service.health_check);
+    await waitHealthy(health, await driver.switchTo(first, recorder().checkpoint), service.health_check);
     await driver.commit(first, recorder().checkpoint);
     const overridePath = overridePathFor(stateDir, service.name);
     const firstOverride = readFileSync(overridePath, 'utf8');
@@ -173,7 +176,7 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
 
     const second = await driver.plan(IMG3);
     expect(second.previous.imageRef).to.equal(IMG2);
-    expect(second.details.previousOverride).to.equal(firstOverride);
+    expect((second.mode === 'compose' && second.previousOverride)).to.equal(firstOverride);
     const img2Id = imageId(IMG2);
     // a package load moved the IMG2 tag to another image
     const movedId = deriveImage(IMG2, IMG2, ['LABEL moved=1']);

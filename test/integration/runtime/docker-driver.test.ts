@@ -8,6 +8,8 @@ import { CaissonError } from '../../../agent/errors.js';
 import type { ServiceSpec } from '../../../agent/config/services.js';
 import type { ServiceDriver, SwitchPlan } from '../../../agent/runtime/driver.js';
 import { OWN_LABEL, buildOwnImage, cleanup, containerNames, deriveImage, docker, imageId, inspectJson, recorder, waitForBody } from './support.js';
+import { tmpdir } from 'node:os';
+import { createDockerEngine } from '../../../agent/runtime/engine.js';
 
 const P = 'caisson-rt-d-';
 const NAME = `${P}web`;
@@ -35,6 +37,8 @@ const service: ServiceSpec = {
 };
 
 const api = connectDocker();
+/** What health checks read, through the engine port. */
+const health = createDockerEngine(api, { stateDir: tmpdir() });
 
 function startService(image = IMG1): void {
   cleanup({ containerPrefix: NAME });
@@ -138,7 +142,7 @@ describe('runtime/docker-driver (real engine)', function () {
     const newId = await driver.switchTo(plan, rec.checkpoint);
     expect(rec.steps).to.deep.equal(['stop_old', 'park_old', 'create_new', 'start_new']);
     expect(await driver.currentContainerId(plan)).to.equal(newId);
-    await waitHealthy(api, newId, service.health_check);
+    await waitHealthy(health, newId, service.health_check);
     await expectServing('2');
     // the old container is kept, stopped, under the parked name until commit
     expect(containerNames(NAME)).to.deep.equal([NAME, PARKED]);
@@ -166,7 +170,7 @@ describe('runtime/docker-driver (real engine)', function () {
     startService(IMG2);
     const plan = await driver.plan(IMG3);
     const newId = await driver.switchTo(plan, recorder().checkpoint);
-    await waitHealthy(api, newId, service.health_check);
+    await waitHealthy(health, newId, service.health_check);
     const after = inspectJson(NAME);
     expect(after.Config.Env).to.include('MODE=three');
     expect(after.Config.Env).to.include('USERVAR=kept');
@@ -182,7 +186,7 @@ describe('runtime/docker-driver (real engine)', function () {
     const plan = await driver.plan(IMG_EXIT);
     const newId = await driver.switchTo(plan, recorder().checkpoint);
     // restart policy unless-stopped: the engine keeps restarting it, so this runs into the timeout
-    const err = await waitHealthy(api, newId, { ...service.health_check, timeout_secs: 3 }).catch((e: unknown) => e);
+    const err = await waitHealthy(health, newId, { ...service.health_check, timeout_secs: 3 }).catch((e: unknown) => e);
     expect((err as CaissonError).code).to.equal('health.timeout');
     const rec = recorder();
     const back = await driver.rollback(plan, rec.checkpoint);
@@ -218,7 +222,7 @@ describe('runtime/docker-driver (real engine)', function () {
     await expectServing('1');
     const plan = await driver.plan(IMG_CRASH);
     const newId = await driver.switchTo(plan, recorder().checkpoint);
-    const err = await waitHealthy(api, newId, { ...service.health_check, stable_secs: 15, timeout_secs: 60 }).catch((e: unknown) => e);
+    const err = await waitHealthy(health, newId, { ...service.health_check, stable_secs: 15, timeout_secs: 60 }).catch((e: unknown) => e);
     expect((err as CaissonError).code).to.equal('health.unstable');
     await driver.rollback(plan, recorder().checkpoint);
     expectOldBack(plan);
@@ -260,7 +264,7 @@ describe('runtime/docker-driver (real engine)', function () {
     await driver.switchTo(plan, recorder('start_new').checkpoint).catch(() => undefined);
     const newId = await driver.switchTo(plan, recorder().checkpoint);
     expect(containerNames(NAME)).to.deep.equal([NAME, PARKED]);
-    await waitHealthy(api, newId, service.health_check);
+    await waitHealthy(health, newId, service.health_check);
     await expectServing('2');
     await driver.commit(plan, recorder().checkpoint);
     expect(containerNames(NAME)).to.deep.equal([NAME]);
@@ -274,7 +278,7 @@ describe('runtime/docker-driver (real engine)', function () {
     docker('rm', PARKED);
   });
 
-  it('does not start the old container on rollback if it was not running', async function () {
+  it('starts the old container on rollback even if it was not running: an update never leaves the service stopped', async function () {
     startService();
     docker('stop', NAME);
     const plan = await driver.plan(IMG2);
@@ -283,6 +287,6 @@ describe('runtime/docker-driver (real engine)', function () {
     await driver.rollback(plan, recorder().checkpoint);
     expect(containerNames(NAME)).to.deep.equal([NAME]);
     expect(inspectJson(NAME).Id).to.equal(plan.previous.containerId);
-    expect(inspectJson(NAME).State.Running).to.equal(false);
+    expect(inspectJson(NAME).State.Running).to.equal(true);
   });
 });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectDocker } from '../../../agent/runtime/docker-client.js';
 import { importImage } from '../../../agent/pipeline/image-import.js';
+import { createDockerEngine } from '../../../agent/runtime/engine.js';
 import { CaissonError } from '../../../agent/errors.js';
 
 const REF = 'fake/web:1.2.0';
@@ -89,7 +90,7 @@ describe('image import when the engine goes away (fake engine)', function () {
     await engine.listen();
     let uploaded = 0;
     const unpacking: string[] = [];
-    const outcome = await importImage(connectDocker(engine.socketPath), {
+    const outcome = await importImage(createDockerEngine(connectDocker(engine.socketPath), { stateDir: tmpdir() }), {
       imagePath: archive,
       reference: REF,
       beforeLoad: () => undefined,

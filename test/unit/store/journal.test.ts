@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MIGRATIONS, openDatabase } from '../../../agent/store/db.js';
-import { Journal } from '../../../agent/store/journal.js';
+import { JOURNAL_DATA_VERSION, Journal, JournalDataTooNew } from '../../../agent/store/journal.js';
 import { acquireStateLock } from '../../../agent/store/lock.js';
 import { checkPolicy } from '../../../agent/pipeline/policy.js';
-import { recoveryActionFor } from '../../../agent/pipeline/states.js';
+import { recoveryFor } from '../../../agent/pipeline/states.js';
 import { CaissonError } from '../../../agent/errors.js';
 
 describe('journal and history store', function () {
@@ -51,7 +51,7 @@ describe('journal and history store', function () {
     const again = new Journal(db);
     expect(again.openRecords().map((r) => r.id)).to.deep.equal([id]);
     expect(again.get(id)!.state).to.equal('switching.stop_old');
-    expect(again.data(id)).to.deep.include({ stagingDir: '/s', plan: { x: 1 }, v: 1 });
+    expect(again.data(id)).to.deep.include({ stagingDir: '/s', plan: { x: 1 }, v: JOURNAL_DATA_VERSION });
     again.close(id, 'rolled_back', { code: 'health.timeout', message: 'slow', next: 'n' });
     expect(again.openRecords()).to.have.length(0);
     const result = again.toResult(id);
@@ -88,9 +88,39 @@ describe('journal and history store', function () {
     acquireStateLock(dir, 'third').release();
   });
 
+  it('upgrades journal data on read: a version-1 plan keeps its mode fields under details', function () {
+    const db = openDatabase(dir);
+    const journal = new Journal(db);
+    const id = journal.begin({ kind: 'update', source: 'cli', packageFile: '/x.edgepkg' });
+    const v1 = { v: 1, stagingDir: '/s', plan: { mode: 'docker', service: 'web', newImageRef: 'w:2', previous: { containerId: 'c' }, details: { parkedName: 'web.caisson-prev', stopTimeoutSecs: 3 } } };
+    db.prepare('UPDATE updates SET data = ? WHERE id = ?').run(JSON.stringify(v1), id);
+    expect(journal.data(id)).to.deep.equal({
+      v: JOURNAL_DATA_VERSION,
+      stagingDir: '/s',
+      plan: { mode: 'docker', service: 'web', newImageRef: 'w:2', previous: { containerId: 'c' }, parkedName: 'web.caisson-prev', stopTimeoutSecs: 3 },
+    });
+    // a write upgrades what it merges into
+    journal.transition(id, 'rolling_back', { data: { originalError: { code: 'health.timeout', message: 'm', next: 'n' } } });
+    const stored = JSON.parse(journal.get(id)!.data) as { v: number; plan: Record<string, unknown> };
+    expect(stored.v).to.equal(JOURNAL_DATA_VERSION);
+    expect(stored.plan).to.not.have.property('details');
+    expect(stored.plan.parkedName).to.equal('web.caisson-prev');
+    db.close();
+  });
+
+  it('refuses journal data from a newer Caisson rather than guess', function () {
+    const db = openDatabase(dir);
+    const journal = new Journal(db);
+    const id = journal.begin({ kind: 'update', source: 'cli', packageFile: '/x.edgepkg' });
+    db.prepare('UPDATE updates SET data = ? WHERE id = ?').run(JSON.stringify({ v: JOURNAL_DATA_VERSION + 1 }), id);
+    expect(() => journal.data(id)).to.throw(JournalDataTooNew, /newer than this Caisson understands/);
+    db.close();
+  });
+
   it('maps each journal state to its recovery action', function () {
-    expect(['received', 'staged', 'validated', 'loading_image', 'image_loaded'].map(recoveryActionFor)).to.deep.equal(Array(5).fill('discard'));
-    expect(['switching', 'switching.park_old', 'health_checking', 'rolling_back.start_old'].map(recoveryActionFor)).to.deep.equal(Array(4).fill('rollback'));
-    expect(recoveryActionFor('committing.remove_old')).to.equal('finish_commit');
+    expect(['received', 'staged', 'validated', 'loading_image', 'image_loaded'].map(recoveryFor)).to.deep.equal(Array(5).fill('discard'));
+    expect(['switching', 'switching.park_old', 'health_checking', 'rolling_back.start_old'].map(recoveryFor)).to.deep.equal(Array(4).fill('reverse'));
+    expect(recoveryFor('committing.remove_old')).to.equal('finish');
+    expect(recoveryFor('switchin.park_old'), 'an unknown state has no action').to.equal(undefined);
   });
 });
