@@ -1,0 +1,65 @@
+// Valid .edgepkg files without an engine: a docker-save-shaped image.tar holding only its
+// manifest.json and config (all the reader and the fake engine look at), and a manifest
+// that pins it. For pipeline unit tests on test/support/fake-engine.ts.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { tarEnd, tarEntry } from '../../agent/package/tar-stream.js';
+import type { Behaviour } from './fake-engine.js';
+
+export interface FakePackage {
+  path: string;
+  imageId: string;
+  reference: string;
+}
+
+export interface FakePackageOptions {
+  out: string;
+  service: string;
+  revision: string;
+  version: string;
+  reference: string;
+  /** How containers of the image behave in the fake engine (default healthy). */
+  behaviour?: Behaviour;
+  platform?: string;
+  /** The tags image.tar carries (default: the reference). */
+  repoTags?: string[];
+}
+
+export function writeFakePackage(o: FakePackageOptions): FakePackage {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: randomBytes(8).toString('hex') }));
+  const configHex = sha256(config);
+  const entry: Record<string, unknown> = { Config: `${configHex}.json`, RepoTags: o.repoTags ?? [o.reference], Layers: [] };
+  if (o.behaviour && o.behaviour !== 'healthy') entry.Behaviour = o.behaviour;
+  const image = Buffer.concat([
+    tarEntry({ name: 'manifest.json' }, Buffer.from(JSON.stringify([entry]))),
+    tarEntry({ name: `${configHex}.json` }, config),
+    tarEnd(),
+  ]);
+  const manifest = `format_version = 1
+package_type = "service"
+package_version = "${o.version}"
+created_at = "2026-03-16T18:30:00Z"
+
+[target]
+service = "${o.service}"
+service_revision = "${o.revision}"
+platform = "${o.platform ?? 'linux/amd64'}"
+
+[image]
+reference = "${o.reference}"
+sha256 = "${sha256(image)}"
+size = ${image.length}
+
+[compatibility]
+min_updater_version = "0.1.0"
+`;
+  const pkg = Buffer.concat([tarEntry({ name: 'manifest.toml' }, Buffer.from(manifest)), tarEntry({ name: 'image.tar' }, image), tarEnd()]);
+  mkdirSync(dirname(o.out), { recursive: true });
+  writeFileSync(o.out, pkg);
+  return { path: o.out, imageId: `sha256:${configHex}`, reference: o.reference };
+}
+
+function sha256(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}

@@ -1,0 +1,163 @@
+// The real UpdatePipeline and recovery, on a real SQLite journal, over the fake engine.
+// A "crash" is simulated the way a kill -9 looks from outside: right after the journal
+// saved the chosen state, the process's database connection closes and the engine stops
+// answering it, so nothing more of that run reaches the journal or the engine; recovery
+// then runs in a fresh pipeline over the same database file, with the engine as it was.
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseCatalog, findService, type Catalog, type ServiceSpec } from '../../agent/config/services.js';
+import { silentLogger } from '../../agent/log/logger.js';
+import { createProgress } from '../../agent/log/progress.js';
+import { UpdatePipeline, type PipelineTiming } from '../../agent/pipeline/pipeline.js';
+import { recoverOpenUpdates } from '../../agent/pipeline/recover.js';
+import type { UpdateRequest, UpdateResult } from '../../agent/pipeline/types.js';
+import { openDatabase, type Db } from '../../agent/store/db.js';
+import { Journal } from '../../agent/store/journal.js';
+import { CaissonError } from '../../agent/errors.js';
+import { FakeEngine } from './fake-engine.js';
+import { writeFakePackage, type FakePackage, type FakePackageOptions } from './fake-packages.js';
+
+/** No waiting in unit tests: an engine that is gone is retried at once. */
+export const FAST_TIMING: PipelineTiming = { engineWaitMs: 0, engineAttempts: 3, restoreAttempts: 3, restorePausesMs: [0] };
+
+export const SERVICES_TOML = `catalog_version = 1
+
+[[services]]
+name = "web"
+service_revision = "web-v1"
+platform = "linux/amd64"
+runtime_mode = "docker"
+[services.docker]
+container_name = "web"
+[services.health_check]
+kind = "running"
+timeout_secs = 2
+poll_interval_secs = 0.05
+stable_secs = 0
+
+[[services]]
+name = "stack"
+service_revision = "stack-v1"
+platform = "linux/amd64"
+runtime_mode = "compose"
+[services.compose]
+project = "stack"
+file = "/fake/docker-compose.yml"
+service = "app"
+[services.health_check]
+kind = "running"
+timeout_secs = 2
+poll_interval_secs = 0.05
+stable_secs = 0
+
+[[services]]
+name = "manual"
+service_revision = "manual-v1"
+platform = "linux/amd64"
+runtime_mode = "docker"
+[services.docker]
+container_name = "manual"
+[services.health_check]
+kind = "running"
+timeout_secs = 2
+poll_interval_secs = 0.05
+stable_secs = 0
+[services.rollback]
+automatic = false
+`;
+
+/** Thrown by the crash hook: the simulated kill. */
+export class SimulatedCrash extends Error {
+  constructor(readonly point: string) {
+    super(`simulated crash after "${point}"`);
+  }
+}
+
+export class PipelineHarness {
+  readonly dir = mkdtempSync(join(tmpdir(), 'caisson-unit-pipeline-'));
+  readonly stateDir = join(this.dir, 'state');
+  readonly engine = new FakeEngine();
+  readonly catalog: Catalog = parseCatalog(SERVICES_TOML);
+  db: Db = openDatabase(this.stateDir);
+  private n = 0;
+
+  service(name: string): ServiceSpec {
+    return findService(this.catalog, name)!;
+  }
+
+  get journal(): Journal {
+    return new Journal(this.db);
+  }
+
+  package(o: Omit<FakePackageOptions, 'out'>): FakePackage {
+    return writeFakePackage({ ...o, out: join(this.dir, 'pkg', `${o.service}-${o.version}-${this.n++}.edgepkg`) });
+  }
+
+  /** A pipeline over the current database; `afterSave` sees every saved state. */
+  pipeline(afterSave: (saved: string) => void = () => undefined): UpdatePipeline {
+    return new UpdatePipeline({
+      catalog: this.catalog,
+      journal: new Journal(this.db),
+      engine: this.engine,
+      stateDir: this.stateDir,
+      trustedKeys: [],
+      log: silentLogger(),
+      progress: createProgress(process.stderr, false),
+      afterSave,
+      timing: FAST_TIMING,
+    });
+  }
+
+  run(pkg: FakePackage, over: Partial<UpdateRequest> = {}): Promise<UpdateResult> {
+    return this.pipeline().run({ packagePath: pkg.path, source: 'cli', ...over });
+  }
+
+  /**
+   * Run an update that is killed right after `point` was saved. Returns the states saved
+   * before the kill. Throws if the run never reached the point.
+   */
+  async runUntilCrash(pkg: FakePackage, point: string): Promise<string[]> {
+    const saved: string[] = [];
+    let crashed = false;
+    const pipeline = this.pipeline((state) => {
+      saved.push(state);
+      if (state !== point || crashed) return;
+      crashed = true;
+      this.db.close();
+      this.engine.gone();
+      throw new SimulatedCrash(point);
+    });
+    await pipeline.run({ packagePath: pkg.path, source: 'cli' }).catch(() => undefined);
+    if (!crashed) throw new Error(`the update never saved "${point}" (saved: ${saved.join(', ')})`);
+    this.engine.back();
+    this.db = openDatabase(this.stateDir);
+    return saved;
+  }
+
+  /** Restart: recovery in a fresh pipeline over the same journal. */
+  recover(): Promise<UpdateResult[]> {
+    return recoverOpenUpdates(this.pipeline(), new Journal(this.db), this.catalog, this.stateDir);
+  }
+
+  stagingLeft(): string[] {
+    try {
+      return readdirSync(join(this.stateDir, 'staging'));
+    } catch {
+      return [];
+    }
+  }
+
+  close(): void {
+    try {
+      this.db.close();
+    } catch {
+      // closed by a crash already
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function codeOf(err: unknown): string | undefined {
+  return err instanceof CaissonError ? err.code : undefined;
+}
