@@ -3,7 +3,7 @@
 // saved the chosen state, the process's database connection closes and the engine stops
 // answering it, so nothing more of that run reaches the journal or the engine; recovery
 // then runs in a fresh pipeline over the same database file, with the engine as it was.
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCatalog, findService, type Catalog, type ServiceSpec } from '../../agent/config/services.js';
@@ -75,7 +75,8 @@ export class SimulatedCrash extends Error {
 }
 
 export class PipelineHarness {
-  readonly dir = mkdtempSync(join(tmpdir(), 'caisson-unit-pipeline-'));
+  // on tmpfs where there is one: the journal fsyncs every state, and the tests need no disk
+  readonly dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'caisson-unit-pipeline-'));
   readonly stateDir = join(this.dir, 'state');
   readonly engine = new FakeEngine();
   readonly catalog: Catalog = parseCatalog(SERVICES_TOML);
