@@ -5,22 +5,10 @@ import { expect } from 'chai';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LAYERS } from '../support/layers.js';
 
 const AGENT = resolve(dirname(fileURLToPath(import.meta.url)), '../../agent');
 
-/** Lowest first. A top-level file is its own layer entry (by name); a folder is one by its name. */
-export const LAYERS: string[][] = [
-  ['errors.ts', 'version.ts'],
-  ['model.ts'],
-  ['config', 'log'],
-  ['store', 'health'],
-  ['runtime'],
-  ['package'],
-  ['pipeline'],
-  ['report'],
-  ['intake'],
-  ['cli'],
-];
 
 function layerOf(unit: string): number {
   const i = LAYERS.findIndex((names) => names.includes(unit));
