@@ -1,12 +1,10 @@
 // The update pipeline: validate → import image → switch → health-check → commit, or roll
 // back. Every state is saved in the journal before the side effect it announces
 // (states.ts), so recover.ts can finish or reverse an update cut short at any point.
-import { rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KeyObject } from 'node:crypto';
 import type { Catalog, ServiceSpec } from '../config/services.js';
-import { findService } from '../config/services.js';
 import { CaissonError, toCaissonError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Progress } from '../log/progress.js';
@@ -15,19 +13,20 @@ import { parseManifest } from '../package/manifest.js';
 import { validateStaged } from '../package/validate.js';
 import type { Manifest, StagedPackage } from '../package/types.js';
 import { UPDATER_VERSION } from '../version.js';
-import type { Journal, JournalData, TransitionOptions } from '../store/journal.js';
+import type { Journal } from '../store/journal.js';
 import { stagingDirFor } from '../store/staging.js';
 import type { SwitchPlan } from '../runtime/driver.js';
 import type { Engine } from '../runtime/engine.js';
 import { waitHealthy } from '../health/wait.js';
 import { checkDiskSpace } from './disk.js';
 import { checkPolicy } from './policy.js';
-import { importImage, restoreImageTags, type TagSnapshot } from './image-import.js';
+import { importImage, restoreImageTags } from './image-import.js';
 import { faultPoint } from './fault.js';
 import { flushEngineWrites } from './flush.js';
-import { mayMove, touchedService, type Next, type State } from './states.js';
+import { touchedService } from './states.js';
+import { UpdateRecords } from './record.js';
 import { compareSemver as compareVersions } from '../package/semver.js';
-import type { ErrorSummary, Outcome, UpdateRequest, UpdateResult } from './types.js';
+import type { ErrorSummary, UpdateRequest, UpdateResult } from './types.js';
 
 /** How long the pipeline waits for an engine that went away, and how often it retries a restore. */
 export interface PipelineTiming {
@@ -60,25 +59,13 @@ export interface PipelineDeps {
   timing?: Partial<PipelineTiming>;
 }
 
-/** Journal data of one update (versioned by JOURNAL_DATA_VERSION in store/journal.ts). */
-interface UpdateData extends JournalData {
-  stagingDir?: string;
-  imageRef?: string;
-  tagsBefore?: TagSnapshot;
-  expectedImageId?: string;
-  loadedImageId?: string;
-  plan?: SwitchPlan;
-  newContainerId?: string;
-  originalError?: ErrorSummary;
-}
-
 export class UpdatePipeline {
   private readonly timing: PipelineTiming;
-  private readonly afterSave: (saved: string) => void;
+  private readonly records: UpdateRecords;
 
   constructor(private readonly deps: PipelineDeps) {
     this.timing = { ...DEFAULT_TIMING, ...deps.timing };
-    this.afterSave = deps.afterSave ?? faultPoint;
+    this.records = new UpdateRecords(deps.journal, deps.afterSave ?? faultPoint);
   }
 
   /** Run one update end to end. Package and service failures come back as outcomes, not throws. */
@@ -89,7 +76,7 @@ export class UpdatePipeline {
     try {
       const checked = await this.stageAndValidate(id, req);
       if (checked.alreadyInstalled) {
-        this.finish(id, 'already_installed', undefined, `already installed by ${checked.alreadyInstalled}`);
+        this.records.finish(id, 'already_installed', undefined, `already installed by ${checked.alreadyInstalled}`);
         return journal.toResult(id);
       }
       const { manifest, staged, service } = checked;
@@ -126,9 +113,9 @@ export class UpdatePipeline {
     try {
       // nothing is imported: hash and inspect image.tar as it streams by, write no copy
       const checked = await this.stageAndValidate(id, { packagePath, source: 'cli', allowDowngrade: opts.allowDowngrade }, { copyImage: false });
-      this.removeStaging(id);
-      if (checked.alreadyInstalled) this.finish(id, 'already_installed', undefined, `already installed by ${checked.alreadyInstalled}`);
-      else this.finish(id, 'valid');
+      this.records.removeStaging(id);
+      if (checked.alreadyInstalled) this.records.finish(id, 'already_installed', undefined, `already installed by ${checked.alreadyInstalled}`);
+      else this.records.finish(id, 'valid');
     } catch (err) {
       await this.discard(id, toCaissonError(err));
     }
@@ -145,19 +132,19 @@ export class UpdatePipeline {
     const { journal, progress, log } = this.deps;
     const stagingDir = stagingDirFor(this.deps.stateDir, id);
     await checkDiskSpace(this.deps.engine, this.deps.stateDir, req.packagePath);
-    this.save(id, 'received', { data: { stagingDir } });
+    this.records.save(id, 'received', { data: { stagingDir } });
     const staged = await stagePackage(req.packagePath, stagingDir, {
       copyImage: stageOpts.copyImage,
       onProgress: (done, total) => progress.bytes(stageOpts.copyImage === false ? 'hashing' : 'staging', done, total),
     });
-    this.save(id, 'staged', {
+    this.records.save(id, 'staged', {
       detail: `package ${staged.packageId}`,
       patch: { package_id: staged.packageId },
     });
     log.info(`  staged ${staged.packageSize} bytes, package ${staged.packageId.slice(0, 16)}…`);
 
     const manifest = parseManifest(staged.manifestBytes);
-    journal.annotate(id, {
+    this.records.annotate(id, {
       detail: `manifest ${manifest.target.service} ${manifest.package_version}`,
       patch: { package_version: manifest.package_version, service: manifest.target.service, to_image: manifest.image.reference, to_version: manifest.package_version },
     });
@@ -171,13 +158,13 @@ export class UpdatePipeline {
     }
     checkPolicy(journal, service.name, manifest.package_version, staged.packageId, req.allowDowngrade === true);
     const installed = journal.installed(service.name);
-    this.save(id, 'validated', { detail: 'all checks passed', patch: { from_version: installed?.package_version ?? null } });
+    this.records.save(id, 'validated', { detail: 'all checks passed', patch: { from_version: installed?.package_version ?? null } });
     log.info(`  valid: ${service.name} ${installed?.package_version ?? '(no version installed by Caisson yet)'} → ${manifest.package_version}`);
     return { manifest, staged, service };
   }
 
   private async loadImage(id: string, manifest: Manifest, staged: StagedPackage): Promise<void> {
-    const { engine, progress, log, journal } = this.deps;
+    const { engine, progress, log } = this.deps;
     const ref = manifest.image.reference;
     const dropped: { staged?: Promise<unknown> } = {};
     try {
@@ -185,8 +172,8 @@ export class UpdatePipeline {
         imagePath: staged.imagePath,
         reference: ref,
         expectedImageId: staged.imageArchive?.imageId,
-        beforeLoad: (tagsBefore) => this.save(id, 'loading_image', { data: { imageRef: ref, tagsBefore, expectedImageId: staged.imageArchive?.imageId } }),
-        afterLoad: (loadedImageId) => journal.annotate(id, { detail: `loaded ${loadedImageId}`, data: { loadedImageId } }),
+        beforeLoad: (tagsBefore) => this.records.save(id, 'loading_image', { data: { imageRef: ref, tagsBefore, expectedImageId: staged.imageArchive?.imageId } }),
+        afterLoad: (loadedImageId) => this.records.annotate(id, { detail: `loaded ${loadedImageId}`, data: { loadedImageId } }),
         onProgress: (done, total) => progress.bytes('importing', done, total),
         onUnpack: (_layer, done, total) => progress.bytes('unpacking', done, total),
         // The engine has every byte and unpacks for a while yet: the staged copy goes now, so
@@ -199,13 +186,13 @@ export class UpdatePipeline {
     } finally {
       await dropped.staged;
     }
-    this.save(id, 'image_loaded', { detail: ref });
+    this.records.save(id, 'image_loaded', { detail: ref });
     log.info(`  imported ${ref}`);
-    this.removeStaging(id);
+    this.records.removeStaging(id);
   }
 
   private async switchAndVerify(id: string, manifest: Manifest, service: ServiceSpec): Promise<void> {
-    const { journal, log, progress, engine } = this.deps;
+    const { log, progress, engine } = this.deps;
     const driver = engine.driverFor(service);
     await flushEngineWrites(engine);
     const plan = await driver.plan(manifest.image.reference);
@@ -216,13 +203,13 @@ export class UpdatePipeline {
       // stops every container whose restart policy is "no"; this is how such a service comes back.)
       log.warn(`  ${service.name} was not running before the update; a rollback will start its previous version`);
     }
-    journal.annotate(id, { detail: `from ${plan.previous.imageRef}`, patch: { from_image: plan.previous.imageRef } });
-    this.save(id, 'switching', { data: { plan: driver.forJournal(plan) } });
+    this.records.annotate(id, { detail: `from ${plan.previous.imageRef}`, patch: { from_image: plan.previous.imageRef } });
+    this.records.save(id, 'switching', { data: { plan: driver.forJournal(plan) } });
     log.info(`  switching ${service.name}: ${plan.previous.imageRef} → ${plan.newImageRef}`);
     let failure: CaissonError | undefined;
     try {
-      const containerId = await driver.switchTo(plan, (step, data) => this.save(id, 'switching', { data: data ? { switchData: data } : undefined }, step));
-      this.save(id, 'health_checking', { data: { newContainerId: containerId } });
+      const containerId = await driver.switchTo(plan, (step, data) => this.records.save(id, 'switching', { data: data ? { switchData: data } : undefined }, step));
+      this.records.save(id, 'health_checking', { data: { newContainerId: containerId } });
       const hc = service.health_check;
       log.info(`  health check (${hc.kind}): up to ${hc.timeout_secs} s, stable for ${hc.stable_secs} s`);
       await waitHealthy(engine, containerId, hc, {
@@ -240,7 +227,7 @@ export class UpdatePipeline {
     }
     log.warn(`  ${failure.code}: ${failure.message}`);
     if (!service.rollback.automatic) {
-      this.finish(id, 'rollback_failed', summary(failure), undefined, {
+      this.records.finish(id, 'rollback_failed', summary(failure), undefined, {
         next: `Automatic rollback is off for ${service.name}: the new version was left in place and the previous container kept. Decide by hand.`,
       });
       return;
@@ -251,10 +238,10 @@ export class UpdatePipeline {
   /** Finish a commit; also used by recovery for records stopped in `committing`. */
   async commit(id: string, service: ServiceSpec, plan: SwitchPlan): Promise<void> {
     const { journal, log } = this.deps;
-    this.save(id, 'committing');
-    await this.withEngine(`committing ${service.name}`, () => this.deps.engine.driverFor(service).commit(plan, (step) => this.save(id, 'committing', {}, step)));
+    this.records.save(id, 'committing');
+    await this.withEngine(`committing ${service.name}`, () => this.deps.engine.driverFor(service).commit(plan, (step) => this.records.save(id, 'committing', {}, step)));
     const row = journal.get(id)!;
-    this.finish(id, 'committed', undefined, undefined, {
+    this.records.finish(id, 'committed', undefined, undefined, {
       onClose: () =>
         journal.recordInstalled({
           service: service.name,
@@ -271,7 +258,7 @@ export class UpdatePipeline {
   /** Put the previous version back and verify it; also used by recovery. */
   async rollback(id: string, service: ServiceSpec, plan: SwitchPlan, cause: ErrorSummary): Promise<void> {
     const { log } = this.deps;
-    this.save(id, 'rolling_back', { data: { originalError: cause } });
+    this.records.save(id, 'rolling_back', { data: { originalError: cause } });
     log.warn(`  rolling back ${service.name} to ${plan.previous.imageRef}`);
     try {
       // an engine that went away (restart, crash) gets a bounded wait, then the whole
@@ -287,11 +274,11 @@ export class UpdatePipeline {
       const error = toCaissonError(err, 'rollback.failed');
       if (error.code === 'docker.unreachable') throw error; // leave the record open: recovery retries when the engine is back
       const message = `rollback failed after ${cause.code}: ${error.message}`;
-      this.finish(id, 'rollback_failed', { code: 'rollback.failed', message, next: new CaissonError('rollback.failed', '').next });
+      this.records.finish(id, 'rollback_failed', { code: 'rollback.failed', message, next: new CaissonError('rollback.failed', '').next });
       log.error(`ROLLBACK FAILED: ${service.name} needs a person. ${message}`);
       return;
     }
-    this.finish(id, 'rolled_back', cause);
+    this.records.finish(id, 'rolled_back', cause);
     log.warn(`rolled back: ${service.name} runs ${plan.previous.imageRef} again (${cause.code})`);
   }
 
@@ -309,7 +296,7 @@ export class UpdatePipeline {
     const driver = engine.driverFor(service);
     for (let attempt = 1; ; attempt++) {
       try {
-        const containerId = await driver.rollback(plan, (step) => this.save(id, 'rolling_back', {}, step));
+        const containerId = await driver.rollback(plan, (step) => this.records.save(id, 'rolling_back', {}, step));
         await waitHealthy(engine, containerId, service.health_check);
         return containerId;
       } catch (err) {
@@ -332,14 +319,14 @@ export class UpdatePipeline {
     } catch (err) {
       log.warn(`  could not restore image tags: ${toCaissonError(err).message}`);
     }
-    this.removeStaging(id);
-    this.finish(id, 'rejected', summary(error));
+    this.records.removeStaging(id);
+    this.records.finish(id, 'rejected', summary(error));
     log.warn(`rejected: ${error.code}: ${error.message}`);
   }
 
   /** Put back the tags the import moved (journal data says which image it brought). */
   private async undoImport(id: string): Promise<void> {
-    const data = this.deps.journal.data(id) as UpdateData;
+    const data = this.records.data(id);
     if (!data.tagsBefore) return;
     const ids = [data.loadedImageId, data.expectedImageId].filter((x): x is string => !!x);
     await restoreImageTags(this.deps.engine, data.tagsBefore, ids, data.imageRef);
@@ -362,43 +349,6 @@ export class UpdatePipeline {
         await this.deps.engine.ping({ waitMs: engineWaitMs });
       }
     }
-  }
-
-  // --- journal helpers -------------------------------------------------------------------
-
-  /**
-   * Save a state (or a driver's sub-step of it, as "<state>.<step>") durably, before the
-   * side effect it announces. A move the state table does not list is a bug: refused.
-   */
-  private save(id: string, state: State, opts: TransitionOptions = {}, step?: string): void {
-    this.checkMove(id, state);
-    const saved = step ? `${state}.${step}` : state;
-    this.deps.journal.transition(id, saved, opts);
-    this.afterSave(saved);
-  }
-
-  private finish(id: string, outcome: Outcome, error?: ErrorSummary, detail?: string, opts: { next?: string; onClose?: () => void } = {}): void {
-    this.checkMove(id, 'closed');
-    const err = error && opts.next ? { ...error, next: opts.next } : error;
-    this.deps.journal.close(id, outcome, err, { detail, onClose: opts.onClose });
-    this.afterSave(`closed:${outcome}`);
-    this.removeStaging(id);
-  }
-
-  private checkMove(id: string, to: Next): void {
-    const from = this.deps.journal.get(id)?.state;
-    if (from !== undefined && !mayMove(from, to)) {
-      throw new CaissonError('internal.error', `update ${id}: the state table has no move from "${from}" to "${to}"`);
-    }
-  }
-
-  private removeStaging(id: string): void {
-    const dir = (this.deps.journal.data(id) as UpdateData).stagingDir;
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  }
-
-  serviceByName(name: string): ServiceSpec | undefined {
-    return findService(this.deps.catalog, name);
   }
 }
 
