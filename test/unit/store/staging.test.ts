@@ -22,7 +22,7 @@ describe('staging leftovers', () => {
   const left = () => readdirSync(join(state, 'staging')).sort();
 
   it('never removes an open update\'s folder; cleanup removes everything else', () => {
-    expect(removeLeftoverStaging(state, { open: [OPEN] }).sort()).to.deep.equal([CLOSED, 'not-an-update']);
+    expect(removeLeftoverStaging(state, { open: [OPEN] }).sort()).to.deep.equal(['not-an-update', CLOSED]);
     expect(left()).to.deep.equal([OPEN]);
   });
 
