@@ -49,6 +49,21 @@ describe('layers of agent/', () => {
     expect(upward).to.deep.equal([]);
   });
 
+  it('the pipeline reaches the engine only through the port: no driver, no mode (index.ts wires the real engine)', () => {
+    const pipelineDir = join(AGENT, 'pipeline');
+    const offending: string[] = [];
+    for (const file of sourceFiles(pipelineDir)) {
+      const text = readFileSync(file, 'utf8');
+      for (const target of importsOf(file)) {
+        const rel = relative(AGENT, target);
+        if (/^runtime\/(docker-driver|compose-driver)\.ts$/.test(rel)) offending.push(`${relative(AGENT, file)} imports ${rel}`);
+        if (rel === 'runtime/docker-client.ts' && !file.endsWith('index.ts')) offending.push(`${relative(AGENT, file)} imports ${rel}`);
+      }
+      if (/\.mode\b|runtime_mode/.test(text)) offending.push(`${relative(AGENT, file)} names a runtime mode`);
+    }
+    expect(offending).to.deep.equal([]);
+  });
+
   it('would catch an upward import (the check itself)', () => {
     expect(layerOf('store')).to.be.below(layerOf('pipeline'));
     expect(importsOf(join(AGENT, 'store', 'journal.ts')).map(unitOf)).to.not.include('pipeline');
