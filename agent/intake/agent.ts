@@ -137,6 +137,7 @@ export class Agent extends EventEmitter {
       dir: c.inbox,
       stableChecks: c.stableChecks,
       checkIntervalMs: c.checkIntervalMs,
+      incompleteTimeoutMs: c.incompleteTimeoutMs,
       onComplete: (p) => this.inboxComplete(p),
       log: this.log,
     });
