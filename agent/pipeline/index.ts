@@ -12,6 +12,7 @@ import { loadTrustedKeys } from '../package/signature.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createProgress, type Progress } from '../log/progress.js';
 import { UpdatePipeline } from './pipeline.js';
+import { ensureServicesRunning, type EnsureRunningResult } from './ensure-running.js';
 import { recoverOpenUpdates } from './recover.js';
 import type { UpdateRequest, UpdateResult } from './types.js';
 
@@ -35,6 +36,8 @@ export interface Pipeline {
   run(req: UpdateRequest): Promise<UpdateResult>;
   validate(packagePath: string, opts?: { allowDowngrade?: boolean }): Promise<UpdateResult>;
   recover(): Promise<UpdateResult[]>;
+  /** Start every service whose last update closed but whose container is stopped (ensure-running.ts). */
+  ensureRunning(): Promise<EnsureRunningResult[]>;
   driverFor(service: ServiceSpec): ServiceDriver;
   catalog: Catalog;
   journal: Journal;
@@ -68,6 +71,7 @@ export async function openPipeline(opts: PipelineOptions & { lockPurpose: string
       run: (req) => pipeline.run(req),
       validate: (path, o) => pipeline.validate(path, o),
       recover: () => recoverOpenUpdates(pipeline, journal, catalog, opts.stateDir),
+      ensureRunning: () => ensureServicesRunning({ catalog, journal, docker, driverFor }),
       driverFor,
       catalog,
       journal,
