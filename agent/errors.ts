@@ -40,6 +40,7 @@ export const ERROR_CODES = {
   'integrity.size_mismatch': { next: 'The image is not the one the manifest describes; copy the package again or ask the vendor.' },
   'integrity.sha256_mismatch': { next: 'The image is corrupt or was altered; copy the package again or ask the vendor.' },
   'image.invalid': { next: 'Rebuild the package with `docker save` output for exactly one image.' },
+  'image.too_large': { next: 'The compressed image inflates beyond what this device accepts; ask the vendor for a signed package or an uncompressed image.tar.' },
   'image.reference_mismatch': { next: 'Rebuild the package so image.tar holds exactly the image the manifest names.' },
   'image.id_mismatch': { next: 'The imported image is not the one in the package; ask the vendor for a proper package.' },
   'image.tag_moved': { next: 'The package tried to retag other images; it was rejected and the tags restored.' },
@@ -49,6 +50,7 @@ export const ERROR_CODES = {
   'policy.downgrade': { next: 'Use a newer package, or pass --allow-downgrade on the local CLI if this is intended.' },
   'policy.already_installed': { next: 'Nothing to do: this package is already installed.' },
   'disk.insufficient': { next: 'Free disk space on the device (`caisson package cleanup`, old images) and try again.' },
+  'fs.error': { next: 'Check the file or folder the message names (it exists, permissions, the medium), then try again.' },
   // --- docker and the service -------------------------------------------------------
   'docker.unreachable': { next: 'Check that the Docker engine runs (`systemctl status docker`), then try again.' },
   'docker.load_failed': { next: 'The engine refused the image; rebuild the package with `docker save`.' },
@@ -92,18 +94,47 @@ export function isErrorCode(value: string): value is ErrorCode {
   return Object.prototype.hasOwnProperty.call(ERROR_CODES, value);
 }
 
-/** Map anything thrown to a CaissonError, keeping codes that are already ours. */
+/**
+ * Map anything thrown to a CaissonError, keeping codes that are already ours. Only a failure
+ * to reach the engine's socket is docker.unreachable; a file-system error (it names a path)
+ * is disk.insufficient when the disk is full, else fs.error unless the caller's fallback
+ * already says what was being read or written.
+ */
 export function toCaissonError(err: unknown, fallback: ErrorCode = 'internal.error'): CaissonError {
   if (err instanceof CaissonError) return err;
   if (isDockerUnreachable(err)) {
     return new CaissonError('docker.unreachable', `the Docker engine does not answer (${describe(err)})`, { cause: err });
   }
+  if (isFsError(err)) {
+    if (err.code === 'ENOSPC' || err.code === 'EDQUOT') return new CaissonError('disk.insufficient', describe(err), { cause: err });
+    const code = fallback === 'internal.error' || fallback.startsWith('docker.') ? 'fs.error' : fallback;
+    return new CaissonError(code, describe(err), { cause: err });
+  }
   return new CaissonError(fallback, describe(err), { cause: err });
 }
 
+/** Errors of a connection that never reached the engine, or that it dropped. */
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'ETIMEDOUT']);
+const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE']);
+
+/**
+ * True for errors of the socket to the engine: a failed `connect` (no socket, refused, no
+ * permission), or a connection reset or broken under a request. A file-system error (it
+ * carries the path it was about) never is, whatever its errno.
+ */
 export function isDockerUnreachable(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EACCES' || code === 'ECONNRESET' || code === 'EPIPE';
+  if (err === null || typeof err !== 'object') return false;
+  const { code, syscall, path } = err as { code?: unknown; syscall?: unknown; path?: unknown };
+  if (typeof code !== 'string' || typeof path === 'string') return false;
+  if (syscall === 'connect') return CONNECT_FAILURES.has(code);
+  return CONNECTION_LOST.has(code);
+}
+
+/** A Node file-system error: an errno code, the call and the path it was about. */
+export function isFsError(err: unknown): err is NodeJS.ErrnoException & { code: string; path: string } {
+  if (err === null || typeof err !== 'object') return false;
+  const { code, path } = err as { code?: unknown; path?: unknown };
+  return typeof code === 'string' && typeof path === 'string';
 }
 
 export function describe(err: unknown): string {

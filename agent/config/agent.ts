@@ -52,6 +52,8 @@ const AgentConfigSchema = v.strictObject({
       /** An inbox file must keep its size over this many checks (and be a whole tar). */
       stable_checks: v.optional(v.pipe(v.number(), v.integer(), v.minValue(2), v.maxValue(60)), 3),
       check_interval_secs: v.optional(v.pipe(v.number(), v.minValue(0.05), v.maxValue(60)), 1),
+      /** A stable inbox file still not a whole tar after this long goes to failed/ (package.truncated). */
+      incomplete_timeout_secs: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(7 * 24 * 3600)), 600),
     }),
     {},
   ),
@@ -82,6 +84,7 @@ export interface AgentConfig {
   reportsDirName: string;
   stableChecks: number;
   checkIntervalMs: number;
+  incompleteTimeoutMs: number;
   maintenanceWindow?: { cron: string; minutes: number };
   housekeepingCron: string;
   historyRetentionDays: number;
@@ -143,6 +146,7 @@ function toConfig(raw: RawAgentConfig, source: string): AgentConfig {
     reportsDirName: raw.report.reports_dir,
     stableChecks: raw.intake.stable_checks,
     checkIntervalMs: Math.round(raw.intake.check_interval_secs * 1000),
+    incompleteTimeoutMs: Math.round(raw.intake.incomplete_timeout_secs * 1000),
     maintenanceWindow: s.maintenance_window ? { cron: s.maintenance_window, minutes: s.maintenance_window_minutes } : undefined,
     housekeepingCron: s.housekeeping,
     historyRetentionDays: s.history_retention_days,

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { createTask, type ScheduledTask } from 'node-cron';
 import type { AgentConfig } from '../config/agent.js';
 import { toCaissonError } from '../errors.js';
+import type { EnsureRunningResult } from '../pipeline/ensure-running.js';
 import type { UpdateRequest, UpdateResult } from '../pipeline/types.js';
 import type { Db } from '../store/db.js';
 import { Journal } from '../store/journal.js';
@@ -30,6 +31,8 @@ import { MaintenanceWindow } from './window.js';
 export interface AgentPipeline {
   run(req: UpdateRequest): Promise<UpdateResult>;
   recover(): Promise<UpdateResult[]>;
+  /** Start services an engine restart left stopped (agent/pipeline/ensure-running.ts). */
+  ensureRunning?(): Promise<EnsureRunningResult[]>;
   db: Db;
 }
 
@@ -115,6 +118,11 @@ export class Agent extends EventEmitter {
       if (uuid) this.reports.record(uuid, r);
       this.emit('result', r);
     }
+    for (const s of (await this.pipeline.ensureRunning?.()) ?? []) {
+      const meta = { service: s.service, container: s.containerId, was: s.status, error: s.detail };
+      if (s.action === 'started') this.log.warn('started a service that was stopped although its last update closed (an engine restart stops containers whose restart policy is "no")', meta);
+      else this.log.error(s.action === 'missing' ? 'a service has no container although its last update closed' : 'cannot start a stopped service', meta);
+    }
 
     if (c.maintenanceWindow) {
       this.window = new MaintenanceWindow(c.maintenanceWindow.cron, c.maintenanceWindow.minutes * 60_000, () => this.windowOpened());
@@ -138,6 +146,7 @@ export class Agent extends EventEmitter {
       dir: c.inbox,
       stableChecks: c.stableChecks,
       checkIntervalMs: c.checkIntervalMs,
+      incompleteTimeoutMs: c.incompleteTimeoutMs,
       onComplete: (p) => this.inboxComplete(p),
       log: this.log,
     });

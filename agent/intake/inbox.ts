@@ -3,7 +3,11 @@
 // copy that paused (DESIGN.md):
 //  - it arrived by rename from `NAME.edgepkg.part` (same inode: the copy finished first), or
 //  - its size and mtime stood still over `stableChecks` checks AND it is a whole tar.
-// After the pipeline has answered, the file moves to processed/ or failed/ with its
+// The inbox never waits silently for a file that cannot become a package: once stable, one
+// whose first header is no tar header is handed on at once, and one that stays an
+// incomplete tar for `incompleteTimeoutMs` is handed on then; the pipeline's reader refuses
+// them (package.not_tar, package.truncated) and they end in failed/ with a report like
+// any other failure. After the pipeline has answered, the file moves to processed/ or failed/ with its
 // report (json + txt) beside it. The inbox itself is the durable queue: files still in it
 // after a restart are found again by the initial scan.
 import { watch, type FSWatcher } from 'chokidar';
@@ -12,17 +16,21 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { UpdateResult } from '../pipeline/types.js';
 import { fsyncDir, writeFileAtomic } from '../report/atomic.js';
 import { isSuccess, reportBaseName, reportJson, reportText } from '../report/format.js';
-import { isWholeTar } from './tarcheck.js';
+import { tarFileState, type TarFileState } from './tarcheck.js';
 import type { AgentLog } from './log.js';
 
 export const PACKAGE_SUFFIX = '.edgepkg';
 export const PART_SUFFIX = '.edgepkg.part';
+/** How long a stable but incomplete tar waits before it is failed (intake.incomplete_timeout_secs). */
+export const DEFAULT_INCOMPLETE_TIMEOUT_MS = 600_000;
 
 export interface InboxOptions {
   dir: string;
   stableChecks: number;
   checkIntervalMs: number;
-  /** A complete package; the watcher will not offer it again until finish() or forget(). */
+  /** A file unchanged this long that is still not a whole tar is handed on to fail. */
+  incompleteTimeoutMs?: number;
+  /** A complete package (or one that never will be, see above); the watcher will not offer it again until finish() or forget(). */
   onComplete: (path: string) => void;
   log: AgentLog;
 }
@@ -30,6 +38,8 @@ export interface InboxOptions {
 interface Tracker {
   timer: NodeJS.Timeout;
   sizes: string[];
+  /** When the file was first seen as it is now (size, mtime, inode). */
+  unchangedSince: number;
   warned: boolean;
 }
 
@@ -140,7 +150,7 @@ export class InboxWatcher {
   }
 
   private track(path: string): void {
-    const tracker: Tracker = { timer: setTimeout(() => void this.check(path), 0), sizes: [], warned: false };
+    const tracker: Tracker = { timer: setTimeout(() => void this.check(path), 0), sizes: [], unchangedSince: Date.now(), warned: false };
     this.trackers.set(path, tracker);
   }
 
@@ -158,28 +168,48 @@ export class InboxWatcher {
       this.trackers.delete(path);
       return;
     }
-    t.sizes.push(`${st.size}:${st.mtimeMs}:${st.ino}`);
+    const print = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    if (t.sizes.at(-1) !== print) t.unchangedSince = Date.now();
+    t.sizes.push(print);
     if (t.sizes.length > this.opts.stableChecks) t.sizes.shift();
     const stable = t.sizes.length === this.opts.stableChecks && t.sizes.every((s) => s === t.sizes[0]);
     if (stable) {
-      let whole = false;
+      let state: TarFileState;
       try {
-        whole = await isWholeTar(path);
+        state = await tarFileState(path);
       } catch {
-        whole = false;
+        state = 'incomplete';
       }
       if (this.trackers.get(path) !== t || this.closed) return;
-      if (whole) {
-        this.trackers.delete(path);
-        this.take(path, 'size stable and a whole tar');
-        return;
-      }
-      if (!t.warned) {
-        t.warned = true;
-        this.opts.log.warn('inbox file has stopped growing but is not a whole tar yet; waiting', { file: path });
-      }
+      if (this.decide(path, t, state)) return;
     }
     t.timer = setTimeout(() => void this.check(path), this.opts.checkIntervalMs);
+  }
+
+  /** A stable file: take it, or say once why it still waits. True when it was taken. */
+  private decide(path: string, t: Tracker, state: TarFileState): boolean {
+    const timeoutMs = this.opts.incompleteTimeoutMs ?? DEFAULT_INCOMPLETE_TIMEOUT_MS;
+    const secs = (ms: number) => Math.round(ms / 1000);
+    let why: string | undefined;
+    if (state === 'whole') {
+      why = 'size stable and a whole tar';
+    } else if (state === 'not_tar') {
+      why = 'size stable and not a tar';
+      this.opts.log.warn('inbox file is not a tar; it will fail as package.not_tar', { file: path });
+    } else if (Date.now() - t.unchangedSince >= timeoutMs) {
+      why = `unchanged for ${secs(timeoutMs)} s and still not a whole tar`;
+      this.opts.log.warn('inbox file stopped growing but never became a whole tar; it will fail as package.truncated', { file: path, waited_secs: secs(timeoutMs) });
+    }
+    if (why === undefined) {
+      if (!t.warned) {
+        t.warned = true;
+        this.opts.log.warn(`inbox file has stopped growing but is not a whole tar yet; waiting up to ${secs(timeoutMs)} s`, { file: path });
+      }
+      return false;
+    }
+    this.trackers.delete(path);
+    this.take(path, why);
+    return true;
   }
 
   private take(path: string, why: string): void {

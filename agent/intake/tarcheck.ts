@@ -2,35 +2,53 @@
 // header per entry, skipping the data) and require the end-of-archive marker (two zero
 // blocks) inside the file. A file still being copied ends somewhere inside an entry or
 // before the marker, so this fails for it even when its size happens to stand still.
+// A file whose first header is there but is no tar header at all can never become a
+// package, however long the inbox waits: that is told apart as `not_tar`.
 import { open } from 'node:fs/promises';
 
 const BLOCK = 512;
 const MAX_ENTRIES = 10_000;
 
+/** `whole`: a complete tar; `not_tar`: its first block is no tar header; `incomplete`: anything else. */
+export type TarFileState = 'whole' | 'incomplete' | 'not_tar';
+
 export async function isWholeTar(path: string): Promise<boolean> {
+  return (await tarFileState(path)) === 'whole';
+}
+
+export async function tarFileState(path: string): Promise<TarFileState> {
   const fh = await open(path, 'r');
   try {
     const { size } = await fh.stat();
-    if (size < 2 * BLOCK || size % BLOCK !== 0) return false;
+    if (size < BLOCK) return 'incomplete';
     const header = Buffer.alloc(BLOCK);
+    await readFully(fh, header, 0);
+    // a preallocated file still being filled reads as zeros: only a written header can be wrong
+    if (!isZero(header) && !(checksumOk(header) && hasUstarMagic(header))) return 'not_tar';
+    if (size < 2 * BLOCK || size % BLOCK !== 0) return 'incomplete';
     let pos = 0;
     for (let entries = 0; entries <= MAX_ENTRIES; entries++) {
-      if (pos + BLOCK > size) return false;
+      if (pos + BLOCK > size) return 'incomplete';
       await readFully(fh, header, pos);
       if (isZero(header)) {
-        if (pos + 2 * BLOCK > size) return false;
+        if (pos + 2 * BLOCK > size) return 'incomplete';
         await readFully(fh, header, pos + BLOCK);
-        return isZero(header);
+        return isZero(header) ? 'whole' : 'incomplete';
       }
-      if (!checksumOk(header)) return false;
+      if (!checksumOk(header)) return 'incomplete';
       const entrySize = parseSize(header.subarray(124, 136));
-      if (entrySize === undefined) return false;
+      if (entrySize === undefined) return 'incomplete';
       pos += BLOCK + Math.ceil(entrySize / BLOCK) * BLOCK;
     }
-    return false;
+    return 'incomplete';
   } finally {
     await fh.close();
   }
+}
+
+/** POSIX (`ustar\0`) or GNU (`ustar `) magic, as the package reader requires. */
+function hasUstarMagic(h: Buffer): boolean {
+  return h.toString('latin1', 257, 262) === 'ustar' && (h[262] === 0 || h[262] === 0x20);
 }
 
 async function readFully(fh: import('node:fs/promises').FileHandle, buf: Buffer, pos: number): Promise<void> {

@@ -7,10 +7,10 @@ import {
   IMAGE_REFERENCE_PATTERN,
   NAME_PATTERN,
   PLATFORM_PATTERN,
-  SEMVER_PATTERN,
   SHA256_HEX_PATTERN,
   firstIssue,
 } from '../config/patterns.js';
+import { isSemver } from './semver.js';
 import type { Manifest } from './types.js';
 
 export const MAX_MANIFEST_BYTES = 64 * 1024;
@@ -31,7 +31,7 @@ export function isRfc3339(text: string): boolean {
 }
 
 const name = (what: string) => v.pipe(v.string(), v.regex(NAME_PATTERN, `${what} must match [a-z0-9][a-z0-9_.-]{0,62}`));
-const semver = (what: string) => v.pipe(v.string(), v.regex(SEMVER_PATTERN, `${what} must be a semantic version like 1.2.3`));
+const semver = (what: string) => v.pipe(v.string(), v.check(isSemver, `${what} must be a semantic version like 1.2.3`));
 
 const ManifestSchema = v.strictObject({
   format_version: v.literal(1),

@@ -3,6 +3,8 @@
 // staging folder. image.tar is hashed while it is copied and read as a docker-save archive
 // in the same pass (its manifest.json only); the package's identity is derived from that
 // digest and the manifest (identity.ts), so every byte is hashed once. Memory stays flat.
+// image.tar.gz is hashed and copied but not inflated here: nothing compressed is opened
+// before its signature and pins are checked (validate.ts, inflate.ts).
 import { createHash } from 'node:crypto';
 import { constants as fsc, type Stats } from 'node:fs';
 import { lstat, mkdir, open, rm, rmdir, unlink, type FileHandle } from 'node:fs/promises';
@@ -41,7 +43,8 @@ export interface StageOptions {
   /**
    * Write image.tar into the staging folder (default true). False for a validation that
    * imports nothing: the image is hashed and inspected as it streams by, never written, and
-   * `imagePath` names a file that does not exist.
+   * `imagePath` names a file that does not exist. image.tar.gz is always written: it is
+   * inflated only after validation has checked its signature and pins (inflate.ts).
    */
   copyImage?: boolean;
 }
@@ -200,12 +203,12 @@ async function streamPackage(
   const seen = new Set<string>();
   let manifestBytes: Buffer | undefined;
   let signature: Buffer | undefined;
-  let image: { name: 'image.tar' | 'image.tar.gz'; path: string; sha256: string; size: number; info: InspectResult } | undefined;
+  let image: { name: 'image.tar' | 'image.tar.gz'; path: string; sha256: string; size: number; info: InspectResult | undefined } | undefined;
 
   // The entry being copied right now.
   let cur:
     | { kind: 'small'; name: string; chunks: Buffer[]; size: number }
-    | { kind: 'image'; name: 'image.tar' | 'image.tar.gz'; out: FileHandle | undefined; hash: ReturnType<typeof createHash>; size: number; inspector: ImageArchiveInspector }
+    | { kind: 'image'; name: 'image.tar' | 'image.tar.gz'; out: FileHandle | undefined; hash: ReturnType<typeof createHash>; size: number; inspector: ImageArchiveInspector | undefined }
     | { kind: 'none' } = { kind: 'none' };
 
   const earlyManifest = opts.parseManifestEarly ?? true;
@@ -227,8 +230,12 @@ async function streamPackage(
           cur = { kind: 'small', name: e.path, chunks: [], size: 0 };
         } else {
           const name = e.path as 'image.tar' | 'image.tar.gz';
-          const out = copyImage ? await staging.create(name) : undefined;
-          cur = { kind: 'image', name, out, hash: createHash('sha256'), size: 0, inspector: new ImageArchiveInspector(name.endsWith('.gz')) };
+          // image.tar.gz is never inflated here: it is opened after its signature and pins
+          // were checked (inflate.ts), so it needs a copy even for a validation
+          const gzipped = name === 'image.tar.gz';
+          const out = copyImage || gzipped ? await staging.create(name) : undefined;
+          const inspector = gzipped ? undefined : new ImageArchiveInspector();
+          cur = { kind: 'image', name, out, hash: createHash('sha256'), size: 0, inspector };
         }
       } else if (ev.kind === 'data') {
         if (cur.kind === 'small') {
@@ -240,7 +247,7 @@ async function streamPackage(
           written?.catch(() => undefined);
           cur.hash.update(ev.data);
           cur.size += ev.data.length;
-          await cur.inspector.write(ev.data);
+          await cur.inspector?.write(ev.data);
           await written;
         }
       } else {
@@ -262,7 +269,7 @@ async function streamPackage(
             path: join(staging.dir, cur.name),
             sha256: cur.hash.digest('hex'),
             size: cur.size,
-            info: await cur.inspector.finish(),
+            info: await cur.inspector?.finish(),
           };
         }
         cur = { kind: 'none' };
@@ -285,8 +292,8 @@ async function streamPackage(
     imageSize: image.size,
   };
   if (signature) staged.signature = signature;
-  if (image.info.info) staged.imageArchive = image.info.info;
-  else if (image.info.problem) staged.imageArchiveProblem = image.info.problem;
+  if (image.info?.info) staged.imageArchive = image.info.info;
+  else if (image.info?.problem) staged.imageArchiveProblem = image.info.problem;
   return staged;
 }
 

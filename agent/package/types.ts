@@ -16,7 +16,10 @@ export interface StagedPackage {
   imageSize: number;
   /** Contents of manifest.toml.sig, when present. */
   signature?: Buffer;
-  /** What the docker-save archive says about itself, read during the same pass (plain tar only). */
+  /**
+   * What the docker-save archive says about itself: read during the same pass for image.tar;
+   * for image.tar.gz only after the signature and pins were checked (validate.ts, inflate.ts).
+   */
   imageArchive?: ImageArchiveInfo;
   /** Why imageArchive is missing (not a docker-save archive, several images, …), when known. */
   imageArchiveProblem?: string;
@@ -46,12 +49,19 @@ export interface StageLimits {
   maxManifestBytes: number;
   /** Largest manifest.toml.sig, in bytes. */
   maxSignatureBytes: number;
+  /** Most bytes image.tar.gz may inflate to (inflate.ts), even when signed. */
+  maxImageBytes: number;
+  /** Most image.tar.gz may inflate to per compressed byte, unless a trusted key signed it. */
+  maxInflateRatio: number;
 }
 
 export const DEFAULT_STAGE_LIMITS: StageLimits = {
   maxPackageBytes: 16 * 1024 ** 3,
   maxManifestBytes: 64 * 1024,
   maxSignatureBytes: 4 * 1024,
+  maxImageBytes: 64 * 1024 ** 3,
+  // docker images gzip 2-5x; a layer of zeros reaches ~1000x, a bomb far more
+  maxInflateRatio: 20,
 };
 
 /** Bytes done so far, for progress bars. */

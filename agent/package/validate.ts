@@ -3,14 +3,17 @@
 import type { KeyObject } from 'node:crypto';
 import type { Catalog, ServiceSpec } from '../config/services.js';
 import { checkImageArchive, checkIntegrity, checkTarget, checkUpdaterVersion } from './checks.js';
+import { inflateLimit, inspectCompressedImage } from './inflate.js';
 import { parseManifest } from './manifest.js';
 import { checkSignature, type SignatureResult } from './signature.js';
-import type { Manifest, StagedPackage } from './types.js';
+import { DEFAULT_STAGE_LIMITS, type Manifest, type StagedPackage, type StageLimits } from './types.js';
 
 export interface ValidationContext {
   catalog: Catalog;
   trustedKeys: readonly KeyObject[];
   updaterVersion: string;
+  /** Inflation limits for image.tar.gz (the defaults otherwise). */
+  limits?: Partial<StageLimits>;
 }
 
 export interface ValidatedPackage {
@@ -19,16 +22,26 @@ export interface ValidatedPackage {
   signature: SignatureResult;
 }
 
-/** manifest → target → updater version → signature → integrity → image archive. */
-export function validateStaged(
+/**
+ * manifest → target → updater version → signature → integrity → (image.tar.gz: inflate,
+ * bounded) → image archive. Nothing compressed is inflated before the signature and the
+ * pins have been checked.
+ */
+export async function validateStaged(
   staged: StagedPackage,
   ctx: ValidationContext,
   manifest: Manifest = parseManifest(staged.manifestBytes),
-): ValidatedPackage {
+): Promise<ValidatedPackage> {
   const service = checkTarget(manifest, ctx.catalog);
   checkUpdaterVersion(manifest, ctx.updaterVersion);
   const signature = checkSignature(manifest, staged, ctx.trustedKeys);
   checkIntegrity(manifest, staged);
+  if (staged.imageFileName === 'image.tar.gz' && !staged.imageArchive && !staged.imageArchiveProblem) {
+    const limits = { ...DEFAULT_STAGE_LIMITS, ...ctx.limits };
+    const found = await inspectCompressedImage(staged, inflateLimit(staged, signature.verified, limits));
+    if (found.info) staged.imageArchive = found.info;
+    else staged.imageArchiveProblem = found.problem;
+  }
   checkImageArchive(manifest, staged);
   return { manifest, service, signature };
 }

@@ -11,6 +11,7 @@ import { loadTrustedKeys } from '../package/signature.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createProgress, type Progress } from '../log/progress.js';
 import { UpdatePipeline } from './pipeline.js';
+import { ensureServicesRunning, type EnsureRunningResult } from './ensure-running.js';
 import { recoverOpenUpdates } from './recover.js';
 import type { UpdateRequest, UpdateResult } from './types.js';
 
@@ -34,6 +35,8 @@ export interface Pipeline {
   run(req: UpdateRequest): Promise<UpdateResult>;
   validate(packagePath: string, opts?: { allowDowngrade?: boolean }): Promise<UpdateResult>;
   recover(): Promise<UpdateResult[]>;
+  /** Start every service whose last update closed but whose container is stopped (ensure-running.ts). */
+  ensureRunning(): Promise<EnsureRunningResult[]>;
   catalog: Catalog;
   journal: Journal;
   db: Db;
@@ -63,6 +66,7 @@ export async function openPipeline(opts: PipelineOptions & { lockPurpose: string
       run: (req) => pipeline.run(req),
       validate: (path, o) => pipeline.validate(path, o),
       recover: () => recoverOpenUpdates(pipeline, journal, catalog, opts.stateDir),
+      ensureRunning: () => ensureServicesRunning({ catalog, journal, engine }),
       catalog,
       journal,
       db,

@@ -148,7 +148,7 @@ export class UpdatePipeline {
       detail: `manifest ${manifest.target.service} ${manifest.package_version}`,
       patch: { package_version: manifest.package_version, service: manifest.target.service, to_image: manifest.image.reference, to_version: manifest.package_version },
     });
-    const { service } = validateStaged(staged, { catalog: this.deps.catalog, trustedKeys: this.deps.trustedKeys, updaterVersion: UPDATER_VERSION }, manifest);
+    const { service } = await validateStaged(staged, { catalog: this.deps.catalog, trustedKeys: this.deps.trustedKeys, updaterVersion: UPDATER_VERSION }, manifest);
 
     // once only: a package committed before is not applied again (unless the local
     // operator explicitly asks to go back to it with --allow-downgrade)

@@ -1,6 +1,6 @@
 // runtime_mode "compose": the developer's compose file is never edited. Caisson writes its
 // own override file, <stateDir>/compose/<service>.override.yaml, that sets only
-// `services.<svc>.image`, and runs
+// `services.<svc>.image` (to the image reference, so `docker ps` shows `backend:1.2.3`), and runs
 //   <compose> -p <project> -f <file> -f <override> up -d --no-deps --force-recreate <svc>
 // so that only that one service is recreated. Rollback puts the previous override back (or
 // removes it), makes sure the previous image reference still resolves to the previous image
@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import type Docker from 'dockerode';
 import type { ServiceSpec } from '../config/services.js';
 import { CaissonError, describe } from '../errors.js';
-import { COMPOSE_PROJECT_PATTERN, COMPOSE_SERVICE_PATTERN, NAME_PATTERN } from '../config/patterns.js';
+import { COMPOSE_PROJECT_PATTERN, COMPOSE_SERVICE_PATTERN, IMAGE_REFERENCE_PATTERN, NAME_PATTERN } from '../config/patterns.js';
 import type { Checkpoint, ComposeSwitchPlan, RuntimeState, ServiceDriver, SwitchPlan } from './driver.js';
 import { dockerError, imageIdOf, socketPathOf, tagImage } from './docker-client.js';
 import { findById, stateOf, type ContainerInfo } from './docker-driver.js';
@@ -99,7 +99,7 @@ export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOpt
     return { ...stateOf(c), imageRef: await readableRef(c) };
   }
 
-  /** Caisson's override names images by ID; show people (and history) a tag of it instead. */
+  /** Overrides written before Caisson named images by reference hold an ID; show a tag of it instead. */
   async function readableRef(c: ContainerInfo): Promise<string> {
     if (!c.Config.Image.startsWith('sha256:')) return c.Config.Image;
     try {
@@ -140,18 +140,27 @@ export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOpt
   async function switchTo(plan: SwitchPlan, checkpoint: Checkpoint): Promise<string> {
     const d = composePlan(plan);
     if (!REF_RE.test(plan.newImageRef)) throw new CaissonError('image.invalid', `"${plan.newImageRef}" is not an image reference Caisson will write`);
-    // The override names the image by the ID the engine computed, never by the manifest's
-    // reference: no string from a package ever reaches a compose file.
+    // The override names the image by its reference, so `docker ps` and `docker compose ps`
+    // show the version. The reference passed the manifest's strict pattern (no quotes, no
+    // spaces, nothing YAML or a shell would read specially) and is written JSON-quoted; the
+    // import proved it points at the package's image, and it must still point at that ID
+    // now and in the container compose creates.
+    if (!IMAGE_REFERENCE_PATTERN.test(plan.newImageRef)) {
+      throw new CaissonError('image.invalid', `"${plan.newImageRef}" is not an image reference Caisson will write`);
+    }
     const imageId = await imageIdOf(docker, plan.newImageRef);
     if (!imageId || !/^sha256:[0-9a-f]{64}$/.test(imageId)) {
       throw new CaissonError('service.start_failed', `the imported image ${plan.newImageRef} is not in the engine`);
     }
-    checkpoint('write_override', { path: d.overridePath, image: imageId });
-    writeAtomic(d.overridePath, overrideYaml(cfg!.file, cfg!.service, imageId));
-    checkpoint('compose_up', { image: imageId });
+    checkpoint('write_override', { path: d.overridePath, image: plan.newImageRef, imageId });
+    writeAtomic(d.overridePath, overrideYaml(cfg!.file, cfg!.service, plan.newImageRef));
+    checkpoint('compose_up', { image: plan.newImageRef, imageId });
     await up(`switching ${cfg!.service} to ${plan.newImageRef}`);
     const c = await findServiceContainer();
     if (!c) throw new CaissonError('compose.failed', `compose reported success but no container of ${cfg!.project}/${cfg!.service} exists`);
+    if (c.Image !== imageId) {
+      throw new CaissonError('image.id_mismatch', `${cfg!.service} was created from ${c.Image.slice(0, 19)}, but ${plan.newImageRef} was ${imageId.slice(0, 19)}: its tag moved during the switch`);
+    }
     return c.Id;
   }
 

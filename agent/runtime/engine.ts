@@ -7,7 +7,7 @@ import type Docker from 'dockerode';
 import type { ServiceSpec } from '../config/services.js';
 import { toCaissonError } from '../errors.js';
 import type { ContainerInfo, ContainerReader } from '../health/probes.js';
-import { engineDataRoot, loadImageFromFile, pingDocker, restoreTags, snapshotTags, statusOf, type LoadProgressEvent } from './docker-client.js';
+import { dockerError, engineDataRoot, loadImageFromFile, pingDocker, restoreTags, snapshotTags, statusOf, type LoadProgressEvent } from './docker-client.js';
 import type { ServiceDriver } from './driver.js';
 import { createComposeDriver, type ComposeCommandSetting } from './compose-driver.js';
 import { createDockerDriver } from './docker-driver.js';
@@ -34,6 +34,8 @@ export interface Engine extends ContainerReader {
   restoreTags(before: Map<string, string>, after: Map<string, string>): Promise<void>;
   /** Import a `docker save` archive; throws docker.load_failed or docker.unreachable. */
   loadImage(path: string, opts?: LoadImageOptions): Promise<void>;
+  /** Start a stopped container (a service an engine restart left stopped); throws docker.error. */
+  startContainer(id: string): Promise<void>;
   /** The mechanics of switching one service and undoing the switch, for its runtime mode. */
   driverFor(service: ServiceSpec): ServiceDriver;
 }
@@ -54,6 +56,13 @@ export function createDockerEngine(docker: Docker, opts: DockerEngineOptions): E
     },
     loadImage: async (path, o) => {
       await loadImageFromFile(docker, path, o);
+    },
+    startContainer: async (id) => {
+      try {
+        await docker.getContainer(id).start();
+      } catch (err) {
+        throw dockerError(err, `starting container ${id.slice(0, 12)}`);
+      }
     },
     container: (id) => inspectContainer(docker, id),
     exec: (id, command) => execIn(docker, id, command),

@@ -48,6 +48,7 @@ export type FakeOp =
   | 'restoreTags'
   | 'loadImage'
   | 'container'
+  | 'start'
   | 'plan'
   | 'switchTo'
   | 'rollback'
@@ -175,6 +176,14 @@ export class FakeEngine implements Engine {
     this.enter('container');
     const c = this.containers.get(id);
     return c && inspectOf(c);
+  }
+
+  async startContainer(id: string): Promise<void> {
+    this.enter('start');
+    const c = this.containers.get(id);
+    if (!c) throw new CaissonError('docker.error', `no container ${id.slice(0, 12)}`);
+    c.running = true;
+    c.startedAt = new Date().toISOString();
   }
 
   async exec(): Promise<{ exitCode: number | undefined; output: string }> {

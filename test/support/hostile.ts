@@ -227,6 +227,21 @@ export function rewriteImageManifest(imageTar: Buffer, mutate: (doc: Array<Recor
   return archive(...out);
 }
 
+/**
+ * A gzip bomb: `inflatedMiB` gzip members of 1 MiB of zeros each, about 1/1000 of what it
+ * inflates to (gunzip and Docker both read concatenated members as one stream).
+ */
+export function gzipBomb(inflatedMiB: number): Buffer {
+  const member = gzipSync(Buffer.alloc(1024 * 1024), { level: 9 });
+  return Buffer.concat(Array.from({ length: inflatedMiB }, () => member));
+}
+
+/** A package whose image is image.tar.gz = `gz`, pinned to it unless `pins` says otherwise. */
+export function gzipPackageBytes(ctx: HostileContext, gz: Buffer, opts: { pins?: string; signWith?: string } = {}): Buffer {
+  const manifest = manifestText(ctx, gz, opts.pins === undefined ? {} : { pins: opts.pins });
+  return validPackageBytes(ctx, { image: gz, imageName: 'image.tar.gz', manifest, ...(opts.signWith ? { signWith: opts.signWith } : {}) });
+}
+
 function header(o: HeaderOptions): Buffer {
   return tarHeader(o);
 }
@@ -304,6 +319,19 @@ export function hostileCases(): HostileCase[] {
   add('duplicate manifest.toml', 'package.duplicate_entry', (ctx) => archive(m(ctx), img(ctx), m(ctx)));
   add('duplicate image (image.tar and image.tar.gz)', 'package.duplicate_entry', (ctx) =>
     archive(m(ctx), img(ctx), file('image.tar.gz', gzipSync(ctx.imageTar))));
+
+  // --- compressed images: never inflated before the signature and pins are checked ---
+  add('gzip bomb, unsigned, on a device with trusted keys', 'signature.missing', (ctx) => gzipPackageBytes(ctx, gzipBomb(256)), true);
+  add('gzip bomb, signed, pins of another image', 'integrity.sha256_mismatch', (ctx) =>
+    validPackageBytes(ctx, {
+      image: gzipBomb(256),
+      imageName: 'image.tar.gz',
+      manifest: manifestText(ctx, ctx.imageTar, { pins: `sha256 = "${sha256(ctx.imageTar)}"\nsize = ${gzipBomb(256).length}\n` }),
+      signWith: ctx.trustedPrivateKeyPem,
+    }), true);
+  add('gzip bomb, unsigned, no trusted keys (inflation capped at 20x)', 'image.too_large', (ctx) => gzipPackageBytes(ctx, gzipBomb(256)));
+  add('gzip image with bytes after its stream', 'image.invalid', (ctx) =>
+    gzipPackageBytes(ctx, Buffer.concat([gzipSync(ctx.imageTar), Buffer.alloc(512)])));
   add('duplicate signature', 'package.duplicate_entry', (ctx) =>
     archive(m(ctx), img(ctx), file('manifest.toml.sig', 'AAAA\n'), file('manifest.toml.sig', 'AAAA\n')));
   add('unknown root entry install.sh', 'package.unexpected_entry', (ctx) => archive(m(ctx), img(ctx), file('install.sh', '#!/bin/sh\nreboot\n')));

@@ -61,7 +61,7 @@ describe('hostile package corpus', function () {
       'package.missing_image', 'manifest.too_large', 'manifest.not_utf8', 'manifest.invalid_toml', 'manifest.invalid',
       'manifest.unsupported_format', 'manifest.unsupported_type', 'manifest.unknown_service', 'manifest.revision_mismatch',
       'manifest.platform_mismatch', 'manifest.updater_too_old', 'integrity.size_mismatch', 'integrity.sha256_mismatch',
-      'image.invalid', 'image.reference_mismatch', 'signature.missing', 'signature.invalid', 'signature.unpinned_image',
+      'image.invalid', 'image.too_large', 'image.reference_mismatch', 'signature.missing', 'signature.invalid', 'signature.unpinned_image',
     ] as const) {
       expect(codes.has(code), code).to.equal(true);
     }
@@ -73,7 +73,7 @@ describe('hostile package corpus', function () {
       const path = buildValidPackage(dir, ctx, withKeys);
       const staged = await stagePackage(path, join(dir, 'staging'));
       const keys = withKeys ? loadTrustedKeys(ctx.trustedKeyDir) : [];
-      const v = validateStaged(staged, { catalog: ctx.catalog, trustedKeys: keys, updaterVersion: ctx.updaterVersion });
+      const v = await validateStaged(staged, { catalog: ctx.catalog, trustedKeys: keys, updaterVersion: ctx.updaterVersion });
       expect(v.service.name).to.equal(ctx.service.name);
       expect(v.signature.verified).to.equal(withKeys);
       expect(staged.imageArchive?.repoTags).to.deep.equal([ctx.imageRef]);
@@ -100,7 +100,7 @@ describe('hostile package corpus', function () {
           stageFailed = true;
           throw e;
         }
-        validateStaged(staged, { catalog: ctx.catalog, trustedKeys: keys, updaterVersion: ctx.updaterVersion });
+        await validateStaged(staged, { catalog: ctx.catalog, trustedKeys: keys, updaterVersion: ctx.updaterVersion });
       } catch (e) {
         err = e;
       }

@@ -131,13 +131,15 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
     expect(await backVersion()).to.equal('1');
     expect(docker('exec', newId, 'cat', '/data/marker')).to.equal('kept');
     expect(docker('inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', newId)).to.include('ROLE=front');
-    // the developer's file is untouched; Caisson's override names the new image by its ID,
-    // never by a reference string that came from a package
+    // the developer's file is untouched; Caisson's override names the new image by its
+    // reference (quoted), so people reading `docker ps` see the version, not an image ID
     expect(readFileSync(file, 'utf8')).to.equal(composeText);
     const override = readFileSync(overridePathFor(stateDir, service.name), 'utf8');
-    expect(override).to.include(`image: "${imageId(IMG2)}"`);
-    expect(override).to.not.include(IMG2);
+    expect(override).to.include(`image: "${IMG2}"`);
+    expect(override).to.not.include('sha256:');
     expect(override).to.include('version: "3.8"');
+    expect(docker('ps', '--no-trunc', '--filter', `id=${newId}`, '--format', '{{.Image}}')).to.equal(IMG2);
+    expect(docker('inspect', '-f', '{{.Image}}', newId)).to.equal(imageId(IMG2));
 
     await driver.commit(plan, recorder().checkpoint);
     expect(await driver.currentContainerId(plan)).to.equal(newId);

@@ -27,6 +27,7 @@ describe('agent.toml', () => {
     assert.equal(c.reportsDirName, 'caisson-reports');
     assert.equal(c.maintenanceWindow, undefined);
     assert.equal(c.historyRetentionDays, 365);
+    assert.equal(c.incompleteTimeoutMs, 600_000);
   });
 
   it('reads every section', () => {
@@ -46,6 +47,7 @@ reports_dir = "reports"
 [intake]
 stable_checks = 5
 check_interval_secs = 2
+incomplete_timeout_secs = 90
 [schedules]
 maintenance_window = "0 2 * * *"
 maintenance_window_minutes = 90
@@ -57,6 +59,7 @@ history_retention_days = 30
     assert.deepEqual(c.ledPaths, ['/sys/class/leds/status', '/sys/class/leds/aux']);
     assert.equal(c.resultFileName, 'RESULT.TXT');
     assert.equal(c.checkIntervalMs, 2000);
+    assert.equal(c.incompleteTimeoutMs, 90_000);
     assert.deepEqual(c.maintenanceWindow, { cron: '0 2 * * *', minutes: 90 });
     assert.equal(c.housekeepingCron, '30 4 * * 0');
     assert.equal(c.historyRetentionDays, 30);
@@ -72,6 +75,7 @@ history_retention_days = 30
     rejects('[led]\npaths = ["/a", "/a"]', /twice/);
     rejects('compose_command = "podman"', /compose_command/);
     rejects('state_dir = ', /agent\.toml/);
+    rejects('[intake]\nincomplete_timeout_secs = 0', /incomplete_timeout_secs/);
   });
 
   it('loads a file; a missing explicit file is an error', () => {

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { basename, join } from 'node:path';
+import { toCaissonError } from '../../../agent/errors.js';
 import { InboxWatcher } from '../../../agent/intake/inbox.js';
+import { stagePackage } from '../../../agent/package/reader.js';
 import type { UpdateResult } from '../../../agent/pipeline/types.js';
 import { collectLog, packageBytes, removeTree, sha256, sleep, tempDir, waitFor } from './helpers.js';
 
@@ -141,5 +144,113 @@ describe('inbox: a package is taken only when complete', function () {
     assert.equal(existsSync(join(dir, 'ok-1.0.0.edgepkg')), false);
     await sleep(500);
     assert.equal(taken.length, 2, 'files in processed/ and failed/ are never offered');
+  });
+});
+
+describe('inbox: a file that can never become a package does not wait silently', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let watcher: InboxWatcher | undefined;
+
+  beforeEach(() => {
+    dir = tempDir('caisson-inbox-');
+  });
+  afterEach(async () => {
+    await watcher?.close();
+    watcher = undefined;
+    removeTree(dir);
+  });
+
+  /**
+   * The inbox with the real package reader behind it, as the pipeline runs it first: what
+   * the reader refuses is finished as FAILED with the reader's code, like any failure.
+   */
+  function start(opts: { incompleteTimeoutMs?: number } = {}) {
+    const log = collectLog();
+    const taken: { path: string; at: number }[] = [];
+    const started = Date.now();
+    let n = 0;
+    watcher = new InboxWatcher({
+      dir,
+      stableChecks: 3,
+      checkIntervalMs: 100,
+      ...(opts.incompleteTimeoutMs !== undefined ? { incompleteTimeoutMs: opts.incompleteTimeoutMs } : {}),
+      log,
+      onComplete: (path) => {
+        taken.push({ path, at: Date.now() - started });
+        void (async () => {
+          let error: UpdateResult['error'];
+          try {
+            await stagePackage(path, join(dir, '..', `${basename(dir)}-staging-${n++}`));
+          } catch (err) {
+            const e = toCaissonError(err);
+            error = { code: e.code, message: e.message, next: e.next };
+          }
+          const now = new Date().toISOString();
+          watcher!.finish(path, {
+            update_id: `u-${n}`,
+            outcome: error ? 'rejected' : 'committed',
+            source: 'inbox',
+            package_file: path,
+            started_at: now,
+            finished_at: now,
+            steps: [],
+            ...(error ? { error } : {}),
+          });
+        })();
+      },
+    });
+    return { log, taken, ready: watcher.start() };
+  }
+
+  const failedCodes = () =>
+    readdirSync(join(dir, 'failed'))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => (JSON.parse(readFileSync(join(dir, 'failed', f), 'utf8')) as { update: { error: { code: string } } }).update.error.code);
+
+  it('random bytes copied in without the .part rename go to failed/ as package.not_tar once stable', async () => {
+    const { log, taken, ready } = start({ incompleteTimeoutMs: 3_600_000 });
+    await ready;
+    writeFileSync(join(dir, 'junk.edgepkg'), randomBytes(5000));
+    await waitFor(() => existsSync(join(dir, 'failed')) && failedCodes().length === 1, 'the junk file in failed/', 10_000);
+    assert.deepEqual(failedCodes(), ['package.not_tar']);
+    assert.equal(taken.length, 1);
+    assert.ok(taken[0]!.at >= 200, 'taken only after the stability checks');
+    assert.equal(existsSync(join(dir, 'junk.edgepkg')), false);
+    assert.ok(readdirSync(join(dir, 'failed')).some((f) => f.endsWith('.edgepkg')), 'the file moved to failed/');
+    assert.ok(log.lines.some((l) => l.level === 'warn' && l.message.includes('not a tar')));
+  });
+
+  it('a stable but incomplete tar waits, then goes to failed/ as package.truncated after the timeout', async () => {
+    const { log, taken, ready } = start({ incompleteTimeoutMs: 2_000 });
+    await ready;
+    const whole = packageBytes('1.0.0', { randomBytes: 64 * 1024 });
+    writeFileSync(join(dir, 'half-1.0.0.edgepkg'), whole.subarray(0, 560)); // a whole first header, then it stops inside its entry
+    await sleep(1_200);
+    assert.equal(taken.length, 0, 'failed before the timeout');
+    assert.ok(log.lines.some((l) => l.message.includes('waiting up to 2 s')), 'the wait is logged');
+    await waitFor(() => existsSync(join(dir, 'failed')) && failedCodes().length === 1, 'the incomplete file in failed/', 10_000);
+    assert.deepEqual(failedCodes(), ['package.truncated']);
+    assert.ok(taken[0]!.at >= 2_000, `taken after ${taken[0]!.at} ms, before the timeout`);
+    assert.ok(log.lines.some((l) => l.level === 'warn' && l.message.includes('never became a whole tar')));
+  });
+
+  it('a copy that keeps growing is not failed by the timeout', async () => {
+    const { log, taken, ready } = start({ incompleteTimeoutMs: 1_000 });
+    await ready;
+    const src = packageBytes('1.0.0', { randomBytes: 64 * 1024 });
+    const target = join(dir, 'slow-1.0.0.edgepkg');
+    const fd = openSync(target, 'w');
+    // 2.5 s of copying, a write every 250 ms: never unchanged for the 1 s timeout
+    const step = Math.ceil(src.length / 10);
+    for (let off = 0; off < src.length; off += step) {
+      assert.equal(taken.length, 0, `taken at ${off} bytes, while still being copied`);
+      writeSync(fd, src, off, Math.min(step, src.length - off));
+      await sleep(250);
+    }
+    closeSync(fd);
+    await waitFor(() => taken.length === 1, 'the finished copy');
+    assert.ok(log.lines.some((l) => l.meta?.why === 'size stable and a whole tar'), 'taken as a whole tar');
+    assert.ok(!log.lines.some((l) => l.message.includes('never became a whole tar')));
   });
 });

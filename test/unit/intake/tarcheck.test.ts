@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isWholeTar } from '../../../agent/intake/tarcheck.js';
+import { isWholeTar, tarFileState } from '../../../agent/intake/tarcheck.js';
 import { packageBytes, removeTree, tempDir } from './helpers.js';
 
 describe('whole-tar check', () => {
@@ -39,5 +39,23 @@ describe('whole-tar check', () => {
     assert.equal(await check(full.subarray(0, full.length - 100)), false);
     assert.equal(await check(Buffer.alloc(0)), false);
     assert.equal(await check(Buffer.alloc(4096, 0x41)), false);
+  });
+
+  it('tells a file that can never become a tar (its first header is wrong) from one still being copied', async () => {
+    const state = (bytes: Buffer) => {
+      const f = join(dir, 's.edgepkg');
+      writeFileSync(f, bytes);
+      return tarFileState(f);
+    };
+    const full = packageBytes('1.0.0');
+    assert.equal(await state(full), 'whole');
+    assert.equal(await state(Buffer.alloc(5000, 0x41)), 'not_tar');
+    const noMagic = Buffer.from(full);
+    noMagic.write('xxxxx', 257, 'latin1');
+    assert.equal(await state(noMagic), 'not_tar');
+    // a header still arriving, a zero block where a header will be written, a prefix: maybe not yet
+    assert.equal(await state(full.subarray(0, 300)), 'incomplete');
+    assert.equal(await state(Buffer.concat([Buffer.alloc(512), full.subarray(512, 1024)])), 'incomplete');
+    assert.equal(await state(full.subarray(0, 1024)), 'incomplete');
   });
 });

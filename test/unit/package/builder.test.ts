@@ -46,7 +46,7 @@ describe('package builder', function () {
 
     const staged = await stagePackage(out, join(work, 'staging'));
     expect(staged.packageId).to.equal(built.packageId); // the vendor sees the identity the device records
-    const v = validateStaged(staged, { catalog, trustedKeys: [], updaterVersion: '0.1.0' });
+    const v = await validateStaged(staged, { catalog, trustedKeys: [], updaterVersion: '0.1.0' });
     expect(v.manifest).to.deep.include({ package_version: '2.0.0', created_at: '2026-03-16T18:30:00Z' });
     expect(v.manifest.image).to.deep.equal({ reference: REF, sha256: built.imageSha256, size: built.imageSize });
     expect(staged.imageArchive).to.deep.equal({ imageId: id, repoTags: [REF] });
@@ -68,7 +68,7 @@ describe('package builder', function () {
     await buildPackage({ ...base, out, signKeyPath: files.privateKeyPath });
     expect(execFileSync('tar', ['-tf', out], { encoding: 'utf8' })).to.equal('manifest.toml\nimage.tar\nmanifest.toml.sig\n');
     const staged = await stagePackage(out, join(work, 'staging-signed'));
-    const v = validateStaged(staged, { catalog, trustedKeys: loadTrustedKeys(keys), updaterVersion: '0.1.0' });
+    const v = await validateStaged(staged, { catalog, trustedKeys: loadTrustedKeys(keys), updaterVersion: '0.1.0' });
     expect(v.signature.verified).to.equal(true);
     rmSync(join(work, 'staging-signed'), { recursive: true });
     rmSync(out);

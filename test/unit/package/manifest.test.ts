@@ -57,6 +57,7 @@ describe('manifest', () => {
     ['upper-case sha256', good({ pins: `sha256 = "${'A'.repeat(64)}"` }), 'manifest.invalid'],
     ['bad semver', good({ package_version: '"1.2"' }), 'manifest.invalid'],
     ['semver with v', good({ package_version: '"v1.2.3"' }), 'manifest.invalid'],
+    ['semver pre-release with a leading zero', good({ package_version: '"1.0.0-01"' }), 'manifest.invalid'],
     ['reference with $(reboot)', good({ reference: '"example/app:$(reboot)"' }), 'manifest.invalid'],
     ['reference with ;', good({ reference: '"example/app:1;rm"' }), 'manifest.invalid'],
     ['reference without tag', good({ reference: '"example/app"' }), 'manifest.invalid'],

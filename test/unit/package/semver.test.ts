@@ -21,9 +21,23 @@ describe('semver', () => {
   });
   it('parses and rejects', () => {
     expect(parseSemver('1.2.3-rc.1+b.7')).to.deep.equal({ major: 1, minor: 2, patch: 3, prerelease: ['rc', '1'], build: ['b', '7'] });
-    for (const bad of ['1.2', '01.2.3', 'v1.2.3', '1.2.3-', '1.2.3 ', '', '1.2.3-a..b']) {
+    for (const bad of ['1.2', '01.2.3', 'v1.2.3', '=1.2.3', ' 1.2.3', '1.2.3-', '1.2.3 ', '', '1.2.3-a..b', '1.0.0-01', '1.0.0-rc.007', '1.0.0-00']) {
       expect(isSemver(bad), bad).to.equal(false);
       expect(() => compareSemver(bad, '1.0.0')).to.throw();
     }
+  });
+  it('refuses leading zeros in numeric pre-release identifiers (SemVer 2.0 §9), so one version has one spelling', () => {
+    expect(isSemver('1.0.0-01')).to.equal(false);
+    expect(() => compareSemver('1.0.0-01', '1.0.0-1')).to.throw();
+    expect(() => compareSemver('1.0.0-1', '1.0.0-01')).to.throw();
+    // a zero alone, and digits inside an alphanumeric identifier, are fine
+    expect(isSemver('1.0.0-0')).to.equal(true);
+    expect(isSemver('1.0.0-0a1')).to.equal(true);
+    expect(compareSemver('1.0.0-0', '1.0.0-0a1')).to.equal(-1);
+  });
+  it('compares through the semver package, as npm does', async () => {
+    const lib = (await import('semver')).default;
+    const versions = ['0.0.1', '1.0.0-alpha.1', '1.0.0-alpha.beta', '1.0.0-2', '1.0.0-10', '1.0.0', '1.0.0+b', '2.0.0-rc.1', '10.1.0'];
+    for (const a of versions) for (const b of versions) expect(compareSemver(a, b), `${a} vs ${b}`).to.equal(lib.compare(a, b));
   });
 });

@@ -1,0 +1,125 @@
+// A compressed image is opened only after its signature and pins are checked, and then
+// inflated only so far: a gzip bomb costs a hash over its compressed bytes, not its inflation.
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { CaissonError } from '../../../agent/errors.js';
+import { stagePackage } from '../../../agent/package/reader.js';
+import { loadTrustedKeys } from '../../../agent/package/signature.js';
+import { tarEnd, tarEntry } from '../../../agent/package/tar-stream.js';
+import type { StageLimits } from '../../../agent/package/types.js';
+import { validateStaged } from '../../../agent/package/validate.js';
+import { createHostileContext, gzipBomb, gzipPackageBytes, type HostileContext } from '../../support/hostile.js';
+
+const REF = 'caisson-pkgtest/bomb:1.0.0';
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** A minimal docker-save archive (legacy layout): one config, one empty layer, manifest.json. */
+function tinyImageTar(ref: string): Buffer {
+  const layer = tarEnd();
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${sha256(layer)}`] } }));
+  const configName = `${sha256(config)}.json`;
+  const layerDir = sha256(layer);
+  const manifest = JSON.stringify([{ Config: configName, RepoTags: [ref], Layers: [`${layerDir}/layer.tar`] }]);
+  return Buffer.concat([
+    tarEntry({ name: `${layerDir}/`, typeflag: '5', mode: 0o755 }),
+    tarEntry({ name: `${layerDir}/layer.tar` }, layer),
+    tarEntry({ name: configName }, config),
+    tarEntry({ name: 'manifest.json' }, Buffer.from(manifest)),
+    tarEnd(),
+  ]);
+}
+
+describe('a gzip bomb (image.tar.gz)', function () {
+  this.timeout(60_000);
+  const BOMB_MIB = 1024; // 1 GiB of zeros in about 1 MiB: inflating it takes seconds of CPU
+  let work: string;
+  let ctx: HostileContext;
+  let bomb: Buffer;
+  let n = 0;
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'caisson-bomb-'));
+    mkdirSync(join(work, 'img'));
+    writeFileSync(join(work, 'img', 'image.tar'), tinyImageTar(REF));
+    ctx = await createHostileContext(work, { imageRef: REF, imageTarPath: join(work, 'img', 'image.tar') });
+    bomb = gzipBomb(BOMB_MIB);
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  /** Stage and validate; the error (or undefined), the CPU seconds it cost, what staging left. */
+  async function apply(pkg: Buffer, opts: { keys: boolean; limits?: Partial<StageLimits> }) {
+    const dir = join(work, `case-${n++}`);
+    mkdirSync(dir);
+    const path = join(dir, 'p.edgepkg');
+    writeFileSync(path, pkg);
+    const keys = opts.keys ? loadTrustedKeys(ctx.trustedKeyDir) : [];
+    const cpu = process.cpuUsage();
+    let err: unknown;
+    let inspectedWhileStaging: unknown = 'not staged';
+    try {
+      const staged = await stagePackage(path, join(dir, 'staging'));
+      inspectedWhileStaging = staged.imageArchive ?? staged.imageArchiveProblem;
+      await validateStaged(staged, { catalog: ctx.catalog, trustedKeys: keys, updaterVersion: ctx.updaterVersion, ...(opts.limits ? { limits: opts.limits } : {}) });
+    } catch (e) {
+      err = e;
+    }
+    const used = process.cpuUsage(cpu);
+    return { err, cpuSecs: (used.user + used.system) / 1e6, inspectedWhileStaging, staging: readdirSync(join(dir, 'staging')) };
+  }
+
+  it('is refused for its missing signature before a byte is inflated, in well under a second of CPU', async () => {
+    const r = await apply(gzipPackageBytes(ctx, bomb), { keys: true });
+    expect(r.err).to.be.instanceOf(CaissonError).with.property('code', 'signature.missing');
+    expect(r.inspectedWhileStaging, 'staging looked inside the compressed image').to.equal(undefined);
+    expect(r.cpuSecs).to.be.below(0.5);
+  });
+
+  it('is refused for pins that do not match before it is inflated, even when the manifest is signed', async () => {
+    const pins = `sha256 = "${'0'.repeat(64)}"\nsize = ${bomb.length}\n`;
+    const r = await apply(gzipPackageBytes(ctx, bomb, { pins, signWith: ctx.trustedPrivateKeyPem }), { keys: true });
+    expect(r.err).to.be.instanceOf(CaissonError).with.property('code', 'integrity.sha256_mismatch');
+    expect(r.cpuSecs).to.be.below(0.5);
+  });
+
+  it('unsigned on a device without keys, inflates at most 20 times its size, then stops with image.too_large', async () => {
+    const r = await apply(gzipPackageBytes(ctx, bomb), { keys: false });
+    expect(r.err).to.be.instanceOf(CaissonError).with.property('code', 'image.too_large');
+    expect((r.err as Error).message).to.match(/inflates to more than 20\.\d MiB/);
+    expect(r.cpuSecs).to.be.below(0.5);
+  });
+
+  it('signed with matching pins, inflates up to the device image limit and no further', async () => {
+    const r = await apply(gzipPackageBytes(ctx, bomb, { signWith: ctx.trustedPrivateKeyPem }), { keys: true, limits: { maxImageBytes: 64 * 1024 * 1024 } });
+    expect(r.err).to.be.instanceOf(CaissonError).with.property('code', 'image.too_large');
+    expect((r.err as Error).message).to.match(/more than 64\.0 MiB/);
+  });
+
+  it('a genuine image.tar.gz is read after the checks and gives its image ID and tags', async () => {
+    const gz = gzipSync(ctx.imageTar);
+    for (const keys of [false, true]) {
+      const dir = join(work, `good-${n++}`);
+      mkdirSync(dir);
+      const path = join(dir, 'p.edgepkg');
+      writeFileSync(path, gzipPackageBytes(ctx, gz, keys ? { signWith: ctx.trustedPrivateKeyPem } : {}));
+      // a validation that imports nothing still needs the compressed copy to open it later
+      const staged = await stagePackage(path, join(dir, 'staging'), { copyImage: false });
+      expect(staged.imageArchive).to.equal(undefined);
+      expect(readdirSync(staged.dir).sort()).to.include('image.tar.gz');
+      const v = await validateStaged(staged, { catalog: ctx.catalog, trustedKeys: keys ? loadTrustedKeys(ctx.trustedKeyDir) : [], updaterVersion: ctx.updaterVersion });
+      expect(v.signature.verified).to.equal(keys);
+      expect(staged.imageArchive?.repoTags).to.deep.equal([REF]);
+      expect(staged.imageArchive?.imageId).to.match(/^sha256:[0-9a-f]{64}$/);
+    }
+  });
+
+  it('refuses bytes after the gzip stream that gunzip would skip (the engine might read them)', async () => {
+    const gz = Buffer.concat([gzipSync(ctx.imageTar), Buffer.alloc(1024)]);
+    const r = await apply(gzipPackageBytes(ctx, gz), { keys: false });
+    expect(r.err).to.be.instanceOf(CaissonError).with.property('code', 'image.invalid');
+    expect((r.err as Error).message).to.match(/1024 bytes after its gzip stream/);
+  });
+});
