@@ -275,8 +275,8 @@ export class Agent extends EventEmitter {
   }
 
   private async finishBatch(stick: Stick, batch: Batch): Promise<void> {
-    if (stick.batch === batch) stick.batch = undefined;
     if (!stick.present) {
+      if (stick.batch === batch) stick.batch = undefined;
       this.log.warn('stick removed before its report was written; report kept for its next insertion', { uuid: stick.uuid });
       this.refreshLed();
       return;
@@ -288,6 +288,8 @@ export class Agent extends EventEmitter {
     const delivery: Delivery = stick.hung
       ? { results: this.reports.pending(stick.uuid), written: false, error: new Error('the stick does not answer') }
       : await this.reports.deliver(stick.uuid, stick.mountpoint, note, this.stickIo.signal);
+    // the LED kept blinking while the reports were written
+    if (stick.batch === batch) stick.batch = undefined;
     if (this.stopping) return;
     if (delivery.error instanceof StickTimeoutError) stick.hung = true;
     if (!delivery.written) {
