@@ -2,13 +2,11 @@
 // stdout) and the same lines, with timestamps, in <state-dir>/logs/caisson.log (folder
 // 0750, file 0640 whatever the umask: the log names services, packages and sticks).
 // Every string in a line is escaped first (escape.ts): one call, one line, nothing raw.
-import { chmodSync, closeSync, mkdirSync, openSync, constants as fsc } from 'node:fs';
+import { closeSync, mkdirSync, openSync, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import winston from 'winston';
+import { STATE_DIR_MODE as LOG_DIR_MODE, STATE_FILE_MODE as LOG_FILE_MODE, tighten } from '../store/perms.js';
 import { escapeControl } from './escape.js';
-
-export const LOG_DIR_MODE = 0o750;
-export const LOG_FILE_MODE = 0o640;
 
 /** Control characters in the message and in every string field become \xNN. */
 export const escapeFormat = winston.format((info) => {
@@ -75,15 +73,6 @@ function prepareLogFile(dir: string, name: string): string {
   closeSync(fd);
   tighten(file, LOG_FILE_MODE);
   return file;
-}
-
-/** chmod where we own the file; someone else's (a CLI run by another user) stays as it is. */
-export function tighten(path: string, mode: number): void {
-  try {
-    chmodSync(path, mode);
-  } catch {
-    // not ours to change; the owner's setup decides
-  }
 }
 
 export const silentLogger = (): Logger => winston.createLogger({ transports: [new winston.transports.Console({ silent: true })] });

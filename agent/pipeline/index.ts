@@ -8,7 +8,7 @@ import { Journal } from '../store/journal.js';
 import { connectDocker, pingDocker } from '../runtime/docker-client.js';
 import { createDriver } from '../runtime/index.js';
 import type { ServiceDriver } from '../runtime/driver.js';
-import { loadTrustedKeys } from '../package/signature.js';
+import { loadTrustedKeys, signaturePolicyLine } from '../package/signature.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createProgress, type Progress } from '../log/progress.js';
 import { UpdatePipeline } from './pipeline.js';
@@ -52,6 +52,9 @@ export async function openPipeline(opts: PipelineOptions & { lockPurpose: string
     const docker = connectDocker(opts.dockerSocket);
     await pingDocker(docker, { waitMs: opts.dockerWaitMs ?? 10_000 });
     const log = opts.log ?? createLogger({ stateDir: opts.stateDir });
+    const keysDir = opts.trustedKeysDir ?? DEFAULT_TRUSTED_KEYS_DIR;
+    const trustedKeys = loadTrustedKeys(keysDir);
+    log.info(signaturePolicyLine(trustedKeys.length, keysDir));
     const driverFor = (service: ServiceSpec) =>
       createDriver(service, { docker, stateDir: opts.stateDir, composeCommand: opts.composeCommand ?? 'auto' });
     const pipeline = new UpdatePipeline({
@@ -59,7 +62,7 @@ export async function openPipeline(opts: PipelineOptions & { lockPurpose: string
       journal,
       docker,
       stateDir: opts.stateDir,
-      trustedKeys: loadTrustedKeys(opts.trustedKeysDir ?? DEFAULT_TRUSTED_KEYS_DIR),
+      trustedKeys,
       driverFor,
       log,
       progress: opts.progress ?? createProgress(process.stderr, false),
