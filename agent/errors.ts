@@ -49,6 +49,7 @@ export const ERROR_CODES = {
   'policy.downgrade': { next: 'Use a newer package, or pass --allow-downgrade on the local CLI if this is intended.' },
   'policy.already_installed': { next: 'Nothing to do: this package is already installed.' },
   'disk.insufficient': { next: 'Free disk space on the device (`caisson package cleanup`, old images) and try again.' },
+  'stick.too_many_packages': { next: 'Put fewer packages on one stick (agent.toml intake.max_packages_per_stick); bring the rest on another.' },
   // --- docker and the service -------------------------------------------------------
   'docker.unreachable': { next: 'Check that the Docker engine runs (`systemctl status docker`), then try again.' },
   'docker.load_failed': { next: 'The engine refused the image; rebuild the package with `docker save`.' },
