@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, type InboxDone, type StickDone } from '../../../agent/intake/agent.js';
+import { parseAgentConfig } from '../../../agent/config/agent.js';
 import { fuseAvailable, mountHungStick, type HungStick } from '../../support/hung-stick.js';
 import { FakePipeline, collectLog, mediaEvent, mountStick, once, readLed, removeTree, tempDir, testConfig, unmount, waitFor, writePackage } from './helpers.js';
 
@@ -63,6 +64,15 @@ describe('agent and hostile sticks (fake pipeline)', function () {
     assert.equal(readdirSync(join(dir, 'caisson-reports')).length, 6, 'one report pair per package taken, none for the rest');
     assert.equal(d.led, 'failure', 'a stick with packages left out is not a success');
     assert.equal(readLed(join(root, 'led')).delay_on, '100');
+  });
+
+  it('agent.toml: the limit and the stick timeout are bounded', () => {
+    for (const bad of ['max_packages_per_stick = 0', 'max_packages_per_stick = 1.5', 'max_packages_per_stick = 100000', 'stick_timeout_secs = 0']) {
+      assert.throws(() => parseAgentConfig(`[intake]\n${bad}\n`), /config|intake/, bad);
+    }
+    const c = parseAgentConfig('[intake]\nmax_packages_per_stick = 5\nstick_timeout_secs = 2.5\n');
+    assert.equal(c.maxPackagesPerStick, 5);
+    assert.equal(c.stickTimeoutMs, 2500);
   });
 
   it('the default limit is 20', async () => {
