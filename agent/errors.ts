@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   'policy.already_installed': { next: 'Nothing to do: this package is already installed.' },
   'disk.insufficient': { next: 'Free disk space on the device (`caisson package cleanup`, old images) and try again.' },
   'fs.error': { next: 'Check the file or folder the message names (it exists, permissions, the medium), then try again.' },
+  'stick.too_many_packages': { next: 'Put fewer packages on one stick (agent.toml intake.max_packages_per_stick); bring the rest on another.' },
   // --- docker and the service -------------------------------------------------------
   'docker.unreachable': { next: 'Check that the Docker engine runs (`systemctl status docker`), then try again.' },
   'docker.load_failed': { next: 'The engine refused the image; rebuild the package with `docker save`.' },

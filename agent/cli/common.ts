@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { CaissonError, toCaissonError } from '../errors.js';
 import { DEFAULT_SERVICES_PATH, DEFAULT_STATE_DIR, DEFAULT_TRUSTED_KEYS_DIR } from '../pipeline/index.js';
 import { EXIT_UNEXPECTED } from './exit-codes.js';
+import { escapeControl } from '../log/escape.js';
 
 export interface CommonOptions {
   services: string;
@@ -40,7 +41,7 @@ export async function runCommand(opts: { json?: boolean }, body: () => Promise<n
     if (opts.json) {
       process.stdout.write(JSON.stringify({ outcome: 'error', error: error.toJSON() }, null, 2) + '\n');
     } else {
-      process.stderr.write(`error ${error.code}: ${error.message}\n  next: ${error.next}\n`);
+      process.stderr.write(`error ${error.code}: ${escapeControl(error.message)}\n  next: ${error.next}\n`);
     }
     process.exitCode = EXIT_UNEXPECTED;
   }

@@ -3,7 +3,8 @@
 import { Command } from 'commander';
 import { loadCatalog, findService } from '../config/services.js';
 import type { ServiceSpec } from '../config/services.js';
-import { CaissonError } from '../errors.js';
+import { CaissonError, toCaissonError } from '../errors.js';
+import { loadTrustedKeys, signaturePolicyLine } from '../package/signature.js';
 import { openDatabase } from '../store/db.js';
 import { Journal, rowToResult } from '../store/journal.js';
 import { connectDocker } from '../runtime/docker-client.js';
@@ -36,7 +37,7 @@ export function serviceCommand(): Command {
         for (const v of views) {
           rows.push([v.name, v.runtime_mode, v.status, v.running_image ?? '-', v.installed_version ?? '-', v.last_update ? `${v.last_update.outcome ?? 'open'} ${v.last_update.at}` : '-']);
         }
-        emit(opts, views, table(rows));
+        emit(opts, views, `${table(rows)}\n${signaturesLine(opts.trustedKeys)}`);
         return 0;
       }),
     );
@@ -54,6 +55,15 @@ export function serviceCommand(): Command {
       }),
     );
   return svc;
+}
+
+/** Whether this device requires signatures, as every start says it (or why it cannot tell). */
+function signaturesLine(dir: string): string {
+  try {
+    return signaturePolicyLine(loadTrustedKeys(dir).length, dir);
+  } catch (err) {
+    return `signatures: ${toCaissonError(err).message}`;
+  }
 }
 
 export function historyCommand(): Command {

@@ -54,6 +54,10 @@ const AgentConfigSchema = v.strictObject({
       check_interval_secs: v.optional(v.pipe(v.number(), v.minValue(0.05), v.maxValue(60)), 1),
       /** A stable inbox file still not a whole tar after this long goes to failed/ (package.truncated). */
       incomplete_timeout_secs: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(7 * 24 * 3600)), 600),
+      /** Packages taken from one stick; the rest get one FAILED line in its report. */
+      max_packages_per_stick: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000)), 20),
+      /** A stick that takes longer to list its packages or write its reports counts as hung. */
+      stick_timeout_secs: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(3600)), 60),
     }),
     {},
   ),
@@ -85,6 +89,8 @@ export interface AgentConfig {
   stableChecks: number;
   checkIntervalMs: number;
   incompleteTimeoutMs: number;
+  maxPackagesPerStick: number;
+  stickTimeoutMs: number;
   maintenanceWindow?: { cron: string; minutes: number };
   housekeepingCron: string;
   historyRetentionDays: number;
@@ -147,6 +153,8 @@ function toConfig(raw: RawAgentConfig, source: string): AgentConfig {
     stableChecks: raw.intake.stable_checks,
     checkIntervalMs: Math.round(raw.intake.check_interval_secs * 1000),
     incompleteTimeoutMs: Math.round(raw.intake.incomplete_timeout_secs * 1000),
+    maxPackagesPerStick: raw.intake.max_packages_per_stick,
+    stickTimeoutMs: Math.round(raw.intake.stick_timeout_secs * 1000),
     maintenanceWindow: s.maintenance_window ? { cron: s.maintenance_window, minutes: s.maintenance_window_minutes } : undefined,
     housekeepingCron: s.housekeeping,
     historyRetentionDays: s.history_retention_days,

@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { createTask, type ScheduledTask } from 'node-cron';
 import type { AgentConfig } from '../config/agent.js';
 import { toCaissonError } from '../errors.js';
@@ -18,7 +18,8 @@ import type { UpdateRequest, UpdateResult } from '../pipeline/types.js';
 import type { Db } from '../store/db.js';
 import { Journal } from '../store/journal.js';
 import { Led, type LedState } from '../report/led.js';
-import { StickReports, NO_PACKAGE_NOTE, batchSucceeded, type Delivery } from '../report/stick.js';
+import { StickReports, NO_PACKAGE_NOTE, batchSucceeded, tooManyPackagesNote, type Delivery } from '../report/stick.js';
+import { StickTimeoutError } from '../report/stick-io.js';
 import { cleanStaging, pruneHistory } from './housekeeping.js';
 import { InboxWatcher } from './inbox.js';
 import { stderrLog, type AgentLog } from './log.js';
@@ -45,12 +46,17 @@ export interface AgentOptions {
 interface Batch {
   total: number;
   remaining: number;
+  /** Packages found beyond intake.max_packages_per_stick (not taken). */
+  found?: number;
+  firstLeftOut?: string;
 }
 
 interface Stick {
   uuid: string;
   mountpoint: string;
   present: boolean;
+  /** The stick stopped answering: nothing more is read from or written to it. */
+  hung?: boolean;
   batch?: Batch;
   result?: 'success' | 'failure';
 }
@@ -86,6 +92,8 @@ export class Agent extends EventEmitter {
   private housekeepingTask: ScheduledTask | undefined;
   private started = false;
   private stopping = false;
+  /** Aborted on stop: stick jobs in flight are given up (their children killed). */
+  private readonly stickIo = new AbortController();
 
   constructor(
     readonly config: AgentConfig,
@@ -100,6 +108,7 @@ export class Agent extends EventEmitter {
       resultFileName: config.resultFileName,
       reportsDirName: config.reportsDirName,
       isMounted: (dir) => safeIsMountPoint(dir),
+      timeoutMs: config.stickTimeoutMs,
     });
   }
 
@@ -162,6 +171,7 @@ export class Agent extends EventEmitter {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.stickIo.abort();
     await this.media?.close();
     await this.inbox?.close();
     await this.window?.stop();
@@ -222,25 +232,42 @@ export class Agent extends EventEmitter {
     }
     const stick: Stick = { uuid: e.uuid, mountpoint: e.mountpoint, present: true };
     this.sticks.set(e.uuid, stick);
+    // reading the stick is work too: the LED blinks from now on
+    stick.batch = { total: 0, remaining: 1 };
+    this.refreshLed();
+    void this.takeStick(stick);
+  }
+
+  /** List the stick (in its own process, with a deadline) and queue up to the per-stick limit. */
+  private async takeStick(stick: Stick): Promise<void> {
     let packages: string[] = [];
     try {
-      packages = listStickPackages(e.mountpoint);
+      packages = await listStickPackages(stick.mountpoint, this.config.stickTimeoutMs, this.stickIo.signal);
     } catch (err) {
-      this.log.warn('cannot list the stick', { uuid: e.uuid, error: String(err) });
+      if (err instanceof StickTimeoutError) stick.hung = true;
+      this.log.warn(stick.hung ? 'the stick does not answer; it is not used' : 'cannot list the stick', { uuid: stick.uuid, error: String(err) });
     }
-    this.log.info('stick inserted', { uuid: e.uuid, packages: packages.length });
-    const batch: Batch = { total: packages.length, remaining: packages.length };
+    if (this.stopping || !stick.present) return;
+    const limit = this.config.maxPackagesPerStick;
+    const taken = packages.slice(0, limit);
+    const batch: Batch = { total: taken.length, remaining: taken.length };
+    if (packages.length > limit) {
+      batch.found = packages.length;
+      batch.firstLeftOut = basename(packages[limit]!);
+      this.log.warn('too many packages on the stick; the rest are not taken', { uuid: stick.uuid, found: packages.length, limit });
+    }
+    this.log.info('stick inserted', { uuid: stick.uuid, packages: packages.length });
     stick.batch = batch;
-    for (const p of packages) {
+    for (const p of taken) {
       const job: QueueJob = {
-        key: `usb:${e.uuid}:${p}`,
-        request: { packagePath: p, source: 'usb', mediumUuid: e.uuid },
+        key: `usb:${stick.uuid}:${p}`,
+        request: { packagePath: p, source: 'usb', mediumUuid: stick.uuid },
         cancelled: () => !stick.present,
         done: (o) => this.usbJobDone(stick, batch, job, o),
       };
       if (!this.queue.push(job)) batch.remaining--;
     }
-    if (batch.remaining === 0) this.finishBatch(stick, batch);
+    if (batch.remaining === 0) void this.finishBatch(stick, batch);
     this.refreshLed();
   }
 
@@ -254,19 +281,27 @@ export class Agent extends EventEmitter {
       this.log.info('stick removed before its package ran; skipped', { uuid: stick.uuid, file: job.request.packagePath });
     }
     batch.remaining--;
-    if (batch.remaining === 0) this.finishBatch(stick, batch);
+    if (batch.remaining === 0) void this.finishBatch(stick, batch);
   }
 
-  private finishBatch(stick: Stick, batch: Batch): void {
-    if (stick.batch === batch) stick.batch = undefined;
+  private async finishBatch(stick: Stick, batch: Batch): Promise<void> {
     if (!stick.present) {
+      if (stick.batch === batch) stick.batch = undefined;
       this.log.warn('stick removed before its report was written; report kept for its next insertion', { uuid: stick.uuid });
       this.refreshLed();
       return;
     }
     const pendingBefore = this.reports.pending(stick.uuid).length;
-    const note = batch.total === 0 && pendingBefore === 0 ? NO_PACKAGE_NOTE : undefined;
-    const delivery = this.reports.deliver(stick.uuid, stick.mountpoint, note);
+    let note: string | undefined;
+    if (batch.found !== undefined) note = tooManyPackagesNote(batch.found, this.config.maxPackagesPerStick, batch.firstLeftOut!);
+    else if (batch.total === 0 && pendingBefore === 0) note = NO_PACKAGE_NOTE;
+    const delivery: Delivery = stick.hung
+      ? { results: this.reports.pending(stick.uuid), written: false, error: new Error('the stick does not answer') }
+      : await this.reports.deliver(stick.uuid, stick.mountpoint, note, this.stickIo.signal);
+    // the LED kept blinking while the reports were written
+    if (stick.batch === batch) stick.batch = undefined;
+    if (this.stopping) return;
+    if (delivery.error instanceof StickTimeoutError) stick.hung = true;
     if (!delivery.written) {
       this.log.warn('cannot write the report to the stick; kept for its next insertion', {
         uuid: stick.uuid,
@@ -274,7 +309,7 @@ export class Agent extends EventEmitter {
       });
     }
     // only now, with the report flushed (or kept), does the LED show the result
-    const led = batchSucceeded(delivery.results) ? 'success' : 'failure';
+    const led = batchSucceeded(delivery.results) && batch.found === undefined && !stick.hung ? 'success' : 'failure';
     stick.result = led;
     this.refreshLed();
     const done: StickDone = { uuid: stick.uuid, delivery, led };

@@ -5,11 +5,12 @@
 // a filesystem mounted onto it (DESIGN.md). At start the agent also looks at
 // /proc/self/mountinfo for sticks that were mounted while it was not running.
 import { watch, type FSWatcher } from 'chokidar';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { readMounts } from './mounts.js';
 import type { AgentLog } from './log.js';
 import { PACKAGE_SUFFIX } from './inbox.js';
+import { runStickJob } from '../report/stick-io.js';
 
 export const UUID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
 const KERNEL_PATTERN = /^[a-z0-9]{1,32}$/;
@@ -115,20 +116,12 @@ export class MediaWatcher {
   }
 }
 
-/** Top-level `*.edgepkg` regular files on a stick, sorted by name (no links, no hidden files). */
-export function listStickPackages(mountpoint: string): string[] {
-  const names = readdirSync(mountpoint).filter(
-    (n) => !n.startsWith('.') && n.toLowerCase().endsWith(PACKAGE_SUFFIX),
-  );
-  names.sort();
-  const out: string[] = [];
-  for (const n of names) {
-    const p = join(mountpoint, n);
-    try {
-      if (lstatSync(p).isFile()) out.push(p);
-    } catch {
-      // vanished: the stick went away while we looked
-    }
-  }
-  return out;
+/**
+ * Top-level `*.edgepkg` regular files on a stick, sorted by name (no links, no hidden
+ * files, nothing opened). Listed by the stick's own process: rejects with a timeout when
+ * the stick does not answer within `timeoutMs`.
+ */
+export async function listStickPackages(mountpoint: string, timeoutMs?: number, signal?: AbortSignal): Promise<string[]> {
+  const names = await runStickJob({ op: 'list', mountpoint, suffix: PACKAGE_SUFFIX }, timeoutMs, signal);
+  return names.map((n) => join(mountpoint, n));
 }

@@ -1,7 +1,7 @@
 // Detached Ed25519 signatures over the exact bytes of manifest.toml (node:crypto only).
 // The manifest pins image.sha256 and image.size, so a valid signature covers the image too.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, openSync, readFileSync, readdirSync, statSync, writeSync, constants as fsc, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { CaissonError, describe } from '../errors.js';
 import { checkIntegrity } from './checks.js';
@@ -59,7 +59,11 @@ export function keyId(key: KeyObject): string {
   return createHash('sha256').update(pub.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
 }
 
-/** Every `*.pub` in `dir` (a missing folder means no keys). A bad key file is `config.invalid`. */
+/**
+ * Every `*.pub` in `dir` (a missing folder means no keys). A bad key file is
+ * `config.invalid`, and so is a folder or key file that anyone but root (or the user
+ * running Caisson) could change: whoever can write a trusted key can sign packages.
+ */
 export function loadTrustedKeys(dir: string): KeyObject[] {
   let names: string[];
   try {
@@ -68,9 +72,13 @@ export function loadTrustedKeys(dir: string): KeyObject[] {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw new CaissonError('config.invalid', `cannot read the trusted keys folder ${dir}: ${describe(err)}`);
   }
+  checkKeyOwnership(dir, statSync(dir), 'the trusted keys folder');
   const keys: KeyObject[] = [];
   for (const name of names.filter((n) => n.endsWith('.pub')).sort()) {
     const path = join(dir, name);
+    const st = lstatSync(path);
+    if (!st.isFile()) throw new CaissonError('config.invalid', `trusted key ${path} is not a regular file (links are not accepted)`, { next: KEY_PERMS_NEXT });
+    checkKeyOwnership(path, st, 'trusted key');
     let key: KeyObject;
     try {
       key = createPublicKey(readFileSync(path));
@@ -83,6 +91,26 @@ export function loadTrustedKeys(dir: string): KeyObject[] {
     keys.push(key);
   }
   return keys;
+}
+
+const KEY_PERMS_NEXT = 'Make the trusted keys folder and its *.pub files owned by root and writable by root only (chown root:root, chmod go-w).';
+
+function checkKeyOwnership(path: string, st: Stats, what: string): void {
+  const me = process.getuid?.() ?? 0;
+  if (st.uid !== 0 && st.uid !== me) {
+    throw new CaissonError('config.invalid', `${what} ${path} is owned by uid ${st.uid}, not root: its owner could add a key`, { next: KEY_PERMS_NEXT });
+  }
+  if ((st.mode & 0o022) !== 0) {
+    const who = (st.mode & 0o002) !== 0 ? 'anyone' : 'its group';
+    throw new CaissonError('config.invalid', `${what} ${path} is writable by ${who} (mode ${(st.mode & 0o777).toString(8)})`, { next: KEY_PERMS_NEXT });
+  }
+}
+
+/** The one line said at every start: are signatures required, and by how many keys. */
+export function signaturePolicyLine(keyCount: number, dir: string): string {
+  return keyCount > 0
+    ? `signatures: required (${keyCount} trusted key${keyCount === 1 ? '' : 's'} in ${dir})`
+    : `signatures: NOT required (no trusted keys in ${dir}): unsigned packages are accepted`;
 }
 
 export interface SignatureResult {

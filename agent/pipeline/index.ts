@@ -7,7 +7,7 @@ import { acquireStateLock, type StateLock } from '../store/lock.js';
 import { Journal } from '../store/journal.js';
 import { connectDocker } from '../runtime/docker-client.js';
 import { createDockerEngine } from '../runtime/engine.js';
-import { loadTrustedKeys } from '../package/signature.js';
+import { loadTrustedKeys, signaturePolicyLine } from '../package/signature.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createProgress, type Progress } from '../log/progress.js';
 import { UpdatePipeline } from './pipeline.js';
@@ -53,12 +53,15 @@ export async function openPipeline(opts: PipelineOptions & { lockPurpose: string
     const engine = createDockerEngine(connectDocker(opts.dockerSocket), { stateDir: opts.stateDir, composeCommand: opts.composeCommand ?? 'auto' });
     await engine.ping({ waitMs: opts.dockerWaitMs ?? 10_000 });
     const log = opts.log ?? createLogger({ stateDir: opts.stateDir });
+    const keysDir = opts.trustedKeysDir ?? DEFAULT_TRUSTED_KEYS_DIR;
+    const trustedKeys = loadTrustedKeys(keysDir);
+    log.info(signaturePolicyLine(trustedKeys.length, keysDir));
     const pipeline = new UpdatePipeline({
       catalog,
       journal,
       engine,
       stateDir: opts.stateDir,
-      trustedKeys: loadTrustedKeys(opts.trustedKeysDir ?? DEFAULT_TRUSTED_KEYS_DIR),
+      trustedKeys,
       log,
       progress: opts.progress ?? createProgress(process.stderr, false),
     });

@@ -1,8 +1,9 @@
-// Crash-safe file writes for reports on sticks and beside inbox packages:
+// Crash-safe file writes for reports beside inbox packages (a folder Caisson owns):
 // write a temporary file in the same folder, fsync it, rename it over the target, fsync
-// the folder. A reader (or a stick pulled out at any moment) sees the old file or the
-// new one, never half of one; when the call returns, the new file is on the medium.
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync, constants } from 'node:fs';
+// the folder. A reader (or a power cut at any moment) sees the old file or the new one,
+// never half of one; when the call returns, the new file is on the medium. Sticks are
+// hostile and get their own calls, anchored at the mount point (stick-fs.ts).
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync, constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 
@@ -32,12 +33,6 @@ export function writeFileAtomic(target: string, data: string | Buffer): void {
     throw err;
   }
   fsyncDir(dir);
-}
-
-/** Create a folder (one level) if missing and make its entry durable in the parent. */
-export function ensureDirDurable(dir: string): void {
-  mkdirSync(dir, { recursive: true });
-  fsyncDir(dirname(dir));
 }
 
 export function fsyncDir(dir: string): void {

@@ -2,18 +2,20 @@
 // for that stick (by filesystem UUID) in the state database, then written to the stick;
 // only a complete, flushed write clears it. A read-only, full or already removed stick
 // keeps its reports pending until a stick with the same UUID is inserted again.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+// The writing itself happens in a child process with a deadline (stick-io.ts), through
+// calls that never follow a link or open an existing file on the stick (stick-fs.ts).
 import type { Db } from '../store/db.js';
 import type { UpdateResult } from '../pipeline/types.js';
-import { ensureDirDurable, writeFileAtomic } from './atomic.js';
 import { isSuccess, reportBaseName, reportJson, reportText, resultFileText } from './format.js';
+import { DEFAULT_STICK_TIMEOUT_MS, runStickJob } from './stick-io.js';
 
 export interface StickReportOptions {
   resultFileName: string;
   reportsDirName: string;
   /** True when `dir` is the stick itself (a mount point), not the empty folder left behind. */
   isMounted: (dir: string) => boolean;
+  /** How long a stick may take to write all reports before it counts as hung. */
+  timeoutMs?: number;
 }
 
 export interface Delivery {
@@ -24,6 +26,16 @@ export interface Delivery {
 }
 
 export const NO_PACKAGE_NOTE = 'NO PACKAGE | no *.edgepkg file at the top level of this stick | Copy the package file to the top folder of the stick and insert it again.';
+
+/** The one FAILED line for the packages beyond the per-stick limit (none of them was read). */
+export function tooManyPackagesNote(found: number, limit: number, firstLeftOut: string): string {
+  const left = found - limit;
+  return (
+    `FAILED | ${left} more package${left === 1 ? '' : 's'} (from ${firstLeftOut} on) | not taken | ` +
+    `stick.too_many_packages: this stick holds ${found} packages and this device takes at most ${limit} from one stick ` +
+    `(agent.toml intake.max_packages_per_stick). Next: Put at most ${limit} packages on a stick; bring the rest on another.`
+  );
+}
 
 export class StickReports {
   constructor(
@@ -48,28 +60,31 @@ export class StickReports {
 
   /**
    * Write every pending report for this stick, then caisson-result.txt (one line per
-   * package, plus `note` when given), each atomically and flushed. Clears what was written.
+   * package, plus `note` when given), each flushed; report names are created exclusively
+   * (`<time>-<package>`, else `-2`, `-3`, …), the result file is replaced as a whole.
+   * Clears what was written.
    */
-  deliver(mediumUuid: string, mountpoint: string, note?: string): Delivery {
+  async deliver(mediumUuid: string, mountpoint: string, note?: string, signal?: AbortSignal): Promise<Delivery> {
     const rows = this.pendingRows(mediumUuid);
     const results = rows.map((r) => r.result);
     if (!this.opts.isMounted(mountpoint)) {
       return { results, written: false, error: new Error(`${mountpoint} is not mounted (stick removed)`) };
     }
+    const writtenAt = new Date().toISOString();
+    const meta = { mediumUuid, writtenAt };
     try {
-      const writtenAt = new Date().toISOString();
-      if (rows.length) {
-        const reportsDir = join(mountpoint, this.opts.reportsDirName);
-        ensureDirDurable(reportsDir);
-        const used = new Set<string>();
-        for (const r of results) {
-          const base = join(reportsDir, uniqueReportName(reportsDir, reportBaseName(r), r.update_id, used));
-          const meta = { mediumUuid, writtenAt };
-          writeFileAtomic(`${base}.json`, reportJson(r, meta));
-          writeFileAtomic(`${base}.txt`, reportText(r, meta));
-        }
-      }
-      writeFileAtomic(join(mountpoint, this.opts.resultFileName), resultFileText(results, note));
+      await runStickJob(
+        {
+          op: 'deliver',
+          mountpoint,
+          reportsDir: this.opts.reportsDirName,
+          resultFile: this.opts.resultFileName,
+          resultText: resultFileText(results, note),
+          reports: results.map((r) => ({ base: reportBaseName(r), json: reportJson(r, meta), txt: reportText(r, meta) })),
+        },
+        this.opts.timeoutMs ?? DEFAULT_STICK_TIMEOUT_MS,
+        signal,
+      );
     } catch (error) {
       return { results, written: false, error };
     }
@@ -100,24 +115,3 @@ export function batchSucceeded(results: UpdateResult[]): boolean {
   return results.length > 0 && results.every((r) => isSuccess(r.outcome));
 }
 
-/**
- * `<time>-<package>`, or `<time>-<package>-N` when that name already holds the report of a
- * different update (the same package answered twice within one second, e.g. a quick
- * re-insertion). The same update's report is simply rewritten.
- */
-function uniqueReportName(dir: string, base: string, updateId: string, used: Set<string>): string {
-  for (let n = 1; ; n++) {
-    const name = n === 1 ? base : `${base}-${n}`;
-    if (used.has(name)) continue;
-    let existing: string | undefined;
-    try {
-      existing = (JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as { update?: { update_id?: string } }).update?.update_id ?? '';
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') existing = '';
-    }
-    if (existing === undefined || existing === updateId) {
-      used.add(name);
-      return name;
-    }
-  }
-}

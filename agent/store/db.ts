@@ -1,10 +1,13 @@
 // The state database: history, the update journal and what is installed, in one SQLite
 // file under the state dir. WAL + synchronous=FULL: every committed transaction is on
 // disk before the call returns, so a state saved before a side effect survives kill -9
-// and power loss (DESIGN.md explains why SQLite replaced nedb).
+// and power loss (DESIGN.md explains why SQLite replaced nedb). The state dir is 0750 and
+// the database (with its -wal and -shm files) 0640 whatever the umask: history names
+// services, versions and sticks, and only root writes any of it.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
+import { STATE_DIR_MODE, STATE_FILE_MODE, tighten } from '../perms.js';
 
 export type Db = Database.Database;
 
@@ -80,9 +83,19 @@ export const MIGRATIONS: string[] = [
 ];
 
 export function openDatabase(stateDir: string): Db {
-  mkdirSync(stateDir, { recursive: true, mode: 0o750 });
-  const db = new Database(join(stateDir, 'caisson.db'));
+  mkdirSync(stateDir, { recursive: true, mode: STATE_DIR_MODE });
+  tighten(stateDir, STATE_DIR_MODE);
+  const file = join(stateDir, 'caisson.db');
+  // SQLite creates the -wal and -shm files with the database file's mode: create that first
+  try {
+    closeSync(openSync(file, fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW, STATE_FILE_MODE));
+  } catch {
+    // not writable for this user: SQLite opens it read-only or says why
+  }
+  tighten(file, STATE_FILE_MODE);
+  const db = new Database(file);
   db.pragma('journal_mode = WAL');
+  for (const side of ['-wal', '-shm']) tighten(file + side, STATE_FILE_MODE);
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureDirDurable, writeFileAtomic } from '../../../agent/report/atomic.js';
+import { writeFileAtomic } from '../../../agent/report/atomic.js';
 import { mountStick, removeTree, remount, tempDir, unmount } from '../intake/helpers.js';
 
 describe('atomic report writing', () => {
@@ -20,12 +20,6 @@ describe('atomic report writing', () => {
     writeFileAtomic(f, 'second\n');
     assert.equal(readFileSync(f, 'utf8'), 'second\n');
     assert.deepEqual(readdirSync(dir), ['caisson-result.txt']);
-  });
-
-  it('creates the reports folder', () => {
-    ensureDirDurable(join(dir, 'caisson-reports'));
-    writeFileAtomic(join(dir, 'caisson-reports', 'r.json'), '{}');
-    assert.equal(readFileSync(join(dir, 'caisson-reports', 'r.json'), 'utf8'), '{}');
   });
 
   it('replaces a link planted on the stick instead of writing through it', () => {

@@ -60,11 +60,11 @@ describe('stick reports', () => {
     assert.equal(reportBaseName(result({ package_file: '/x/we ird/../$(rm -rf).edgepkg' })), '20260316T183042Z-__rm_-rf_');
   });
 
-  it('writes the result file and a json + txt report per package on a writable stick', () => {
+  it('writes the result file and a json + txt report per package on a writable stick', async () => {
     mountStick(stick);
     reports.record('AAAA-BBBB', result());
     reports.record('AAAA-BBBB', result({ update_id: 'u2', outcome: 'rejected', package_file: '/m/bad-2.0.0.edgepkg', error: { code: 'signature.invalid', message: 'bad sig', next: 'Get a signed one.' } }));
-    const d = reports.deliver('AAAA-BBBB', stick);
+    const d = await reports.deliver('AAAA-BBBB', stick);
     assert.equal(d.written, true);
     assert.equal(batchSucceeded(d.results), false);
     const lines = readFileSync(join(stick, 'caisson-result.txt'), 'utf8').trimEnd().split('\n');
@@ -84,17 +84,17 @@ describe('stick reports', () => {
     assert.equal(reports.pending('AAAA-BBBB').length, 0, 'written reports are no longer pending');
   });
 
-  it('keeps reports pending on a read-only stick and writes them when it comes back writable', () => {
+  it('keeps reports pending on a read-only stick and writes them when it comes back writable', async () => {
     mountStick(stick, { readOnly: true });
     reports.record('AAAA-BBBB', result());
-    const first = reports.deliver('AAAA-BBBB', stick);
+    const first = await reports.deliver('AAAA-BBBB', stick);
     assert.equal(first.written, false);
     // (mkdir -p on a read-only filesystem reports ENOENT in Node)
     assert.match(String(first.error), /EROFS|ENOENT/);
     assert.equal(reports.pending('AAAA-BBBB').length, 1);
     remount(stick, 'rw');
     reports.record('AAAA-BBBB', result({ update_id: 'u2', outcome: 'already_installed', finished_at: '2026-03-17T08:00:00.000Z' }));
-    const second = reports.deliver('AAAA-BBBB', stick);
+    const second = await reports.deliver('AAAA-BBBB', stick);
     assert.equal(second.written, true);
     const lines = readFileSync(join(stick, 'caisson-result.txt'), 'utf8').trimEnd().split('\n');
     assert.deepEqual(
@@ -105,30 +105,30 @@ describe('stick reports', () => {
     assert.equal(reports.pendingCount(), 0);
   });
 
-  it('gives two reports of the same package in the same second two names, rewrites the same report in place', () => {
+  it('gives reports of the same package in the same second their own names', async () => {
     mountStick(stick);
     reports.record('AAAA-BBBB', result({ update_id: 'first' }));
-    assert.equal(reports.deliver('AAAA-BBBB', stick).written, true);
+    assert.equal((await reports.deliver('AAAA-BBBB', stick)).written, true);
     reports.record('AAAA-BBBB', result({ update_id: 'second', outcome: 'already_installed' }));
     reports.record('AAAA-BBBB', result({ update_id: 'third', outcome: 'already_installed' }));
-    assert.equal(reports.deliver('AAAA-BBBB', stick).written, true);
+    assert.equal((await reports.deliver('AAAA-BBBB', stick)).written, true);
     const names = readdirSync(join(stick, 'caisson-reports')).filter((n) => n.endsWith('.json')).sort();
     assert.deepEqual(names, ['20260316T183042Z-frontend-1.2.3-2.json', '20260316T183042Z-frontend-1.2.3-3.json', '20260316T183042Z-frontend-1.2.3.json']);
     const ids = names.map((n) => JSON.parse(readFileSync(join(stick, 'caisson-reports', n), 'utf8')).update.update_id);
     assert.deepEqual(ids, ['second', 'third', 'first']);
   });
 
-  it('never writes into the empty folder of a removed stick', () => {
+  it('never writes into the empty folder of a removed stick', async () => {
     reports.record('AAAA-BBBB', result());
-    const d = reports.deliver('AAAA-BBBB', join(dir, 'media', 'AAAA-BBBB'));
+    const d = await reports.deliver('AAAA-BBBB', join(dir, 'media', 'AAAA-BBBB'));
     assert.equal(d.written, false);
     assert.equal(existsSync(join(dir, 'media', 'AAAA-BBBB', 'caisson-result.txt')), false);
     assert.equal(reports.pending('AAAA-BBBB').length, 1);
   });
 
-  it('says so when a stick has no package', () => {
+  it('says so when a stick has no package', async () => {
     mountStick(stick);
-    const d = reports.deliver('AAAA-BBBB', stick, NO_PACKAGE_NOTE);
+    const d = await reports.deliver('AAAA-BBBB', stick, NO_PACKAGE_NOTE);
     assert.equal(d.written, true);
     assert.equal(batchSucceeded(d.results), false);
     assert.match(readFileSync(join(stick, 'caisson-result.txt'), 'utf8'), /^NO PACKAGE \|/);
