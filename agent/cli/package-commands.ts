@@ -3,12 +3,13 @@ import { readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { Command } from 'commander';
+import winston from 'winston';
 import { openPipeline, type Pipeline } from '../pipeline/index.js';
 import { EXIT_CODES, type UpdateResult } from '../pipeline/types.js';
-import { createLogger } from '../log/logger.js';
+import { createLogger, type Logger } from '../log/logger.js';
 import { createProgress } from '../log/progress.js';
 import { buildPackage } from '../package/builder.js';
-import { emit, runCommand, withCommonOptions, type CommonOptions } from './common.js';
+import { emit, existingPackagePath, runCommand, withCommonOptions, type CommonOptions } from './common.js';
 import { resultLine } from './format.js';
 
 export function packageCommand(): Command {
@@ -18,9 +19,10 @@ export function packageCommand(): Command {
     .option('--allow-downgrade', 'accept an older version (local operator only)', false)
     .action((file: string, opts: CommonOptions & { allowDowngrade: boolean }) =>
       runCommand(opts, async () => {
+        const path = existingPackagePath(file);
         const pipeline = await openForChange(opts, 'package validate');
         try {
-          const result = await pipeline.validate(resolve(file), { allowDowngrade: opts.allowDowngrade });
+          const result = await pipeline.validate(path, { allowDowngrade: opts.allowDowngrade });
           emit(opts, result, resultLine(result));
           return EXIT_CODES[result.outcome];
         } finally {
@@ -34,10 +36,11 @@ export function packageCommand(): Command {
     .option('--allow-downgrade', 'accept an older version (local operator only)', false)
     .action((file: string, opts: CommonOptions & { yes: boolean; allowDowngrade: boolean }) =>
       runCommand(opts, async () => {
+        const path = existingPackagePath(file);
         const pipeline = await openForChange(opts, 'package load');
         try {
           const result = await pipeline.run({
-            packagePath: resolve(file),
+            packagePath: path,
             source: 'cli',
             allowDowngrade: opts.allowDowngrade,
             confirm: opts.yes || !process.stdin.isTTY || opts.json ? undefined : askToApply,
@@ -99,8 +102,12 @@ export async function openForChange(opts: CommonOptions, purpose: string): Promi
   return pipeline;
 }
 
-export async function openAndRecover(opts: CommonOptions, purpose: string): Promise<{ pipeline: Pipeline; recovered: UpdateResult[] }> {
-  const log = createLogger({ stateDir: opts.stateDir });
+/**
+ * Open the pipeline and finish what a crash left open. `announceRecovered` says each
+ * recovered update on stderr; `caisson recover` turns them into its result instead.
+ */
+export async function openAndRecover(opts: CommonOptions, purpose: string, announceRecovered = true): Promise<{ pipeline: Pipeline; recovered: UpdateResult[] }> {
+  const log = cliLogger(opts.stateDir);
   const pipeline = await openPipeline({
     servicesPath: opts.services,
     stateDir: opts.stateDir,
@@ -112,12 +119,30 @@ export async function openAndRecover(opts: CommonOptions, purpose: string): Prom
   });
   try {
     const recovered = await pipeline.recover();
-    for (const r of recovered) log.warn(`recovered interrupted update ${r.update_id}: ${r.outcome}`);
+    if (announceRecovered) for (const r of recovered) log.warn(`recovered interrupted update ${r.update_id}: ${r.outcome}`);
     return { pipeline, recovered };
   } catch (err) {
     pipeline.close();
     throw err;
   }
+}
+
+/**
+ * The pipeline closes each update with a log line that says its outcome. On the command line
+ * that is the result line on stdout, so the terminal copy is dropped (each fact said once);
+ * the log file keeps it.
+ */
+const OUTCOME_LOG_LINE = /^(committed|rolled back|rejected|ROLLBACK FAILED):/;
+
+function cliLogger(stateDir: string): Logger {
+  const log = createLogger({ stateDir });
+  const dropOutcome = winston.format((info) => (OUTCOME_LOG_LINE.test(String(info.message)) ? false : info));
+  for (const transport of log.transports) {
+    if (transport instanceof winston.transports.Console) {
+      transport.format = transport.format ? winston.format.combine(dropOutcome(), transport.format) : dropOutcome();
+    }
+  }
+  return log;
 }
 
 function removeLeftoverStaging(stateDir: string, pipeline: Pipeline): string[] {

@@ -74,8 +74,11 @@ export function loadCatalog(path: string): Catalog {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new CaissonError('config.invalid', `cannot read the service catalog ${path}: ${describe(err)}`, {
-      next: 'Create services.toml (see docs/services-toml.md) or pass --services FILE.',
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new CaissonError('config.invalid', missing ? `there is no service catalog at ${path}` : `cannot read the service catalog ${path}: ${describe(err)}`, {
+      next: missing
+        ? `Create it from the example config/services.toml (the demo's is fixtures/demo/services.toml; every key is in docs/services-toml.md), or point to yours with --services FILE or CAISSON_SERVICES=FILE.`
+        : 'Fix the file or pass --services FILE (see docs/services-toml.md).',
     });
   }
   return parseCatalog(text, path);

@@ -3,7 +3,7 @@
 // disk before the call returns, so a state saved before a side effect survives kill -9
 // and power loss (DESIGN.md explains why SQLite replaced nedb).
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type Db = Database.Database;
@@ -78,6 +78,27 @@ export function openDatabase(stateDir: string): Db {
   db.pragma('busy_timeout = 5000');
   migrate(db);
   return db;
+}
+
+/**
+ * Open an existing state database for reading only (the read-only commands): nothing is
+ * created or migrated. Undefined when the state folder has no database yet.
+ */
+export function openDatabaseReadOnly(stateDir: string): Db | undefined {
+  const path = join(stateDir, 'caisson.db');
+  if (!existsSync(path)) return undefined;
+  if (existsSync(`${path}-wal`) && existsSync(`${path}-shm`)) {
+    // a writer has it open (the agent): read alongside it through the WAL, which exists
+    const db = new Database(path, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 5000');
+    return db;
+  }
+  // Nobody has it open, so the main file holds everything. A read-only SQLite connection
+  // would still create the -wal and -shm companions; read a copy in memory instead, marked
+  // as a rollback-journal database (header bytes 18-19) since memory cannot hold a WAL.
+  const bytes = readFileSync(path);
+  if (bytes.length >= 20) bytes[18] = bytes[19] = 1;
+  return new Database(bytes, { readonly: true });
 }
 
 function migrate(db: Db): void {
