@@ -18,6 +18,13 @@ const HealthCheckSchema = v.strictObject({
   stable_secs: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(3600)), 5),
 });
 
+/**
+ * Seconds the engine gives the old container between SIGTERM and SIGKILL when an update
+ * stops it. Unset: the container's own setting (docker run --stop-timeout, compose
+ * stop_grace_period), else the engine's 10 s.
+ */
+const StopTimeoutSchema = v.optional(v.pipe(v.number(), v.integer('stop_timeout_secs must be whole seconds'), v.minValue(0), v.maxValue(3600)));
+
 const ServiceSchema = v.strictObject({
   name: v.pipe(v.string(), v.regex(NAME_PATTERN, 'name must match [a-z0-9][a-z0-9_.-]{0,62}')),
   service_revision: v.pipe(v.string(), v.regex(NAME_PATTERN, 'service_revision must match [a-z0-9][a-z0-9_.-]{0,62}')),
@@ -27,6 +34,7 @@ const ServiceSchema = v.strictObject({
     v.strictObject({
       container_name: v.pipe(v.string(), v.regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/, 'container_name is not a valid container name')),
       image_reference: v.optional(v.pipe(v.string(), v.regex(IMAGE_REFERENCE_PATTERN, 'image_reference is not a valid image reference'))),
+      stop_timeout_secs: StopTimeoutSchema,
     }),
   ),
   compose: v.optional(
@@ -34,6 +42,7 @@ const ServiceSchema = v.strictObject({
       project: v.pipe(v.string(), v.regex(COMPOSE_PROJECT_PATTERN, 'project must match [a-z0-9][a-z0-9_-]*')),
       file: v.pipe(v.string(), v.regex(/^\//, 'compose file must be an absolute path')),
       service: v.pipe(v.string(), v.regex(COMPOSE_SERVICE_PATTERN, 'compose service is not a valid name')),
+      stop_timeout_secs: StopTimeoutSchema,
     }),
   ),
   health_check: v.optional(HealthCheckSchema, { kind: 'running' }),

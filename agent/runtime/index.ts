@@ -13,9 +13,14 @@ export interface CreateDriverOptions {
 
 export function createDriver(service: ServiceSpec, opts: CreateDriverOptions): ServiceDriver {
   if (service.runtime_mode === 'compose') {
-    return createComposeDriver(service, { docker: opts.docker, stateDir: opts.stateDir, composeCommand: opts.composeCommand ?? 'auto' });
+    return createComposeDriver(service, {
+      docker: opts.docker,
+      stateDir: opts.stateDir,
+      composeCommand: opts.composeCommand ?? 'auto',
+      stopTimeoutSecs: service.compose?.stop_timeout_secs,
+    });
   }
-  return createDockerDriver(service, { docker: opts.docker });
+  return createDockerDriver(service, { docker: opts.docker, stopTimeoutSecs: service.docker?.stop_timeout_secs });
 }
 
 export type { ServiceDriver, SwitchPlan, RuntimeState, Checkpoint } from './driver.js';

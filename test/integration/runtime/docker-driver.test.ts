@@ -3,6 +3,7 @@
 import { expect } from 'chai';
 import { connectDocker } from '../../../agent/runtime/docker-client.js';
 import { createDockerDriver, PARKED_SUFFIX } from '../../../agent/runtime/docker-driver.js';
+import { createDriver } from '../../../agent/runtime/index.js';
 import { waitHealthy } from '../../../agent/health/wait.js';
 import { CaissonError } from '../../../agent/errors.js';
 import type { ServiceSpec } from '../../../agent/config/services.js';
@@ -36,7 +37,7 @@ const service: ServiceSpec = {
 
 const api = connectDocker();
 
-function startService(image = IMG1): void {
+function startService(image = IMG1, stopTimeoutSecs = 1): void {
   cleanup({ containerPrefix: NAME });
   docker(
     'run', '-d', '--pull', 'never', '--name', NAME,
@@ -48,7 +49,7 @@ function startService(image = IMG1): void {
     '-v', '/anon',
     '--tmpfs', '/scratch:size=1m',
     '--restart', 'unless-stopped',
-    '--stop-timeout', '1',
+    '--stop-timeout', String(stopTimeoutSecs),
     '--label', 'app.owner=ops',
     ...OWN_LABEL,
     '--log-opt', 'max-size=1m',
@@ -272,6 +273,22 @@ describe('runtime/docker-driver (real engine)', function () {
     const err = await driver.plan(IMG2).catch((e: unknown) => e);
     expect((err as CaissonError).code).to.equal('service.unsupported');
     docker('rm', PARKED);
+  });
+
+  it('stops the old container with the catalog\'s stop_timeout_secs, else the container\'s own', async function () {
+    // IMG1's PID 1 (busybox httpd) ignores SIGTERM, so a stop always lasts the whole timeout
+    startService(IMG1, 30);
+    const own = await driver.plan(IMG2);
+    expect((own.details as { stopTimeoutSecs?: number }).stopTimeoutSecs).to.equal(30);
+    // through createDriver, as the pipeline does: the catalog's value reaches the engine
+    const quick = createDriver({ ...service, docker: { container_name: NAME, stop_timeout_secs: 1 } }, { docker: api, stateDir: '/nonexistent' });
+    const plan = await quick.plan(IMG2);
+    expect((plan.details as { stopTimeoutSecs?: number }).stopTimeoutSecs).to.equal(1);
+    const started = Date.now();
+    await quick.switchTo(plan, recorder().checkpoint);
+    expect(Date.now() - started, 'a 30 s stop would mean the catalog value was not passed on').to.be.below(10_000);
+    await quick.rollback(plan, recorder().checkpoint);
+    expectOldBack(plan);
   });
 
   it('does not start the old container on rollback if it was not running', async function () {
