@@ -24,18 +24,15 @@ export function resultLine(r: UpdateResult): string {
   }
 }
 
-/** "(code): Message. [Then.] Next: what to do." — whole sentences, each said once. */
+/** "(code): message. [Then.] Next: what to do." — whole sentences, each said once. */
 function errorText(r: UpdateResult, then?: string): string {
   if (!r.error) return then ?? '';
-  const parts = [`(${r.error.code}): ${sentence(capitalise(r.error.message))}`];
+  const parts = [`(${r.error.code}): ${sentence(r.error.message)}`];
   if (then) parts.push(then);
   parts.push(`Next: ${sentence(r.error.next)}`);
   return parts.join(' ');
 }
 
-function capitalise(s: string): string {
-  return s.charAt(0).toUpperCase() + s.slice(1);
-}
 
 /** Fixed-width columns, for list commands. */
 export function table(rows: string[][]): string {

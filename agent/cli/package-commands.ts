@@ -107,7 +107,7 @@ export async function openForChange(opts: CommonOptions, purpose: string): Promi
  * recovered update on stderr; `caisson recover` turns them into its result instead.
  */
 export async function openAndRecover(opts: CommonOptions, purpose: string, announceRecovered = true): Promise<{ pipeline: Pipeline; recovered: UpdateResult[] }> {
-  const log = cliLogger(opts.stateDir);
+  const log = cliLogger(opts.stateDir, purpose);
   const pipeline = await openPipeline({
     servicesPath: opts.services,
     stateDir: opts.stateDir,
@@ -128,18 +128,21 @@ export async function openAndRecover(opts: CommonOptions, purpose: string, annou
 }
 
 /**
- * The pipeline closes each update with a log line that says its outcome. On the command line
- * that is the result line on stdout, so the terminal copy is dropped (each fact said once);
- * the log file keeps it.
+ * Log lines that the command's result line says again, kept out of the terminal (each fact
+ * said once) but not out of the log file: the pipeline's closing line for each outcome, and
+ * the error that starts a rollback or a rejection (an error code first).
  */
-const OUTCOME_LOG_LINE = /^(committed|rolled back|rejected|ROLLBACK FAILED):/;
+const REPEATED_BY_RESULT = [/^(committed|rolled back|rejected|ROLLBACK FAILED):/, /^\s*[a-z]+\.[a-z_]+: /];
+/** `package validate`'s result is the validation: the pipeline's "valid:" step line repeats it. */
+const REPEATED_BY_VALID = /^\s*valid: /;
 
-function cliLogger(stateDir: string): Logger {
+function cliLogger(stateDir: string, purpose: string): Logger {
   const log = createLogger({ stateDir });
-  const dropOutcome = winston.format((info) => (OUTCOME_LOG_LINE.test(String(info.message)) ? false : info));
+  const repeated = purpose === 'package validate' ? [...REPEATED_BY_RESULT, REPEATED_BY_VALID] : REPEATED_BY_RESULT;
+  const dropRepeated = winston.format((info) => (repeated.some((re) => re.test(String(info.message))) ? false : info));
   for (const transport of log.transports) {
     if (transport instanceof winston.transports.Console) {
-      transport.format = transport.format ? winston.format.combine(dropOutcome(), transport.format) : dropOutcome();
+      transport.format = transport.format ? winston.format.combine(dropRepeated(), transport.format) : dropRepeated();
     }
   }
   return log;
