@@ -47,8 +47,14 @@ export function serviceCommand(): Command {
         const spec = findService(loadCatalog(opts.services), name);
         if (!spec) throw new CaissonError('manifest.unknown_service', `no service "${name}" in ${opts.services}`, { next: 'See `caisson service list`.' });
         const [view] = await describeServices(opts, [spec]);
-        const lines = Object.entries({ ...view!, health_check: spec.health_check.kind })
-          .map(([k, v]) => `${k.padEnd(26)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+        const shown = {
+          ...view!,
+          installed_version: view!.installed_version ?? '- (nothing installed by Caisson yet)',
+          last_update: view!.last_update ?? '- (no update yet)',
+          health_check: spec.health_check.kind,
+        };
+        const lines = Object.entries(shown)
+          .map(([k, v]) => `${k.padEnd(26)} ${v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
           .join('\n');
         emit(opts, { ...view, spec }, lines);
         return 0;
