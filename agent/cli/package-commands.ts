@@ -107,7 +107,7 @@ export async function openForChange(opts: CommonOptions, purpose: string): Promi
  * recovered update on stderr; `caisson recover` turns them into its result instead.
  */
 export async function openAndRecover(opts: CommonOptions, purpose: string, announceRecovered = true): Promise<{ pipeline: Pipeline; recovered: UpdateResult[] }> {
-  const log = cliLogger(opts.stateDir, purpose);
+  const log = cliLogger(opts.stateDir, purpose, opts.json);
   const pipeline = await openPipeline({
     servicesPath: opts.services,
     stateDir: opts.stateDir,
@@ -128,16 +128,17 @@ export async function openAndRecover(opts: CommonOptions, purpose: string, annou
 }
 
 /**
- * Log lines that the command's result line says again, kept out of the terminal (each fact
- * said once) but not out of the log file: the pipeline's closing line for each outcome, and
+ * Log lines that the command's result line says again, kept off stderr (each fact said once)
+ * when the result is a line of text, but never out of the log file: the pipeline's closing line for each outcome, and
  * the error that starts a rollback or a rejection (an error code first).
  */
 const REPEATED_BY_RESULT = [/^(committed|rolled back|rejected|ROLLBACK FAILED):/, /^\s*[a-z]+\.[a-z_]+: /];
 /** `package validate`'s result is the validation: the pipeline's "valid:" step line repeats it. */
 const REPEATED_BY_VALID = /^\s*valid: /;
 
-function cliLogger(stateDir: string, purpose: string): Logger {
+function cliLogger(stateDir: string, purpose: string, json: boolean): Logger {
   const log = createLogger({ stateDir });
+  if (json) return log; // stdout is JSON for a program: stderr keeps every line for the person watching
   const repeated = purpose === 'package validate' ? [...REPEATED_BY_RESULT, REPEATED_BY_VALID] : REPEATED_BY_RESULT;
   const dropRepeated = winston.format((info) => (repeated.some((re) => re.test(String(info.message))) ? false : info));
   for (const transport of log.transports) {
