@@ -129,10 +129,11 @@ export async function openAndRecover(opts: CommonOptions, purpose: string, annou
 
 /**
  * Log lines that the command's result line says again, kept off stderr (each fact said once)
- * when the result is a line of text, but never out of the log file: the pipeline's closing line for each outcome, and
- * the error that starts a rollback or a rejection (an error code first).
+ * when the result is a line of text, but never out of the log file: the pipeline's closing
+ * line for each outcome, and the failure that starts a rollback (a step line: indented, its
+ * error code first).
  */
-const REPEATED_BY_RESULT = [/^(committed|rolled back|rejected|ROLLBACK FAILED):/, /^\s*[a-z]+\.[a-z_]+: /];
+const REPEATED_BY_RESULT = [/^(committed|rolled back|rejected|ROLLBACK FAILED):/, /^ {2}[a-z]+\.[a-z_]+: /];
 /** `package validate`'s result is the validation: the pipeline's "valid:" step line repeats it. */
 const REPEATED_BY_VALID = /^\s*valid: /;
 
