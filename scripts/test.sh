@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 cat >&2 <<'NOTE'
 caisson tests: the whole suite takes about 20 minutes on two cores. One test
 (test/integration/docker-restart.test.ts) restarts the Docker engine: every container on it
-restarts too, so run this where nothing else needs the engine. The suite removes the
+stops with it, so run this where nothing else needs the engine. The suite removes the
 containers, images and volumes it creates.
 NOTE
 
