@@ -3,7 +3,7 @@
 # a service "web" runs version 1.0.0; a vendor package brings 1.1.0 (committed, its downtime
 # measured); a broken 1.2.0 is rolled back automatically. Everything lives under
 # /var/lib/caisson-demo and stays there for trying the README's commands.
-#   bash scripts/demo.sh          set up, prepare the demo device, run the updates (~2 min after setup)
+#   bash scripts/demo.sh          set up, prepare the demo device, run the updates (under a minute after setup)
 #   bash scripts/demo.sh --clean  remove everything the demo created (containers, images, volume, state)
 set -euo pipefail
 cd "$(dirname "$0")/.."
