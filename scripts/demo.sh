@@ -1,62 +1,62 @@
 #!/usr/bin/env bash
 # Set up Caisson and run a demo update end to end against the real Docker engine:
-# a service "web" runs version 1.0.0; a vendor package brings 1.1.0 (committed); a broken
-# 1.2.0 is rolled back automatically. Everything lives under /var/lib/caisson-demo.
+# a service "web" runs version 1.0.0; a vendor package brings 1.1.0 (committed, its downtime
+# measured); a broken 1.2.0 is rolled back automatically. Everything lives under
+# /var/lib/caisson-demo and stays there for trying the README's commands.
+#   bash scripts/demo.sh          set up, prepare the demo device, run the updates (under a minute after setup)
+#   bash scripts/demo.sh --clean  remove everything the demo created (containers, images, volume, state)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = --clean ]; then
+  bash scripts/demo-clean.sh
+  echo "removed the demo's containers, images, volume and /var/lib/caisson-demo"
+  exit 0
+fi
+
 bash scripts/setup.sh
+bash scripts/demo-setup.sh
 
 demo=/var/lib/caisson-demo
 port=18080
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-common=(--services "$demo/services.toml" --state-dir "$demo/state" --trusted-keys "$demo/no-keys")
+# the one line that points a bare `caisson` at the demo's catalog, state and keys
+env_line="export CAISSON_SERVICES=$demo/services.toml CAISSON_STATE_DIR=$demo/state CAISSON_TRUSTED_KEYS=$demo/trusted-keys"
+eval "$env_line"
 
-say "Preparing a demo service (container caisson-demo-web on port $port)"
-docker rm -f caisson-demo-web >/dev/null 2>&1 || true
-rm -rf "$demo" && mkdir -p "$demo/packages"
-bash scripts/build-demo-image.sh caisson-demo/web:1.0.0 1.0.0
-bash scripts/build-demo-image.sh caisson-demo/web:1.1.0 1.1.0
-bash scripts/build-demo-image.sh caisson-demo/web:1.2.0 1.2.0 broken
-sed "s/@PORT@/$port/" fixtures/demo/services.toml > "$demo/services.toml"
-docker volume create caisson-demo-data >/dev/null
-docker run -d --name caisson-demo-web --label caisson.demo=1 --restart unless-stopped \
-  -p "127.0.0.1:$port:8080" -e GREETING=hello -v caisson-demo-data:/data caisson-demo/web:1.0.0 >/dev/null
-echo "running: $(curl -fsS "http://127.0.0.1:$port/version")"
-
-say "Vendor side: building packages from local images"
-caisson package build --image caisson-demo/web:1.1.0 --service web --service-revision web-v1 \
-  --platform linux/amd64 --version 1.1.0 -o "$demo/packages/web-1.1.0.edgepkg"
-caisson package build --image caisson-demo/web:1.2.0 --service web --service-revision web-v1 \
-  --platform linux/amd64 --version 1.2.0 -o "$demo/packages/web-1.2.0.edgepkg"
-# the device has only the packages, not the images: remove them as a fresh device would be
-docker rmi caisson-demo/web:1.1.0 caisson-demo/web:1.2.0 >/dev/null
+say "Every command below runs with: $env_line"
 
 say "caisson service list"
-caisson service list "${common[@]}"
+caisson service list
 
-say "caisson package validate web-1.1.0.edgepkg"
-caisson package validate "${common[@]}" "$demo/packages/web-1.1.0.edgepkg"
+say "caisson package validate $demo/packages/web-1.1.0.edgepkg"
+caisson package validate "$demo/packages/web-1.1.0.edgepkg"
 
-say "caisson package load --yes web-1.1.0.edgepkg"
-caisson package load --yes "${common[@]}" "$demo/packages/web-1.1.0.edgepkg"
+say "caisson package load --yes $demo/packages/web-1.1.0.edgepkg (the service's downtime is measured)"
+rm -f "$demo/downtime"
+DOWNTIME_OUT="$demo/downtime" npx --no-install tsx scripts/downtime.ts "http://127.0.0.1:$port/version" -- \
+  caisson package load --yes "$demo/packages/web-1.1.0.edgepkg"
+downtime=$(cat "$demo/downtime")
 echo "service answers: $(curl -fsS "http://127.0.0.1:$port/version")"
 
-say "caisson package load --yes web-1.2.0.edgepkg (a broken version: expect an automatic rollback, exit 3)"
+say "caisson package load --yes $demo/packages/web-1.2.0.edgepkg (a broken version: expect an automatic rollback, exit 3)"
 set +e
-caisson package load --yes "${common[@]}" "$demo/packages/web-1.2.0.edgepkg"
+caisson package load --yes "$demo/packages/web-1.2.0.edgepkg"
 rc=$?
 set -e
 echo "exit code $rc"
 echo "service answers: $(curl -fsS "http://127.0.0.1:$port/version")"
 
 say "caisson history list"
-caisson history list "${common[@]}"
+caisson history list
 
 version=$(curl -fsS "http://127.0.0.1:$port/version")
-if [ "$version" = 1.1.0 ] && [ "$rc" = 3 ]; then
-  say "Demo done: 1.1.0 committed, 1.2.0 rolled back, the service answers $version"
-  echo "Clean up with: docker rm -f caisson-demo-web && docker volume rm caisson-demo-data && rm -rf $demo"
+short_downtime=$(awk -v d="$downtime" 'BEGIN { print (d < 2) ? "yes" : "no" }')
+if [ "$version" = 1.1.0 ] && [ "$rc" = 3 ] && [ "$short_downtime" = yes ]; then
+  say "Demo done: 1.1.0 committed with $downtime s of downtime, 1.2.0 rolled back, the service answers $version"
+  echo "Try the README's commands with the demo's catalog and state: $env_line"
+  echo "Clean up with: bash scripts/demo.sh --clean"
 else
-  say "Demo FAILED: service answers '$version', rollback exit code $rc"
+  say "Demo FAILED: service answers '$version', rollback exit code $rc, downtime $downtime s (must be under 2 s)"
   exit 1
 fi

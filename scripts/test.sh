@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+cat >&2 <<'NOTE'
+caisson tests: the whole suite takes about 20 minutes on two cores. One test
+(test/integration/docker-restart.test.ts) restarts the Docker engine: every container on it
+stops with it, so run this where nothing else needs the engine. The suite removes the
+containers, images and volumes it creates.
+NOTE
+
 started=$(bash scripts/ensure-docker.sh 3>&1 >&2)
 if [ "$started" = started ]; then trap 'bash scripts/stop-docker.sh' EXIT; fi
 

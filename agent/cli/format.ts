@@ -1,5 +1,6 @@
 // Plain one-line results for people; the same facts as the --json object.
 import type { UpdateResult } from '../pipeline/types.js';
+import { sentence } from './common.js';
 
 export function resultLine(r: UpdateResult): string {
   const svc = r.service ?? '(unknown service)';
@@ -13,20 +14,25 @@ export function resultLine(r: UpdateResult): string {
     case 'already_installed':
       return `already installed: ${svc} ${r.package_version ?? ''} from ${r.package_file}; nothing changed ${tail}`;
     case 'rejected':
-      return `rejected: ${r.package_file}: ${errorText(r)}; the service was not touched ${tail}`;
+      return `rejected: ${r.package_file} ${errorText(r, 'The service was not touched.')} ${tail}`;
     case 'rolled_back':
-      return `rolled back: ${svc} runs ${r.from_image ?? 'its previous version'} again: ${errorText(r)} ${tail}`;
+      return `rolled back: ${svc} runs ${r.from_image ?? 'its previous version'} again ${errorText(r)} ${tail}`;
     case 'rollback_failed':
-      return `ROLLBACK FAILED: ${svc} needs a person: ${errorText(r)} ${tail}`;
+      return `ROLLBACK FAILED: ${svc} needs a person ${errorText(r)} ${tail}`;
     default:
       return `${r.outcome}: ${svc} ${tail}`;
   }
 }
 
-function errorText(r: UpdateResult): string {
-  if (!r.error) return '';
-  return `${r.error.code}: ${r.error.message}. Next: ${r.error.next}`;
+/** "(code): message. [Then.] Next: what to do." — whole sentences, each said once. */
+function errorText(r: UpdateResult, then?: string): string {
+  if (!r.error) return then ?? '';
+  const parts = [`(${r.error.code}): ${sentence(r.error.message)}`];
+  if (then) parts.push(then);
+  parts.push(`Next: ${sentence(r.error.next)}`);
+  return parts.join(' ');
 }
+
 
 /** Fixed-width columns, for list commands. */
 export function table(rows: string[][]): string {

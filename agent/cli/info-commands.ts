@@ -1,11 +1,12 @@
 // Read-only commands: service list|show, history list|show. They take no lock, so they
-// work while the agent runs.
+// work while the agent runs, and they create nothing: no state folder, database or log
+// (a machine with no state yet gets a plain sentence saying so).
 import { Command } from 'commander';
 import { loadCatalog, findService } from '../config/services.js';
 import type { ServiceSpec } from '../config/services.js';
 import { CaissonError, toCaissonError } from '../errors.js';
 import { loadTrustedKeys, signaturePolicyLine } from '../package/signature.js';
-import { openDatabase } from '../store/db.js';
+import { openDatabaseReadOnly } from '../store/db.js';
 import { Journal, rowToResult } from '../store/journal.js';
 import { connectDocker } from '../runtime/docker-client.js';
 import { createDriver } from '../runtime/index.js';
@@ -47,8 +48,14 @@ export function serviceCommand(): Command {
         const spec = findService(loadCatalog(opts.services), name);
         if (!spec) throw new CaissonError('manifest.unknown_service', `no service "${name}" in ${opts.services}`, { next: 'See `caisson service list`.' });
         const [view] = await describeServices(opts, [spec]);
-        const lines = Object.entries({ ...view!, health_check: spec.health_check.kind })
-          .map(([k, v]) => `${k.padEnd(26)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+        const shown = {
+          ...view!,
+          installed_version: view!.installed_version ?? '- (nothing installed by Caisson yet)',
+          last_update: view!.last_update ?? '- (no update yet)',
+          health_check: spec.health_check.kind,
+        };
+        const lines = Object.entries(shown)
+          .map(([k, v]) => `${k.padEnd(26)} ${v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
           .join('\n');
         emit(opts, { ...view, spec }, lines);
         return 0;
@@ -73,8 +80,13 @@ export function historyCommand(): Command {
     .option('--service <name>', 'only this service')
     .action((opts: CommonOptions & { limit: string; service?: string }) =>
       runCommand(opts, async () => {
-        const journal = new Journal(openDatabase(opts.stateDir));
+        const journal = readJournal(opts.stateDir);
+        if (!journal) {
+          emit(opts, [], `no history yet: nothing was validated or loaded with the state folder ${opts.stateDir}`);
+          return 0;
+        }
         const rows = journal.list({ limit: Number(opts.limit) || 20, service: opts.service });
+        journal.db.close();
         const results = rows.map((r) => rowToResult(r, []));
         const lines = [['ID', 'KIND', 'SERVICE', 'VERSION', 'OUTCOME', 'ERROR', 'STARTED']];
         for (const r of rows) {
@@ -84,12 +96,18 @@ export function historyCommand(): Command {
         return 0;
       }),
     );
-  withCommonOptions(history.command('show').argument('<id>').description('one update with every step'))
+  withCommonOptions(history.command('show').argument('<id>', 'a record ID from `caisson history list`, or "last"').description('one update with every step'))
     .action((id: string, opts: CommonOptions) =>
       runCommand(opts, async () => {
-        const journal = new Journal(openDatabase(opts.stateDir));
-        const row = journal.get(id);
-        if (!row) throw new CaissonError('usage.invalid', `no history record ${id}`, { next: 'See `caisson history list`.' });
+        const journal = readJournal(opts.stateDir);
+        if (!journal) {
+          throw new CaissonError('usage.invalid', `there is no history record ${id}: nothing was validated or loaded with the state folder ${opts.stateDir}`, {
+            next: 'Load or validate a package first, or pass the --state-dir that has the history.',
+          });
+        }
+        const row = id === 'last' ? journal.list({ limit: 1 })[0] : journal.get(id);
+        if (!row) throw new CaissonError('usage.invalid', `there is no history record ${id}`, { next: 'See `caisson history list`.' });
+        id = row.id;
         const result = { ...journal.toResult(id), kind: row.kind, state: row.state };
         const head = `${row.id} ${row.kind} ${row.outcome ?? `open (${row.state})`} ${row.service ?? ''} ${row.from_version ?? ''} → ${row.to_version ?? ''}`;
         const err = result.error ? `\nerror ${result.error.code}: ${result.error.message}\nnext: ${result.error.next}` : '';
@@ -101,8 +119,14 @@ export function historyCommand(): Command {
   return history;
 }
 
+/** The history of a state folder, read-only; undefined when it has none yet. */
+function readJournal(stateDir: string): Journal | undefined {
+  const db = openDatabaseReadOnly(stateDir);
+  return db ? new Journal(db) : undefined;
+}
+
 async function describeServices(opts: CommonOptions, specs: ServiceSpec[]): Promise<ServiceView[]> {
-  const journal = new Journal(openDatabase(opts.stateDir));
+  const journal = readJournal(opts.stateDir);
   const docker = connectDocker(opts.dockerSocket);
   const views: ServiceView[] = [];
   for (const spec of specs) {
@@ -112,8 +136,8 @@ async function describeServices(opts: CommonOptions, specs: ServiceSpec[]): Prom
     } catch (err) {
       state = { running: false, status: `unknown (${err instanceof CaissonError ? err.code : 'docker.error'})` };
     }
-    const installed = journal.installed(spec.name);
-    const last = journal.lastUpdateFor(spec.name);
+    const installed = journal?.installed(spec.name);
+    const last = journal?.lastUpdateFor(spec.name);
     views.push({
       name: spec.name,
       runtime_mode: spec.runtime_mode,
@@ -128,5 +152,6 @@ async function describeServices(opts: CommonOptions, specs: ServiceSpec[]): Prom
       last_update: last ? { update_id: last.id, outcome: last.outcome, at: last.finished_at ?? last.started_at, ...(last.error_code ? { error_code: last.error_code } : {}) } : undefined,
     });
   }
+  journal?.db.close();
   return views;
 }

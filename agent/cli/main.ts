@@ -23,7 +23,7 @@ program.addCommand(historyCommand());
 withCommonOptions(program.command('recover').description('finish or reverse updates a crash left open, and say what was done'))
   .action((opts: CommonOptions) =>
     runCommand(opts, async () => {
-      const { pipeline, recovered } = await openAndRecover(opts, 'recover');
+      const { pipeline, recovered } = await openAndRecover(opts, 'recover', false);
       pipeline.close();
       const lines = recovered.map((r) => `recovered ${resultLine(r)}`);
       emit(opts, { recovered }, lines.length ? lines.join('\n') : 'nothing to recover: no update was left open');

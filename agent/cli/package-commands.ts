@@ -2,14 +2,15 @@
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { Command } from 'commander';
+import winston from 'winston';
 import { openPipeline, type Pipeline } from '../pipeline/index.js';
 import type { UpdateResult } from '../pipeline/types.js';
 import { EXIT_CODES } from './exit-codes.js';
-import { createLogger } from '../log/logger.js';
+import { createLogger, type Logger } from '../log/logger.js';
 import { createProgress } from '../log/progress.js';
 import { buildPackage } from '../package/builder.js';
 import { removeLeftoverStaging } from '../store/staging.js';
-import { emit, runCommand, withCommonOptions, type CommonOptions } from './common.js';
+import { emit, existingPackagePath, runCommand, withCommonOptions, type CommonOptions } from './common.js';
 import { resultLine } from './format.js';
 
 export function packageCommand(): Command {
@@ -19,9 +20,10 @@ export function packageCommand(): Command {
     .option('--allow-downgrade', 'accept an older version (local operator only)', false)
     .action((file: string, opts: CommonOptions & { allowDowngrade: boolean }) =>
       runCommand(opts, async () => {
+        const path = existingPackagePath(file);
         const pipeline = await openForChange(opts, 'package validate');
         try {
-          const result = await pipeline.validate(resolve(file), { allowDowngrade: opts.allowDowngrade });
+          const result = await pipeline.validate(path, { allowDowngrade: opts.allowDowngrade });
           emit(opts, result, resultLine(result));
           return EXIT_CODES[result.outcome];
         } finally {
@@ -35,10 +37,11 @@ export function packageCommand(): Command {
     .option('--allow-downgrade', 'accept an older version (local operator only)', false)
     .action((file: string, opts: CommonOptions & { yes: boolean; allowDowngrade: boolean }) =>
       runCommand(opts, async () => {
+        const path = existingPackagePath(file);
         const pipeline = await openForChange(opts, 'package load');
         try {
           const result = await pipeline.run({
-            packagePath: resolve(file),
+            packagePath: path,
             source: 'cli',
             allowDowngrade: opts.allowDowngrade,
             confirm: opts.yes || !process.stdin.isTTY || opts.json ? undefined : askToApply,
@@ -100,8 +103,12 @@ export async function openForChange(opts: CommonOptions, purpose: string): Promi
   return pipeline;
 }
 
-export async function openAndRecover(opts: CommonOptions, purpose: string): Promise<{ pipeline: Pipeline; recovered: UpdateResult[] }> {
-  const log = createLogger({ stateDir: opts.stateDir });
+/**
+ * Open the pipeline and finish what a crash left open. `announceRecovered` says each
+ * recovered update on stderr; `caisson recover` turns them into its result instead.
+ */
+export async function openAndRecover(opts: CommonOptions, purpose: string, announceRecovered = true): Promise<{ pipeline: Pipeline; recovered: UpdateResult[] }> {
+  const log = cliLogger(opts.stateDir, purpose, opts.json);
   const pipeline = await openPipeline({
     servicesPath: opts.services,
     stateDir: opts.stateDir,
@@ -113,12 +120,35 @@ export async function openAndRecover(opts: CommonOptions, purpose: string): Prom
   });
   try {
     const recovered = await pipeline.recover();
-    for (const r of recovered) log.warn(`recovered interrupted update ${r.update_id}: ${r.outcome}`);
+    if (announceRecovered) for (const r of recovered) log.warn(`recovered interrupted update ${r.update_id}: ${r.outcome}`);
     return { pipeline, recovered };
   } catch (err) {
     pipeline.close();
     throw err;
   }
+}
+
+/**
+ * Log lines that the command's result line says again, kept off stderr (each fact said once)
+ * when the result is a line of text, but never out of the log file: the pipeline's closing
+ * line for each outcome, and the failure that starts a rollback (a step line: indented, its
+ * error code first).
+ */
+const REPEATED_BY_RESULT = [/^(committed|rolled back|rejected|ROLLBACK FAILED):/, /^ {2}[a-z]+\.[a-z_]+: /];
+/** `package validate`'s result is the validation: the pipeline's "valid:" step line repeats it. */
+const REPEATED_BY_VALID = /^\s*valid: /;
+
+function cliLogger(stateDir: string, purpose: string, json: boolean): Logger {
+  const log = createLogger({ stateDir });
+  if (json) return log; // stdout is JSON for a program: stderr keeps every line for the person watching
+  const repeated = purpose === 'package validate' ? [...REPEATED_BY_RESULT, REPEATED_BY_VALID] : REPEATED_BY_RESULT;
+  const dropRepeated = winston.format((info) => (repeated.some((re) => re.test(String(info.message))) ? false : info));
+  for (const transport of log.transports) {
+    if (transport instanceof winston.transports.Console) {
+      transport.format = transport.format ? winston.format.combine(dropRepeated(), transport.format) : dropRepeated();
+    }
+  }
+  return log;
 }
 
 async function askToApply(s: { service: string; from?: string; to: string; version: string }): Promise<boolean> {

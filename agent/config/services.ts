@@ -18,6 +18,13 @@ const HealthCheckSchema = v.strictObject({
   stable_secs: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(3600)), 5),
 });
 
+/**
+ * Seconds the engine gives the old container between SIGTERM and SIGKILL when an update
+ * stops it. Unset: the container's own setting (docker run --stop-timeout, compose
+ * stop_grace_period), else the engine's 10 s.
+ */
+const StopTimeoutSchema = v.optional(v.pipe(v.number(), v.integer('stop_timeout_secs must be whole seconds'), v.minValue(0), v.maxValue(3600)));
+
 const ServiceSchema = v.strictObject({
   name: v.pipe(v.string(), v.regex(NAME_PATTERN, 'name must match [a-z0-9][a-z0-9_.-]{0,62}')),
   service_revision: v.pipe(v.string(), v.regex(NAME_PATTERN, 'service_revision must match [a-z0-9][a-z0-9_.-]{0,62}')),
@@ -27,6 +34,7 @@ const ServiceSchema = v.strictObject({
     v.strictObject({
       container_name: v.pipe(v.string(), v.regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/, 'container_name is not a valid container name')),
       image_reference: v.optional(v.pipe(v.string(), v.regex(IMAGE_REFERENCE_PATTERN, 'image_reference is not a valid image reference'))),
+      stop_timeout_secs: StopTimeoutSchema,
     }),
   ),
   compose: v.optional(
@@ -34,6 +42,7 @@ const ServiceSchema = v.strictObject({
       project: v.pipe(v.string(), v.regex(COMPOSE_PROJECT_PATTERN, 'project must match [a-z0-9][a-z0-9_-]*')),
       file: v.pipe(v.string(), v.regex(/^\//, 'compose file must be an absolute path')),
       service: v.pipe(v.string(), v.regex(COMPOSE_SERVICE_PATTERN, 'compose service is not a valid name')),
+      stop_timeout_secs: StopTimeoutSchema,
     }),
   ),
   health_check: v.optional(HealthCheckSchema, { kind: 'running' }),
@@ -74,8 +83,11 @@ export function loadCatalog(path: string): Catalog {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new CaissonError('config.invalid', `cannot read the service catalog ${path}: ${describe(err)}`, {
-      next: 'Create services.toml (see docs/services-toml.md) or pass --services FILE.',
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new CaissonError('config.invalid', missing ? `there is no service catalog at ${path}` : `cannot read the service catalog ${path}: ${describe(err)}`, {
+      next: missing
+        ? `Create it from the example config/services.toml (the demo's is fixtures/demo/services.toml; every key is in docs/services-toml.md), or point to yours with --services FILE or CAISSON_SERVICES=FILE.`
+        : 'Fix the file or pass --services FILE (see docs/services-toml.md).',
     });
   }
   return parseCatalog(text, path);

@@ -1,5 +1,5 @@
-// Progress for long steps: a redrawn bar (bytes, rate) on a terminal, a plain line at
-// start and end otherwise, so logs and pipes stay readable.
+// Progress for long steps: a redrawn bar (bytes, rate, countdown) on a terminal; otherwise
+// one plain line when a byte phase ends, so logs and pipes stay readable.
 export interface Progress {
   /** Bytes done of total for a named phase; call with done === total at the end. */
   bytes(phase: string, done: number, total: number): void;
@@ -85,10 +85,9 @@ class PlainProgress implements Progress {
     }
   }
 
-  countdown(phase: string, secondsLeft: number): void {
-    if (this.current === phase) return;
-    this.current = phase;
-    this.stream.write(`${phase}: up to ${Math.ceil(secondsLeft)} s\n`);
+  countdown(): void {
+    // nothing to add: the log line that starts a health window already says how long it
+    // may last, and the result says how it ended (each fact once)
   }
 
   done(): void {

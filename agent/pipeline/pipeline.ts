@@ -141,7 +141,7 @@ export class UpdatePipeline {
       detail: `package ${staged.packageId}`,
       patch: { package_id: staged.packageId },
     });
-    log.info(`  staged ${staged.packageSize} bytes, package ${staged.packageId.slice(0, 16)}…`);
+    log.info(`  staged package ${staged.packageId.slice(0, 16)}…`); // its size is on the progress line
 
     const manifest = parseManifest(staged.manifestBytes);
     this.records.annotate(id, {

@@ -24,6 +24,8 @@ export interface ComposeDriverOptions {
   composeCommand?: ComposeCommandSetting;
   /** Upper bound for one compose invocation (default 10 minutes). */
   commandTimeoutMs?: number;
+  /** `up --timeout`: seconds the old container gets to stop (default: the compose file's stop_grace_period, else 10). */
+  stopTimeoutSecs?: number;
 }
 
 // checked again here (the catalog was checked on load): these names reach a command line
@@ -64,7 +66,8 @@ export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOpt
     } catch {
       // no override: the compose file alone
     }
-    const args = [...cmd.slice(1), '-p', cfg!.project, ...files, 'up', '-d', '--no-deps', '--force-recreate', cfg!.service];
+    const timeout = opts.stopTimeoutSecs === undefined ? [] : ['--timeout', String(opts.stopTimeoutSecs)];
+    const args = [...cmd.slice(1), '-p', cfg!.project, ...files, 'up', '-d', '--no-deps', '--force-recreate', ...timeout, cfg!.service];
     const r = await run(cmd[0]!, args, env, opts.commandTimeoutMs ?? 600_000);
     if (r.code !== 0) {
       throw new CaissonError('compose.failed', `${doing}: \`${cmd.join(' ')} up\` failed (exit ${r.code}): ${lastLines(r.stderr || r.stdout)}`);

@@ -77,9 +77,14 @@ export interface CreateDriverOptions extends DockerEngineOptions {
 /** The driver for a service's runtime_mode: the one place that picks a mode. */
 export function createDriver(service: ServiceSpec, opts: CreateDriverOptions): ServiceDriver {
   if (service.runtime_mode === 'compose') {
-    return createComposeDriver(service, { docker: opts.docker, stateDir: opts.stateDir, composeCommand: opts.composeCommand ?? 'auto' });
+    return createComposeDriver(service, {
+      docker: opts.docker,
+      stateDir: opts.stateDir,
+      composeCommand: opts.composeCommand ?? 'auto',
+      stopTimeoutSecs: service.compose?.stop_timeout_secs,
+    });
   }
-  return createDockerDriver(service, { docker: opts.docker });
+  return createDockerDriver(service, { docker: opts.docker, stopTimeoutSecs: service.docker?.stop_timeout_secs });
 }
 
 async function inspectContainer(docker: Docker, id: string): Promise<ContainerInfo | undefined> {

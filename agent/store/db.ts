@@ -5,7 +5,7 @@
 // the database (with its -wal and -shm files) 0640 whatever the umask: history names
 // services, versions and sticks, and only root writes any of it.
 import Database from 'better-sqlite3';
-import { closeSync, mkdirSync, openSync, constants as fsc } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import { STATE_DIR_MODE, STATE_FILE_MODE, tighten } from '../perms.js';
 
@@ -101,6 +101,27 @@ export function openDatabase(stateDir: string): Db {
   db.pragma('busy_timeout = 5000');
   migrate(db);
   return db;
+}
+
+/**
+ * Open an existing state database for reading only (the read-only commands): nothing is
+ * created or migrated. Undefined when the state folder has no database yet.
+ */
+export function openDatabaseReadOnly(stateDir: string): Db | undefined {
+  const path = join(stateDir, 'caisson.db');
+  if (!existsSync(path)) return undefined;
+  if (existsSync(`${path}-wal`) && existsSync(`${path}-shm`)) {
+    // a writer has it open (the agent): read alongside it through the WAL, which exists
+    const db = new Database(path, { readonly: true, fileMustExist: true });
+    db.pragma('busy_timeout = 5000');
+    return db;
+  }
+  // Nobody has it open, so the main file holds everything. A read-only SQLite connection
+  // would still create the -wal and -shm companions; read a copy in memory instead, marked
+  // as a rollback-journal database (header bytes 18-19) since memory cannot hold a WAL.
+  const bytes = readFileSync(path);
+  if (bytes.length >= 20) bytes[18] = bytes[19] = 1;
+  return new Database(bytes, { readonly: true });
 }
 
 function migrate(db: Db): void {

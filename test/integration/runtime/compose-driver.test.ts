@@ -205,4 +205,29 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
     const err = await other.plan(IMG2).catch((e: unknown) => e);
     expect((err as CaissonError).code).to.equal('service.not_found');
   });
+
+  it('recreates with the catalog\'s stop_timeout_secs (up --timeout), not the file\'s stop_grace_period', async function () {
+    // its own project: a 60 s grace period, and an image whose PID 1 ignores SIGTERM
+    const project = `${PROJECT}-stop`;
+    const slowFile = join(dir, 'slow.compose.yaml');
+    writeFileSync(
+      slowFile,
+      ['version: "3.8"', 'services:', '  slow:', `    image: ${IMG1}`, '    labels: { caisson.test: rt }', '    stop_grace_period: 60s', ''].join('\n'),
+    );
+    const run = (...args: string[]) => execFileSync(compose[0]!, [...compose.slice(1), '-p', project, '-f', slowFile, ...args], { stdio: 'ignore' });
+    try {
+      run('up', '-d');
+      const quick = createDriver(
+        { ...service, name: 'rt-slow', compose: { project, file: slowFile, service: 'slow', stop_timeout_secs: 1 } },
+        { docker: api, stateDir, composeCommand: 'auto' },
+      );
+      const plan = await quick.plan(IMG2);
+      const started = Date.now();
+      await quick.switchTo(plan, recorder().checkpoint);
+      expect(Date.now() - started, 'a 60 s stop would mean --timeout was not passed').to.be.below(30_000);
+    } finally {
+      run('down', '-v', '-t', '0');
+      cleanup({ containerPrefix: `${project}_` });
+    }
+  });
 });

@@ -3,10 +3,11 @@
 import { expect } from 'chai';
 import { connectDocker } from '../../../agent/runtime/docker-client.js';
 import { createDockerDriver, PARKED_SUFFIX } from '../../../agent/runtime/docker-driver.js';
+import { createDriver } from '../../../agent/runtime/index.js';
 import { waitHealthy } from '../../../agent/health/wait.js';
 import { CaissonError } from '../../../agent/errors.js';
 import type { ServiceSpec } from '../../../agent/config/services.js';
-import type { ServiceDriver, SwitchPlan } from '../../../agent/runtime/driver.js';
+import type { DockerSwitchPlan, ServiceDriver, SwitchPlan } from '../../../agent/runtime/driver.js';
 import { OWN_LABEL, buildOwnImage, cleanup, containerNames, deriveImage, docker, imageId, inspectJson, recorder, waitForBody } from './support.js';
 import { tmpdir } from 'node:os';
 import { createDockerEngine } from '../../../agent/runtime/engine.js';
@@ -40,7 +41,7 @@ const api = connectDocker();
 /** What health checks read, through the engine port. */
 const health = createDockerEngine(api, { stateDir: tmpdir() });
 
-function startService(image = IMG1): void {
+function startService(image = IMG1, stopTimeoutSecs = 1): void {
   cleanup({ containerPrefix: NAME });
   docker(
     'run', '-d', '--pull', 'never', '--name', NAME,
@@ -52,7 +53,7 @@ function startService(image = IMG1): void {
     '-v', '/anon',
     '--tmpfs', '/scratch:size=1m',
     '--restart', 'unless-stopped',
-    '--stop-timeout', '1',
+    '--stop-timeout', String(stopTimeoutSecs),
     '--label', 'app.owner=ops',
     ...OWN_LABEL,
     '--log-opt', 'max-size=1m',
@@ -276,6 +277,22 @@ describe('runtime/docker-driver (real engine)', function () {
     const err = await driver.plan(IMG2).catch((e: unknown) => e);
     expect((err as CaissonError).code).to.equal('service.unsupported');
     docker('rm', PARKED);
+  });
+
+  it('stops the old container with the catalog\'s stop_timeout_secs, else the container\'s own', async function () {
+    // IMG1's PID 1 (busybox httpd) ignores SIGTERM, so a stop always lasts the whole timeout
+    startService(IMG1, 30);
+    const own = await driver.plan(IMG2);
+    expect((own as DockerSwitchPlan).stopTimeoutSecs).to.equal(30);
+    // through createDriver, as the pipeline does: the catalog's value reaches the engine
+    const quick = createDriver({ ...service, docker: { container_name: NAME, stop_timeout_secs: 1 } }, { docker: api, stateDir: '/nonexistent' });
+    const plan = await quick.plan(IMG2);
+    expect((plan as DockerSwitchPlan).stopTimeoutSecs).to.equal(1);
+    const started = Date.now();
+    await quick.switchTo(plan, recorder().checkpoint);
+    expect(Date.now() - started, 'a 30 s stop would mean the catalog value was not passed on').to.be.below(10_000);
+    await quick.rollback(plan, recorder().checkpoint);
+    expectOldBack(plan);
   });
 
   it('starts the old container on rollback even if it was not running: an update never leaves the service stopped', async function () {

@@ -51,10 +51,21 @@ export function containerNames(prefix: string): string[] {
     .sort();
 }
 
-/** Remove containers by name prefix, then the named images, networks and volumes (each by exact name). */
+/**
+ * Remove containers by name prefix with the anonymous volumes they mount, then the named
+ * images, networks and volumes (each by exact name). `rm -v` alone is not enough: a
+ * recreated container mounts its predecessor's anonymous volume by name (runtime.md), and
+ * the engine removes only volumes a container created itself.
+ */
 export function cleanup(opts: { containerPrefix: string; images?: string[]; networks?: string[]; volumes?: string[] }): void {
   const ids = docker('ps', '-aq', '--filter', `name=^/${opts.containerPrefix}`).split('\n').filter(Boolean);
+  const anonymous = ids.length
+    ? docker('inspect', '-f', '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}', ...ids)
+        .split(/\s+/)
+        .filter((name) => /^[0-9a-f]{64}$/.test(name))
+    : [];
   if (ids.length) spawnSync('docker', ['rm', '-f', '-v', ...ids], { stdio: 'ignore' });
+  for (const v of new Set(anonymous)) spawnSync('docker', ['volume', 'rm', v], { stdio: 'ignore' });
   for (const n of opts.networks ?? []) spawnSync('docker', ['network', 'rm', n], { stdio: 'ignore' });
   for (const v of opts.volumes ?? []) spawnSync('docker', ['volume', 'rm', '-f', v], { stdio: 'ignore' });
   for (const i of opts.images ?? []) spawnSync('docker', ['rmi', '-f', i], { stdio: 'ignore' });

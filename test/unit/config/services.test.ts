@@ -57,6 +57,17 @@ describe('services.toml catalog', function () {
     expect(findService(catalog, 'frontend')!.health_check.url).to.equal('http://127.0.0.1:8080/health');
   });
 
+  it('takes stop_timeout_secs for docker and compose services, and leaves it unset by default', function () {
+    expect(findService(parseCatalog(VALID), 'frontend')!.docker!.stop_timeout_secs).to.equal(undefined);
+    const text = VALID.replace('container_name = "frontend"', 'container_name = "frontend"\nstop_timeout_secs = 3').replace(
+      'service = "backend"',
+      'service = "backend"\nstop_timeout_secs = 0',
+    );
+    const catalog = parseCatalog(text);
+    expect(findService(catalog, 'frontend')!.docker!.stop_timeout_secs).to.equal(3);
+    expect(findService(catalog, 'backend')!.compose!.stop_timeout_secs).to.equal(0);
+  });
+
   const broken: [string, string, RegExp][] = [
     ['unknown key', VALID.replace('runtime_mode = "docker"', 'runtime_mode = "docker"\ncolour = "red"'), /colour|key/i],
     ['bad TOML', 'catalog_version = ', /services\.toml/],
@@ -68,6 +79,8 @@ describe('services.toml catalog', function () {
     ['name with shell characters', VALID.replace('name = "frontend"', 'name = "front;rm -rf"'), /name/],
     ['relative compose file', VALID.replace('file = "/etc/caisson/compose/backend.compose.yaml"', 'file = "backend.yaml"'), /absolute/],
     ['unknown health kind', VALID.replace('kind = "http"', 'kind = "magic"'), /kind/],
+    ['fractional stop_timeout_secs', VALID.replace('container_name = "frontend"', 'container_name = "frontend"\nstop_timeout_secs = 1.5'), /stop_timeout_secs must be whole seconds/],
+    ['negative stop_timeout_secs', VALID.replace('service = "backend"', 'service = "backend"\nstop_timeout_secs = -1'), /stop_timeout_secs/],
   ];
   for (const [name, text, message] of broken) {
     it(`rejects ${name} with config.invalid`, function () {

@@ -46,6 +46,15 @@ describe('progress', function () {
     expect(text()).to.not.contain('\r');
   });
 
+  it('in a log says nothing for a countdown: the health window\'s log line already gives its length', function () {
+    const { stream, text } = fakeStream(false);
+    const p = createProgress(stream);
+    p.countdown('health', 20, '· not passing yet');
+    p.countdown('health', 19.5, '· healthy for 0.5 of 4 s');
+    p.done();
+    expect(text()).to.equal('');
+  });
+
   it('is silent when disabled (--json)', function () {
     const { stream, text } = fakeStream(true);
     const p = createProgress(stream, false);
