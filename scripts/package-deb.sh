@@ -147,6 +147,8 @@ for script in postinst prerm postrm; do
   install -m 0755 "scripts/deb/$script" "$stage/DEBIAN/$script"
 done
 
+started=$(date +%s)
 dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+echo "caisson: dpkg-deb took $(($(date +%s) - started)) s" >&2
 echo "caisson: built $deb ($(du -k "$deb" | cut -f1) KiB, ${installed_kib} KiB installed)" >&2
 echo "$deb"
