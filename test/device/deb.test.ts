@@ -187,7 +187,7 @@ describe('device: the .deb on a Debian 12 system with systemd as PID 1', functio
     await waitFor(`the report on the stick\n${agentJournal()}`, () => device!.exec('test', '-s', `${mp}/caisson-result.txt`).status === 0);
     assert.equal(await served(), '1.1.0');
     assert.equal(serviceImage(), `${REPO}:1.1.0`);
-    assert.match(device!.run('cat', `${mp}/caisson-result.txt`), /^OK \| web-1\.1\.0\.edgepkg \| service web \| 1\.0\.0 -> 1\.1\.0 \|/);
+    assert.match(device!.run('cat', `${mp}/caisson-result.txt`), /^OK \| web-1\.1\.0\.edgepkg \| service web \| \S+ -> 1\.1\.0 \| Done: /);
 
     // pull it: detach (auto-clear once unmounted) and the kernel's removal event
     spawnSync('losetup', ['-d', `/dev/${dev}`], { stdio: 'ignore' });
