@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# Make sure the device test's base image exists: a minimal Debian 12 (bookworm) root filesystem
-# with systemd as PID 1, udev and dbus, imported into the local Docker engine. It is built
+# Make sure the device test's base image exists: a minimal Debian root filesystem (12,
+# bookworm, unless SUITE says trixie for Debian 13) with systemd as PID 1, udev and dbus,
+# imported into the local Docker engine. It is built
 # once (debootstrap, ~90 s, needs the Debian mirror) and kept under a fixed tag, so later runs
 # reuse it; a changed recipe (RECIPE below) gets a new tag. Installs debootstrap when missing.
 #
-#   bash scripts/device-image.sh        # prints the image tag on stdout
+#   bash scripts/device-image.sh [SUITE]     # prints the image tag on stdout
 #
 # The image is the "device" of test/device: the .deb is installed into containers made from
 # it with no network. Its apt sources are emptied so nothing can be downloaded there.
 set -euo pipefail
 
 RECIPE=1 # bump when the steps below change
-suite=bookworm
+suite=${1:-bookworm}
+case $suite in
+  bookworm | trixie) ;;
+  *)
+    echo "caisson: device images are made for bookworm or trixie" >&2
+    exit 2
+    ;;
+esac
 tag=caisson-test/device-$suite:r$RECIPE
 
 if docker image inspect "$tag" >/dev/null 2>&1; then

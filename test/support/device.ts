@@ -27,8 +27,8 @@ const SYSTEM_CONTAINER_FLAGS = [
 ];
 
 /** The base image's tag; built (debootstrap, ~90 s) only when the engine lacks it. */
-export function deviceImage(): string {
-  const out = execFileSync('bash', [join(ROOT, 'scripts', 'device-image.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+export function deviceImage(suite: 'bookworm' | 'trixie' = 'bookworm'): string {
+  const out = execFileSync('bash', [join(ROOT, 'scripts', 'device-image.sh'), suite], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   return out.trim().split('\n').pop()!;
 }
 
