@@ -35,6 +35,7 @@ arch=$(dpkg --print-architecture)
 deb=$out/caisson_${version}_${arch}.deb
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/caisson-deb.XXXXXX")
+chmod 0755 "$stage"
 trap 'rm -rf "$stage"' EXIT
 umask 022
 app=$stage/usr/lib/caisson
