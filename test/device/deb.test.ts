@@ -46,8 +46,10 @@ async function served(): Promise<string> {
   }
 }
 
+/** The image the service's container runs; '' while the switch has no container by that name. */
 function serviceImage(): string {
-  return docker('inspect', '-f', '{{.Config.Image}}', SERVICE_CONTAINER);
+  const r = spawnSync('docker', ['inspect', '-f', '{{.Config.Image}}', SERVICE_CONTAINER], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : '';
 }
 
 function ourContainers(): string[] {
