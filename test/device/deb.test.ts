@@ -177,6 +177,7 @@ describe('device: the Debian package', function () {
       assert.ok(m, out);
       assert.ok(Number(m[1]) <= 3.0, `exposure ${m[1]} ${m[2]}`);
       assert.equal(m[2], 'OK');
+    console.log(`      (systemd-analyze security caisson-agent: ${m[1]} ${m[2]})`);
       assert.equal(device!.unitProperty('caisson-agent.service', 'ProtectSystem'), 'strict');
       assert.equal(device!.unitProperty('caisson-agent.service', 'NoNewPrivileges'), 'yes');
     });
