@@ -255,6 +255,21 @@ describe('device: the Debian package', function () {
       assert.equal(device!.isActive('caisson-agent.service'), 'active');
     });
 
+    it('reinstalling (what an upgrade runs) keeps an edited agent.toml and restarts the agent', async () => {
+      await waitFor('the agent to be idle', () => device!.exec('sh', '-c', 'ls /var/lib/caisson/inbox/*.edgepkg').status !== 0, 60_000);
+      const before = device!.unitProperty('caisson-agent.service', 'MainPID');
+      device!.run('sh', '-c', 'echo "# edited on the device" >> /etc/caisson/agent.toml');
+      const r = device!.execWith(
+        { cwd: '/mnt/work/deb' },
+        'apt-get', 'install', '-y', '--reinstall', '-o', 'Dpkg::Options::=--force-confold', '-o', 'Acquire::http::Proxy=http://127.0.0.1:9', `./${debName}`,
+      );
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      assert.match(device!.run('tail', '-n', '1', '/etc/caisson/agent.toml'), /# edited on the device/);
+      await waitFor('the agent to run again', () => device!.isActive('caisson-agent.service') === 'active', 30_000);
+      assert.notEqual(device!.unitProperty('caisson-agent.service', 'MainPID'), before, 'restarted by postinst');
+      assert.equal(device!.run('systemctl', 'is-enabled', 'caisson-agent.service').trim(), 'enabled');
+    });
+
     it('removing the package stops the agent and keeps history and config; purging drops them', () => {
       device!.run('apt-get', 'remove', '-y', 'caisson');
       assert.notEqual(device!.isActive('caisson-agent.service'), 'active');
