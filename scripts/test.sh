@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite: typecheck, unit tests, integration tests against a real Docker
-# engine and Compose, end-to-end tests with a real udevd and loop-mounted sticks.
+# engine and Compose, end-to-end tests with a real udevd and loop-mounted sticks, and the
+# device test (the .deb on a Debian 12 system container with systemd as PID 1, test/device).
 # Starts dockerd itself when none answers, and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,4 +21,4 @@ if [ ! -f node_modules/better-sqlite3/build/Release/better_sqlite3.node ] || [ p
 fi
 npm run --silent build
 npx tsc -p tsconfig.test.json --noEmit
-npx mocha --reporter test/support/reporter.cjs 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts' "$@"
+npx mocha --reporter test/support/reporter.cjs 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts' 'test/device/**/*.test.ts' "$@"

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const HELPER = join(ROOT, 'udev', 'caisson-media');
-const INSTALLED_HELPER = '/usr/local/lib/caisson/caisson-media';
+const INSTALLED_HELPER = '/usr/lib/caisson/caisson-media';
 const RULES_DIR = '/run/udev/rules.d';
 const UDEVD = '/lib/systemd/systemd-udevd';
 
