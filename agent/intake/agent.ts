@@ -24,6 +24,9 @@ import { MediaWatcher, listStickPackages, type MediaEvent } from './media.js';
 import { isMountPoint } from './mounts.js';
 import { UpdateQueue, type QueueJob } from './queue.js';
 import { MaintenanceWindow } from './window.js';
+import { ensureDeviceIdentity, type DeviceIdentity } from '../device/identity.js';
+import { ProgressBus, emittingProgress } from '../log/events.js';
+import { startWeb } from '../web/index.js';
 
 /** What the agent needs from the pipeline (agent/pipeline/index.ts `Pipeline` fits). */
 export interface AgentPipeline {
@@ -386,6 +389,9 @@ export async function runAgent(opts: RunAgentOptions = {}): Promise<void> {
   const config = loadAgentConfig(opts.configPath);
   const logger = createLogger({ stateDir: config.stateDir });
   const log = opts.log ?? winstonLog(logger);
+  // progress as events, for the status page; the device identity, made at first start
+  const bus = new ProgressBus();
+  const identity = deviceIdentityOrWarn(config.configDir, log);
 
   let signalled = 0;
   let wake: () => void = () => {};
@@ -415,6 +421,7 @@ export async function runAgent(opts: RunAgentOptions = {}): Promise<void> {
           trustedKeysDir: config.trustedKeysDir,
           composeCommand: config.composeCommand,
           log: logger,
+          progress: emittingProgress(bus),
           lockPurpose: 'caisson agent',
         });
       } catch (err) {
@@ -426,10 +433,13 @@ export async function runAgent(opts: RunAgentOptions = {}): Promise<void> {
     }
     if (!pipeline) return;
     const agent = new Agent(config, pipeline, { log });
+    let web: { close(): Promise<void> } | undefined;
     try {
       await agent.start();
+      if (config.web.enabled) web = await startWeb({ config, pipeline, agent, bus, identity, log });
       await stopped;
     } finally {
+      await web?.close();
       await agent.stop();
       pipeline.close();
       log.info('state lock released');
@@ -437,6 +447,16 @@ export async function runAgent(opts: RunAgentOptions = {}): Promise<void> {
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
+  }
+}
+
+function deviceIdentityOrWarn(configDir: string, log: AgentLog): DeviceIdentity {
+  try {
+    return ensureDeviceIdentity(configDir);
+  } catch (err) {
+    // a read-only or broken config dir must not stop updates; the page says "unknown"
+    log.warn('no device identity', { error: String(err) });
+    return { id: 'unknown', public_key: '', created_at: '' };
   }
 }
 
