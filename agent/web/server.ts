@@ -200,8 +200,10 @@ export class WebServer {
     if (this.clients.size >= MAX_EVENT_CLIENTS) throw new ApiError(503, 'web.busy', 'too many open pages; close one and reload');
     res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
     res.write('retry: 2000\n\n');
-    const live = JSON.stringify(this.liveJson());
-    res.write(`event: live\ndata: ${live}\n\n`);
+    // bring the pages already open up to date first, then start this one from the same view
+    this.pollLive();
+    if (!this.lastLive) this.lastLive = JSON.stringify(this.liveJson());
+    res.write(`event: live\ndata: ${this.lastLive}\n\n`);
     this.clients.add(res);
     req.socket.setTimeout(0);
     const drop = () => this.clients.delete(res);
@@ -210,7 +212,10 @@ export class WebServer {
   }
 
   private pollLive(): void {
-    if (this.clients.size === 0) return;
+    if (this.clients.size === 0) {
+      this.lastLive = '';
+      return;
+    }
     let live: string;
     try {
       live = JSON.stringify(this.liveJson());

@@ -5,7 +5,7 @@
 // connection, a body larger than announced or than the inbox accepts, or a full disk
 // removes the .part file, so nothing partial is ever offered to the pipeline.
 import { randomBytes } from 'node:crypto';
-import { statfsSync } from 'node:fs';
+import { createWriteStream, statfsSync } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
@@ -54,7 +54,6 @@ export async function receiveUpload(req: IncomingMessage, opts: UploadOptions): 
   if (await exists(join(opts.inbox, name))) name = name.replace(PACKAGE_SUFFIX, `-${randomBytes(3).toString('hex')}${PACKAGE_SUFFIX}`);
   const final = join(opts.inbox, name);
   const part = `${final}.part`;
-  const fh = await open(part, 'wx', 0o640);
   let received = 0;
   try {
     const limit = new Transform({
@@ -64,15 +63,19 @@ export async function receiveUpload(req: IncomingMessage, opts: UploadOptions): 
         else cb(null, chunk);
       },
     });
-    await pipeline(req, limit, fh.createWriteStream({ autoClose: false }));
+    await pipeline(req, limit, createWriteStream(part, { flags: 'wx', mode: 0o640 }));
     if (received !== length) throw new ApiError(400, 'web.upload_failed', `the upload ended after ${received} of ${length} bytes`);
-    await fh.sync();
-    await fh.close();
+    // on disk before it is offered: the pipeline must never see half a package after a power cut
+    const fh = await open(part, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(part, final);
     fsyncDir(opts.inbox);
     return { file: final, size: received };
   } catch (err) {
-    await fh.close().catch(() => undefined);
     await rm(part, { force: true });
     if (err instanceof ApiError) throw err;
     throw new ApiError(400, 'web.upload_failed', `the upload did not complete after ${received} of ${length} bytes (${(err as Error).message})`);
