@@ -134,7 +134,7 @@
       body.append(el('p', { id: 'live-headline', class: 'headline' }, 'No update yet.'));
       return;
     }
-    const what = (u.service || 'package') + ' ' + (u.from_version || '?') + ' → ' + (u.to_version || '?');
+    const what = (u.service || 'package') + ' ' + (u.from_version ? u.from_version + ' → ' : '→ ') + (u.to_version || '?');
     body.append(
       el('p', { id: 'live-headline', class: 'headline' }, outcomeBadge(u.outcome, live.running), ' ', what),
       el('p', { id: 'live-summary' }, u.summary),
@@ -166,7 +166,7 @@
     clear(ol);
     if (!h.updates.length) ol.append(el('li', {}, 'No updates yet.'));
     for (const u of h.updates) {
-      const what = (u.kind === 'validation' ? 'validation of ' : '') + (u.service || u.package_file) + (u.to_version ? ' ' + (u.from_version || '?') + ' → ' + u.to_version : '');
+      const what = (u.kind === 'validation' ? 'validation of ' : '') + (u.service || u.package_file) + (u.to_version ? ' ' + (u.from_version ? u.from_version + ' → ' : '→ ') + u.to_version : '');
       const details = el('details', {},
         el('summary', {}, outcomeBadge(u.outcome, !u.outcome), ' ', what, ' ', timeEl(u.started_at), u.error ? el('span', { class: 'mono' }, ' ' + u.error.code) : null),
         el('p', {}, u.summary),
@@ -219,6 +219,16 @@
       await api('/api/logout', { method: 'POST', headers: { 'X-CSRF-Token': state.csrf || '' } });
     } catch (e) { /* the session is gone either way */ }
     loggedOut('Logged out.');
+  });
+
+  // a download cannot show an error on the page: check the session first
+  $('diagnostics-link').addEventListener('click', async (ev) => {
+    ev.preventDefault();
+    let s = null;
+    try { s = await api('/api/session'); } catch (e) { s = null; }
+    if (!s || !s.logged_in) return loggedOut('Your session has ended; log in again.');
+    loggedIn(s);
+    window.location.assign('/api/diagnostics');
   });
 
   $('upload-form').addEventListener('submit', (ev) => {
