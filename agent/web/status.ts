@@ -130,14 +130,16 @@ export class StatusSource {
   private db: Database.Database | undefined;
   private servicesCache: { at: number; views: Promise<ServiceView[]> } | undefined;
   private progress: LiveProgress = {};
-  private progressFor: string | undefined;
 
   constructor(private readonly opts: StatusSourceOptions) {}
 
   /** Feed a progress event of the update that runs now (the pipeline runs one at a time). */
   onProgress(e: ProgressEvent): void {
-    if (e.kind === 'bytes') this.progress = { ...this.progress, bytes: { phase: e.phase, done: e.done, total: e.total } };
-    else if (e.kind === 'countdown') this.progress = { ...this.progress, health: { seconds_left: Math.max(0, Math.ceil(e.seconds_left)), note: e.note?.replace(/^· /, '') ?? null } };
+    // the pipeline calls done() after the health window and at the end of every update
+    if (e.kind === 'done') this.progress = {};
+    else if (e.kind === 'bytes') this.progress = { ...this.progress, bytes: { phase: e.phase, done: e.done, total: e.total } };
+    // the health window comes after the image: its bytes are history by then
+    else if (e.kind === 'countdown') this.progress = { health: { seconds_left: Math.max(0, Math.ceil(e.seconds_left)), note: e.note?.replace(/^· /, '') ?? null } };
   }
 
   services(): Promise<ServiceView[]> {
@@ -164,19 +166,8 @@ export class StatusSource {
     const open = db.prepare("SELECT * FROM updates WHERE closed = 0 AND kind = 'update' ORDER BY started_at DESC, rowid DESC LIMIT 1").get() as UpdateRow | undefined;
     const row = open ?? (db.prepare("SELECT * FROM updates WHERE kind = 'update' ORDER BY started_at DESC, rowid DESC LIMIT 1").get() as UpdateRow | undefined);
     if (!row) return { update: null, running: false, progress: null };
-    if (this.progressFor !== row.id) {
-      // progress seen before this record was readable belongs to it; a new record resets it
-      if (this.progressFor !== undefined) this.progress = {};
-      this.progressFor = row.id;
-    }
     const running = row.closed === 0;
     return { update: updateView(row, this.steps(row.id)), running, progress: running ? { ...this.progress } : null };
-  }
-
-  /** Clear progress between updates (called when the pipeline answered). */
-  resetProgress(): void {
-    this.progress = {};
-    this.progressFor = undefined;
   }
 
   close(): void {

@@ -2,7 +2,7 @@
 // Data never goes through innerHTML: every text from the device is set as textContent.
 'use strict';
 (function () {
-  const state = { timeZone: undefined, csrf: null, loginEnabled: false, lastLiveKey: '', status: null };
+  const state = { timeZone: undefined, csrf: null, loginEnabled: false, lastLiveKey: null, status: null };
 
   // --- small helpers -------------------------------------------------------------------
   function $(id) { return document.getElementById(id); }
@@ -130,6 +130,10 @@
     const body = $('live-body');
     const u = live.update;
     clear(body);
+    const key = u ? u.update_id + ':' + (u.outcome || 'open') : 'none';
+    // a new update or a finished one: services and history have changed too
+    if (state.lastLiveKey !== null && key !== state.lastLiveKey) refreshAll();
+    state.lastLiveKey = key;
     if (!u) {
       body.append(el('p', { id: 'live-headline', class: 'headline' }, 'No update yet.'));
       return;
@@ -143,7 +147,8 @@
     );
     if (live.running) body.append(el('p', { id: 'live-step' }, el('strong', {}, 'Now: '), u.state_text));
     const p = live.progress;
-    if (live.running && p && p.bytes) {
+    const copying = /^(received|staged|validated|loading_image)/.test(u.state);
+    if (live.running && p && p.bytes && copying) {
       const pct = p.bytes.total > 0 ? Math.min(100, Math.round((p.bytes.done / p.bytes.total) * 100)) : 100;
       const label = (PHASES[p.bytes.phase] || p.bytes.phase) + ': ' + fmtBytes(p.bytes.done) + ' of ' + fmtBytes(p.bytes.total) + ' (' + pct + '%)';
       body.append(el('p', { id: 'live-bytes' }, label), el('progress', { max: 100, value: pct, 'aria-label': label }));
@@ -152,12 +157,6 @@
       body.append(el('p', { id: 'live-health' }, 'Health window: ' + p.health.seconds_left + ' s left' + (p.health.note ? ' · ' + p.health.note : '')));
     }
     body.append(reasonBox(u) || '', el('h3', {}, 'Steps'), stepsList(u.steps));
-    const key = u.update_id + ':' + (u.outcome || 'open');
-    if (key !== state.lastLiveKey) {
-      const first = state.lastLiveKey === '';
-      state.lastLiveKey = key;
-      if (!first) refreshAll();
-    }
   }
 
   // --- history -------------------------------------------------------------------------

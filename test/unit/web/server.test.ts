@@ -13,6 +13,7 @@ import { parseCatalog } from '../../../agent/config/services.js';
 import { ProgressBus, emittingProgress } from '../../../agent/log/events.js';
 import { openDatabase } from '../../../agent/store/db.js';
 import { Journal } from '../../../agent/store/journal.js';
+import { acquireStateLock } from '../../../agent/store/lock.js';
 import type { ServiceDriver } from '../../../agent/runtime/driver.js';
 import { hashPassword, writePasswordFile } from '../../../agent/web/password.js';
 import { WebServer } from '../../../agent/web/server.js';
@@ -165,7 +166,42 @@ describe('web: status page server', function () {
     assert.equal(r.json.running, false);
     assert.equal(r.json.update.outcome, 'rolled_back');
     assert.equal(r.json.progress, null);
-    emittingProgress(bus).bytes('importing', 10, 20);
+    // an update starts (as the agent or the CLI would write it): the page sees it and its progress
+    const db = openDatabase(join(dir, 'state'));
+    try {
+      const j = new Journal(db);
+      const id = j.begin({ kind: 'update', source: 'inbox', packageFile: '/inbox/web-1.3.0.edgepkg' });
+      j.transition(id, 'loading_image', { patch: { service: 'web', to_version: '1.3.0' } });
+      emittingProgress(bus).bytes('importing', 10, 20);
+      let live = (await call('GET', '/api/live')).json;
+      assert.equal(live.running, true);
+      assert.equal(live.update.update_id, id);
+      assert.equal(live.update.state_text, 'importing the image into the engine (tags snapshotted before)');
+      assert.deepEqual(live.progress, { bytes: { phase: 'importing', done: 10, total: 20 } });
+      j.transition(id, 'health_checking');
+      emittingProgress(bus).countdown('health', 7.2, '· healthy for 1.0 of 3 s');
+      live = (await call('GET', '/api/live')).json;
+      assert.deepEqual(live.progress, { health: { seconds_left: 8, note: 'healthy for 1.0 of 3 s' } });
+      emittingProgress(bus).done();
+      assert.deepEqual((await call('GET', '/api/live')).json.progress, {});
+      j.close(id, 'rejected', { code: 'disk.insufficient', message: 'full', next: 'free space' });
+      live = (await call('GET', '/api/live')).json;
+      assert.equal(live.running, false);
+      assert.equal(live.progress, null);
+      db.prepare('DELETE FROM updates WHERE id = ?').run(id);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('reads without the state-dir lock: the CLI and the pipeline can take it while the page serves', async () => {
+    const lock = acquireStateLock(join(dir, 'state'), 'test');
+    try {
+      assert.equal((await call('GET', '/api/history')).status, 200);
+      assert.equal((await call('GET', '/api/status')).status, 200);
+    } finally {
+      lock.release();
+    }
   });
 
   it('events: a server-sent event stream starting with the live view', async () => {
