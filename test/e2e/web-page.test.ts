@@ -251,6 +251,10 @@ session_idle_secs = ${IDLE_SECS}
   });
 
   it('refuses a change without the CSRF token, even with a valid session cookie', async () => {
+    // the update above took longer than the idle time: start from what the server says
+    await page.reload();
+    await page.locator('[data-service="web"]').waitFor();
+    await page.waitForFunction(() => !document.getElementById('login-form')!.hidden || !document.getElementById('operator-tools')!.hidden);
     if (await page.isVisible('#login-form')) await login();
     await page.locator('#operator-tools').waitFor({ state: 'visible' });
     const r = await page.evaluate(async () => {

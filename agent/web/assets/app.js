@@ -111,10 +111,19 @@
   }
 
   // --- the update in progress ----------------------------------------------------------
+  // the journal may note one state twice (e.g. staged, then its manifest): one line, both details
   function stepsList(steps) {
     const ol = el('ol', { class: 'steps' });
+    let last = null;
     for (const st of steps) {
-      ol.append(el('li', { 'data-state': st.state }, timeEl(st.at), ' ', st.text, st.detail ? el('span', { class: 'muted' }, ' — ' + st.detail) : null));
+      if (last && last.state === st.state) {
+        if (st.detail) last.li.append(el('span', { class: 'muted' }, (last.detailed ? ' · ' : ' — ') + st.detail));
+        last.detailed = last.detailed || !!st.detail;
+        continue;
+      }
+      const li = el('li', { 'data-state': st.state }, timeEl(st.at), ' ', st.text, st.detail ? el('span', { class: 'muted' }, ' — ' + st.detail) : null);
+      ol.append(li);
+      last = { state: st.state, li: li, detailed: !!st.detail };
     }
     return ol;
   }
