@@ -319,7 +319,7 @@ export class WebServer {
         name: name && name.length <= 255 ? name : null,
       });
       this.opts.log?.info('status page: package uploaded to the inbox', { file: result.file, bytes: result.size });
-      sendJson(res, 202, { file: result.file, size: result.size, waiting_for_window: false });
+      sendJson(res, 202, { file: result.file, size: result.size });
     } finally {
       this.uploading = false;
     }
