@@ -39,6 +39,8 @@ export interface AgentOptions {
   log?: AgentLog;
   /** Housekeeping and the maintenance window use real cron tasks unless false (tests). */
   schedules?: boolean;
+  /** The device's ID and public key, for the reports. */
+  device?: { id: string; public_key: string };
 }
 
 interface Batch {
@@ -99,6 +101,7 @@ export class Agent extends EventEmitter {
       resultFileName: config.resultFileName,
       reportsDirName: config.reportsDirName,
       isMounted: (dir) => safeIsMountPoint(dir),
+      device: options.device,
     });
   }
 
@@ -142,6 +145,7 @@ export class Agent extends EventEmitter {
       checkIntervalMs: c.checkIntervalMs,
       onComplete: (p) => this.inboxComplete(p),
       log: this.log,
+      device: this.options.device,
     });
     await this.inbox.start();
     this.log.info('agent started', { config: c.source, media_root: c.mediaRoot, inbox: c.inbox, state_dir: c.stateDir });
@@ -432,7 +436,7 @@ export async function runAgent(opts: RunAgentOptions = {}): Promise<void> {
       }
     }
     if (!pipeline) return;
-    const agent = new Agent(config, pipeline, { log });
+    const agent = new Agent(config, pipeline, { log, device: identity.public_key ? identity : undefined });
     let web: { close(): Promise<void> } | undefined;
     try {
       await agent.start();

@@ -19,6 +19,8 @@ export const PACKAGE_SUFFIX = '.edgepkg';
 export const PART_SUFFIX = '.edgepkg.part';
 
 export interface InboxOptions {
+  /** Written into every report. */
+  device?: { id: string; public_key: string };
   dir: string;
   stableChecks: number;
   checkIntervalMs: number;
@@ -84,7 +86,7 @@ export class InboxWatcher {
     if (existsSync(join(dest, `${base}${PACKAGE_SUFFIX}`)) || existsSync(join(dest, `${base}.json`))) {
       base = `${base}-${result.update_id.replace(/[^A-Za-z0-9]/g, '').slice(0, 12)}`;
     }
-    const meta = { writtenAt: new Date().toISOString() };
+    const meta = { writtenAt: new Date().toISOString(), device: this.opts.device };
     writeFileAtomic(join(dest, `${base}.json`), reportJson(result, meta));
     writeFileAtomic(join(dest, `${base}.txt`), reportText(result, meta));
     const packagePath = join(dest, `${base}${PACKAGE_SUFFIX}`);

@@ -14,6 +14,8 @@ export interface StickReportOptions {
   reportsDirName: string;
   /** True when `dir` is the stick itself (a mount point), not the empty folder left behind. */
   isMounted: (dir: string) => boolean;
+  /** Written into every report (docs/agent.md, "The device's identity"). */
+  device?: { id: string; public_key: string };
 }
 
 export interface Delivery {
@@ -73,7 +75,7 @@ export class StickReports {
         const used = new Set<string>();
         for (const r of results) {
           const base = join(reportsDir, uniqueReportName(reportsDir, reportBaseName(r), r.update_id, used));
-          const meta = { mediumUuid, writtenAt };
+          const meta = { mediumUuid, writtenAt, device: this.opts.device };
           writeFileAtomic(`${base}.json`, reportJson(r, meta));
           writeFileAtomic(`${base}.txt`, reportText(r, meta));
         }

@@ -4,7 +4,7 @@
 // host ports 18230 (the service) and 18231 (the page). Screenshots go to test/output/web/.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -208,7 +208,11 @@ session_idle_secs = ${IDLE_SECS}
 
   it('refuses a wrong password and shows why; nothing can be changed', async () => {
     assert.equal(await page.isVisible('#login-form'), true);
-    await login('not the password');
+    // by keyboard alone: Tab to the password field, type, Enter
+    for (let i = 0; i < 10 && (await page.evaluate('document.activeElement && document.activeElement.id')) !== 'password'; i++) await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate('document.activeElement.id'), 'password');
+    await page.keyboard.type('not the password');
+    await page.keyboard.press('Enter');
     await page.waitForFunction(() => /Login refused: wrong password/.test(document.getElementById('login-message')?.textContent ?? ''));
     assert.equal(await page.isVisible('#operator-tools'), false);
   });
@@ -246,7 +250,10 @@ session_idle_secs = ${IDLE_SECS}
     assert.match((await page.locator('#history li').first().innerText()), /✓ Updated/);
     await shot('update-done');
     const processed = readdirSync(join(inbox, 'processed'));
-    assert.ok(processed.some((n) => /^.*web-1\.1\.0.*\.json$/.test(n)), processed.join(' '));
+    const report = processed.find((n) => /web-1\.1\.0.*\.json$/.test(n));
+    assert.ok(report, processed.join(' '));
+    const device = caisson(['device', 'show', '--config', configPath, '--json']).json;
+    assert.deepEqual(JSON.parse(readFileSync(join(inbox, 'processed', report), 'utf8')).device, { id: device.id, public_key: device.public_key });
     assert.ok(!readdirSync(inbox).some((n) => n.endsWith('.part')), 'no partial upload left');
   });
 
