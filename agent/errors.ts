@@ -70,6 +70,7 @@ export const ERROR_CODES = {
   // --- configuration and usage ------------------------------------------------------------
   'config.invalid': { next: 'Fix the configuration file as the message says.' },
   'usage.invalid': { next: 'See `caisson --help`.' },
+  'device.identity_invalid': { next: 'Move device.key and device.json out of the config folder; the next start makes a new identity (tell the vendor the new ID).' },
   'internal.error': { next: 'Report this with the log; the service was left on its previous version.' },
 } as const satisfies Record<string, ErrorInfo>;
 

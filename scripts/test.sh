@@ -20,5 +20,6 @@ if [ ! -f node_modules/better-sqlite3/build/Release/better_sqlite3.node ] || [ p
   npm ci --no-audit --no-fund
 fi
 npm run --silent build
+bash scripts/ensure-browser.sh
 npx tsc -p tsconfig.test.json --noEmit
 npx mocha --reporter test/support/reporter.cjs 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts' 'test/device/**/*.test.ts' "$@"

@@ -8,6 +8,8 @@ import { emit, runCommand, withCommonOptions, type CommonOptions } from './commo
 import { resultLine } from './format.js';
 import { historyCommand, serviceCommand } from './info-commands.js';
 import { openAndRecover, packageCommand } from './package-commands.js';
+import { deviceCommand } from './device-command.js';
+import { webCommand } from './web-command.js';
 
 const program = new Command('caisson')
   .description('Offline updater for predefined Docker services')
@@ -19,6 +21,8 @@ const program = new Command('caisson')
 program.addCommand(serviceCommand());
 program.addCommand(packageCommand());
 program.addCommand(historyCommand());
+program.addCommand(deviceCommand());
+program.addCommand(webCommand());
 
 withCommonOptions(program.command('recover').description('finish or reverse updates a crash left open, and say what was done'))
   .action((opts: CommonOptions) =>
@@ -50,7 +54,7 @@ program
   .description('run the autonomous agent: USB sticks and the inbox in, LED and stick reports out')
   .option('--config <file>', 'agent.toml', '/etc/caisson/agent.toml')
   .action(async (opts: { config: string }) => {
-    const { runAgent } = await import('../intake/agent.js');
+    const { runAgent } = await import('./agent-command.js');
     await runCommand({}, async () => {
       await runAgent({ configPath: opts.config });
       return 0;

@@ -3,11 +3,13 @@
 // Parsed strictly (unknown keys are errors); every key has a default, and a missing
 // file means "all defaults", so the agent runs on a fresh device without configuration.
 import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import * as v from 'valibot';
 import { validate as validateCron } from 'node-cron';
 import { CaissonError, describe } from '../errors.js';
 import { firstIssue } from './patterns.js';
+import { WebConfigSchema, toWebConfig, type WebConfig } from './web.js';
 
 export const DEFAULT_AGENT_CONFIG_PATH = '/etc/caisson/agent.toml';
 
@@ -33,6 +35,9 @@ const AgentConfigSchema = v.strictObject({
   trusted_keys_dir: v.optional(absolutePath('trusted_keys_dir'), '/etc/caisson/trusted-keys'),
   docker_socket: v.optional(absolutePath('docker_socket'), '/var/run/docker.sock'),
   compose_command: v.optional(v.picklist(['auto', 'docker compose', 'docker-compose']), 'auto'),
+  /** What kind of device this is (shown with the device ID; packages may target it later). */
+  device_class: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'device_class must be [A-Za-z0-9][A-Za-z0-9_.-]*, at most 64 characters')), 'default'),
+  web: v.optional(WebConfigSchema, {}),
   led: v.optional(
     v.strictObject({
       /** sysfs LED class folders, e.g. /sys/class/leds/caisson:status; empty = no LED. */
@@ -94,6 +99,10 @@ export interface AgentConfig {
   maintenanceWindow?: { cron: string; minutes: number };
   housekeepingCron: string;
   historyRetentionDays: number;
+  deviceClass: string;
+  /** Where device.key, device.json and web-password live: the folder of agent.toml. */
+  configDir: string;
+  web: WebConfig;
   /** Where the configuration came from ("defaults" when no file). */
   source: string;
 }
@@ -158,6 +167,9 @@ function toConfig(raw: RawAgentConfig, source: string): AgentConfig {
     maintenanceWindow: s.maintenance_window ? { cron: s.maintenance_window, minutes: s.maintenance_window_minutes } : undefined,
     housekeepingCron: s.housekeeping,
     historyRetentionDays: s.history_retention_days,
+    deviceClass: raw.device_class,
+    configDir: source === 'defaults' ? dirname(DEFAULT_AGENT_CONFIG_PATH) : dirname(source),
+    web: toWebConfig(raw.web),
     source,
   };
 }

@@ -1,5 +1,5 @@
 // The autonomous agent: sticks and the inbox in, one update at a time through the
-// pipeline, an LED and reports out. The pipeline is handed in (runAgent() opens the real
+// pipeline, an LED and reports out. The pipeline is handed in (cli/agent-command.ts opens the real
 // one; unit tests may pass a small fake), so this file holds only the intake logic.
 //
 // LED: slow blink while any stick's packages are queued or running; when a stick's
@@ -41,6 +41,8 @@ export interface AgentOptions {
   log?: AgentLog;
   /** Housekeeping and the maintenance window use real cron tasks unless false (tests). */
   schedules?: boolean;
+  /** The device's ID and public key, for the reports. */
+  device?: { id: string; public_key: string };
 }
 
 interface Batch {
@@ -109,6 +111,7 @@ export class Agent extends EventEmitter {
       reportsDirName: config.reportsDirName,
       isMounted: (dir) => safeIsMountPoint(dir),
       timeoutMs: config.stickTimeoutMs,
+      device: options.device,
     });
   }
 
@@ -158,6 +161,7 @@ export class Agent extends EventEmitter {
       incompleteTimeoutMs: c.incompleteTimeoutMs,
       onComplete: (p) => this.inboxComplete(p),
       log: this.log,
+      device: this.options.device,
     });
     await this.inbox.start();
     this.log.info('agent started', { config: c.source, media_root: c.mediaRoot, inbox: c.inbox, state_dir: c.stateDir });
@@ -403,97 +407,4 @@ function safeIsMountPoint(dir: string): boolean {
   } catch {
     return false;
   }
-}
-
-// --- the `caisson agent` command ---------------------------------------------------------
-
-export interface RunAgentOptions {
-  configPath?: string;
-  /** Resolve this to stop (tests); SIGTERM and SIGINT always stop. */
-  stopSignal?: Promise<unknown>;
-  log?: AgentLog;
-}
-
-/**
- * Run the agent until SIGTERM or SIGINT: open the pipeline (it takes the state-dir lock;
- * while Docker does not answer yet, retry every 10 s), recover open updates, watch sticks
- * and the inbox. On the signal: stop taking work, let the running update finish, close
- * watchers and schedules, release the lock, then resolve. A second signal exits at once
- * (the pipeline's journal lets the next start finish or reverse the update).
- */
-export async function runAgent(opts: RunAgentOptions = {}): Promise<void> {
-  const { loadAgentConfig } = await import('../config/agent.js');
-  const { openPipeline } = await import('../pipeline/index.js');
-  const { createLogger } = await import('../log/logger.js');
-  const config = loadAgentConfig(opts.configPath);
-  const logger = createLogger({ stateDir: config.stateDir });
-  const log = opts.log ?? winstonLog(logger);
-
-  let signalled = 0;
-  let wake: () => void = () => {};
-  const stopped = new Promise<void>((resolve) => {
-    wake = resolve;
-  });
-  const onSignal = (sig: NodeJS.Signals) => {
-    signalled++;
-    if (signalled > 1) {
-      log.warn('second signal: exiting now; the next start finishes or reverses the running update', { signal: sig });
-      process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
-    }
-    log.info('stopping', { signal: sig });
-    wake();
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  void opts.stopSignal?.then(() => wake());
-  try {
-    let pipeline: Awaited<ReturnType<typeof openPipeline>> | undefined;
-    while (!pipeline && signalled === 0) {
-      try {
-        pipeline = await openPipeline({
-          servicesPath: config.servicesPath,
-          stateDir: config.stateDir,
-          dockerSocket: config.dockerSocket,
-          trustedKeysDir: config.trustedKeysDir,
-          composeCommand: config.composeCommand,
-          log: logger,
-          lockPurpose: 'caisson agent',
-        });
-      } catch (err) {
-        const e = toCaissonError(err);
-        if (e.code !== 'docker.unreachable') throw e;
-        log.warn('Docker does not answer yet; retrying in 10 s', { error: e.message });
-        await Promise.race([stopped, new Promise((r) => setTimeout(r, 10_000))]);
-      }
-    }
-    if (!pipeline) return;
-    const agent = new Agent(config, pipeline, { log });
-    try {
-      await agent.start();
-      await stopped;
-    } finally {
-      await agent.stop();
-      pipeline.close();
-      log.info('state lock released');
-    }
-  } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-  }
-}
-
-function winstonLog(logger: { info(m: string): unknown; warn(m: string): unknown; error(m: string): unknown }): AgentLog {
-  const fmt = (m: string, meta?: Record<string, unknown>) => {
-    if (!meta) return `agent: ${m}`;
-    const kv = Object.entries(meta)
-      .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => `${k}=${typeof v === 'string' ? JSON.stringify(v) : String(v)}`)
-      .join(' ');
-    return kv ? `agent: ${m} (${kv})` : `agent: ${m}`;
-  };
-  return {
-    info: (m, meta) => void logger.info(fmt(m, meta)),
-    warn: (m, meta) => void logger.warn(fmt(m, meta)),
-    error: (m, meta) => void logger.error(fmt(m, meta)),
-  };
 }

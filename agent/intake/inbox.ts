@@ -25,6 +25,8 @@ export const PART_SUFFIX = '.edgepkg.part';
 export const DEFAULT_INCOMPLETE_TIMEOUT_MS = 600_000;
 
 export interface InboxOptions {
+  /** Written into every report. */
+  device?: { id: string; public_key: string };
   dir: string;
   stableChecks: number;
   checkIntervalMs: number;
@@ -94,7 +96,7 @@ export class InboxWatcher {
     if (existsSync(join(dest, `${base}${PACKAGE_SUFFIX}`)) || existsSync(join(dest, `${base}.json`))) {
       base = `${base}-${result.update_id.replace(/[^A-Za-z0-9]/g, '').slice(0, 12)}`;
     }
-    const meta = { writtenAt: new Date().toISOString() };
+    const meta = { writtenAt: new Date().toISOString(), device: this.opts.device };
     writeFileAtomic(join(dest, `${base}.json`), reportJson(result, meta));
     writeFileAtomic(join(dest, `${base}.txt`), reportText(result, meta));
     const packagePath = join(dest, `${base}${PACKAGE_SUFFIX}`);

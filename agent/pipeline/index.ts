@@ -1,7 +1,9 @@
 // Wiring: open everything one pipeline needs (catalog, state database and lock, engine,
 // trusted keys, drivers) and hand out run / validate / recover.
 import { loadCatalog } from '../config/services.js';
-import type { Catalog } from '../config/services.js';
+import type { Catalog, ServiceSpec } from '../config/services.js';
+import type { ServiceDriver } from '../runtime/driver.js';
+import type { ContainerInfo } from '../health/probes.js';
 import { openDatabase, type Db } from '../store/db.js';
 import { acquireStateLock, type StateLock } from '../store/lock.js';
 import { Journal } from '../store/journal.js';
@@ -37,6 +39,10 @@ export interface Pipeline {
   recover(): Promise<UpdateResult[]>;
   /** Start every service whose last update closed but whose container is stopped (ensure-running.ts). */
   ensureRunning(): Promise<EnsureRunningResult[]>;
+  /** The engine's driver for a service, for read-only looks (the status page's inspect). */
+  driverFor(service: ServiceSpec): ServiceDriver;
+  /** A container's inspect data through the engine port (the status page's health column). */
+  container(id: string): Promise<ContainerInfo | undefined>;
   catalog: Catalog;
   journal: Journal;
   db: Db;
@@ -70,6 +76,8 @@ export async function openPipeline(opts: PipelineOptions & { lockPurpose: string
       validate: (path, o) => pipeline.validate(path, o),
       recover: () => recoverOpenUpdates(pipeline, journal, catalog, opts.stateDir),
       ensureRunning: () => ensureServicesRunning({ catalog, journal, engine }),
+      driverFor: (service) => engine.driverFor(service),
+      container: (id) => engine.container(id),
       catalog,
       journal,
       db,

@@ -64,6 +64,8 @@ export interface ReportMeta {
   /** Filesystem UUID of the stick, when the package came from one. */
   mediumUuid?: string;
   writtenAt: string;
+  /** The device's ID and public key, so support staff can hand them to the vendor. */
+  device?: { id: string; public_key: string };
 }
 
 export function reportJson(r: UpdateResult, meta: ReportMeta): string {
@@ -72,6 +74,7 @@ export function reportJson(r: UpdateResult, meta: ReportMeta): string {
     result: resultWord(r.outcome),
     next: nextStep(r),
     medium_uuid: meta.mediumUuid ?? null,
+    ...(meta.device ? { device: { id: meta.device.id, public_key: meta.device.public_key } } : {}),
     written_at: meta.writtenAt,
     update: r,
   };
@@ -90,6 +93,8 @@ export function reportText(r: UpdateResult, meta: ReportMeta): string {
     ['To', [r.to_version, r.to_image].filter(Boolean).join(' ') || undefined],
     ['Source', r.source],
     ['Stick', meta.mediumUuid],
+    ['Device ID', meta.device?.id],
+    ['Device public key', meta.device?.public_key ? `${meta.device.public_key} (X25519)` : undefined],
     ['Update ID', r.update_id],
     ['Started', r.started_at],
     ['Finished', r.finished_at],

@@ -16,6 +16,8 @@ export interface StickReportOptions {
   isMounted: (dir: string) => boolean;
   /** How long a stick may take to write all reports before it counts as hung. */
   timeoutMs?: number;
+  /** Written into every report (docs/agent.md, "The device's identity"). */
+  device?: { id: string; public_key: string };
 }
 
 export interface Delivery {
@@ -71,7 +73,7 @@ export class StickReports {
       return { results, written: false, error: new Error(`${mountpoint} is not mounted (stick removed)`) };
     }
     const writtenAt = new Date().toISOString();
-    const meta = { mediumUuid, writtenAt };
+    const meta = { mediumUuid, writtenAt, device: this.opts.device };
     try {
       await runStickJob(
         {

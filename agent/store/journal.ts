@@ -151,6 +151,12 @@ export class Journal {
     return this.db.prepare('SELECT * FROM updates ORDER BY started_at DESC, rowid DESC LIMIT ?').all(limit) as UpdateRow[];
   }
 
+  /** The update that runs now, else the newest one (the status page's "live" view). */
+  currentOrLastUpdate(): UpdateRow | undefined {
+    return (this.db.prepare(`SELECT * FROM updates WHERE closed = 0 AND kind = 'update' ORDER BY started_at DESC, rowid DESC LIMIT 1`).get() ??
+      this.db.prepare(`SELECT * FROM updates WHERE kind = 'update' ORDER BY started_at DESC, rowid DESC LIMIT 1`).get()) as UpdateRow | undefined;
+  }
+
   lastUpdateFor(service: string): UpdateRow | undefined {
     return this.db
       .prepare(`SELECT * FROM updates WHERE service = ? AND kind = 'update' ORDER BY started_at DESC, rowid DESC LIMIT 1`)

@@ -4,11 +4,13 @@ export const LAYERS: string[][] = [
   ['errors.ts', 'version.ts', 'perms.ts'],
   ['model.ts'],
   ['config', 'log'],
+  ['device'],
   ['store', 'health'],
   ['runtime'],
   ['package'],
   ['pipeline'],
   ['report'],
   ['intake'],
+  ['web'],
   ['cli'],
 ];

@@ -93,8 +93,8 @@ history_retention_days = 30
 
   it('the example config/agent.toml and config/services.toml parse, and agent.toml holds the defaults', () => {
     const example = loadAgentConfig(join(process.cwd(), 'config', 'agent.toml'));
-    const { source: _a, ...exampleValues } = example;
-    const { source: _b, ...defaults } = defaultAgentConfig();
+    const { source: _a, configDir: _c, ...exampleValues } = example;
+    const { source: _b, configDir: _d, ...defaults } = defaultAgentConfig();
     assert.deepEqual(exampleValues, defaults);
     assert.equal(loadCatalog(join(process.cwd(), 'config', 'services.toml')).services.length, 2);
   });
