@@ -236,9 +236,8 @@ export class Agent extends EventEmitter {
     }
     const stick: Stick = { uuid: e.uuid, mountpoint: e.mountpoint, present: true };
     this.sticks.set(e.uuid, stick);
-    // reading the stick is work too: the LED blinks from now on
-    stick.batch = { total: 0, remaining: 1 };
-    this.refreshLed();
+    // the LED shows "working" once packages are queued, as before the listing moved out of
+    // the process (a stick that does not answer goes from idle to failure)
     void this.takeStick(stick);
   }
 
