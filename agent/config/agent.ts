@@ -31,7 +31,7 @@ const AgentConfigSchema = v.strictObject({
   state_dir: v.optional(absolutePath('state_dir'), '/var/lib/caisson'),
   services: v.optional(absolutePath('services'), '/etc/caisson/services.toml'),
   trusted_keys_dir: v.optional(absolutePath('trusted_keys_dir'), '/etc/caisson/trusted-keys'),
-  docker_socket: v.optional(absolutePath('docker_socket'), '/var/run/docker.sock'),
+  docker_socket: v.optional(absolutePath('docker_socket')),
   compose_command: v.optional(v.picklist(['auto', 'docker compose', 'docker-compose']), 'auto'),
   led: v.optional(
     v.strictObject({
@@ -75,7 +75,8 @@ export interface AgentConfig {
   stateDir: string;
   servicesPath: string;
   trustedKeysDir: string;
-  dockerSocket: string;
+  /** Undefined: CAISSON_DOCKER_SOCKET, DOCKER_HOST, then /var/run/docker.sock (docker-client.ts). */
+  dockerSocket: string | undefined;
   composeCommand: 'auto' | 'docker compose' | 'docker-compose';
   ledPaths: string[];
   resultFileName: string;
