@@ -168,7 +168,7 @@ export class UpdatePipeline {
       await importImage(docker, {
         imagePath: staged.imagePath,
         reference: ref,
-        expectedImageId: staged.imageArchive?.imageId,
+        expectedImage: staged.imageArchive,
         beforeLoad: (tagsBefore) => this.save(id, 'loading_image', { data: { imageRef: ref, tagsBefore, expectedImageId: staged.imageArchive?.imageId } }),
         afterLoad: (loadedImageId) => journal.transition(id, 'loading_image', { detail: `loaded ${loadedImageId}`, data: { loadedImageId } }),
         onProgress: (done, total) => progress.bytes('importing', done, total),
