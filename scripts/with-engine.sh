@@ -15,9 +15,11 @@
 # of that root filesystem with its own fresh data volume, sharing the host's network
 # namespace (so ports its containers publish answer on the host's 127.0.0.1 through the
 # userland proxy) with its own bridge name and address pools (so it never touches docker0).
-# COMMAND runs with DOCKER_HOST and CAISSON_DOCKER_SOCKET pointing at that engine, and with
-# that engine's docker CLI and Compose first on the PATH. Everything started is stopped and
-# removed again when COMMAND ends; COMMAND's exit status is returned.
+# COMMAND runs with DOCKER_HOST and CAISSON_DOCKER_SOCKET pointing at that engine, with
+# that engine's docker CLI and Compose first on the PATH, CAISSON_ENGINE set to NAME and
+# CAISSON_HOST_DOCKER_SOCKET to this machine's own engine (for tests that use two engines).
+# Everything started is stopped and removed again when COMMAND ends; COMMAND's exit status
+# is returned.
 #
 # Must run as root (it starts containers and owns the cache). Hold the shared engine lock
 # around it when other work uses this machine's engine.
@@ -168,6 +170,8 @@ hd run -d --name "$container" \
 export DOCKER_HOST=unix://$run/docker.sock
 export CAISSON_DOCKER_SOCKET=$run/docker.sock
 export CAISSON_ENGINE=$name
+# this machine's own engine stays reachable, for tests that use two engines
+export CAISSON_HOST_DOCKER_SOCKET=${outer#unix://}
 
 for _ in $(seq 1 120); do
   docker version >/dev/null 2>&1 && break

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Run the engine-sensitive suites against each engine (scripts/with-engine.sh) and write the
+# compatibility table in docs/runtime.md from the results.
+#
+#   scripts/engine-matrix.sh [ENGINE...]        default: docker28-containerd docker28
+#
+# ENGINE is a with-engine.sh name (debian12, docker28, docker28-containerd). SUITES (space
+# separated, default "pipeline compose docker crash images e2e") picks the suites; their files
+# are listed below. Each suite runs against a fresh engine. Set CAISSON_ENGINE_LOCK to a lock
+# file to hold it (flock) around each suite when others share this machine's engine.
+# Results: test-results/engines/<engine>.json; durations are printed at the end.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+engines=("$@")
+[ ${#engines[@]} -gt 0 ] || engines=(docker28-containerd docker28)
+suites=${SUITES:-pipeline compose docker crash images e2e}
+out=test-results/engines
+mkdir -p "$out"
+
+files_of() {
+  case "$1" in
+    pipeline) echo test/integration/pipeline.test.ts ;;
+    compose) echo test/integration/runtime/compose-driver.test.ts ;;
+    docker) echo test/integration/runtime/docker-driver.test.ts test/integration/runtime/docker-client.test.ts ;;
+    crash) echo test/integration/crash-recovery.test.ts ;;
+    images) echo test/integration/image-import.test.ts test/integration/cross-engine.test.ts ;;
+    e2e) echo test/e2e/agent-usb.test.ts ;;
+    *) echo "engine-matrix: unknown suite $1" >&2; return 1 ;;
+  esac
+}
+
+locked() {
+  if [ -n "${CAISSON_ENGINE_LOCK:-}" ]; then flock -w 1800 "$CAISSON_ENGINE_LOCK" "$@"; else "$@"; fi
+}
+
+now() { date +%s; }
+
+npm run --silent build
+status=0
+for engine in "${engines[@]}"; do
+  t0=$(now)
+  bash scripts/with-engine.sh "$engine" --provision || { status=1; continue; }
+  provision=$(( $(now) - t0 ))
+  # what the engine is: version, image store, Compose
+  info=$(locked bash scripts/with-engine.sh "$engine" -- sh -c '
+    docker version -f "{{.Server.Version}}"
+    docker info -f "{{range .DriverStatus}}{{index . 0}}={{index . 1}};{{end}}"
+    docker compose version --short 2>/dev/null || docker-compose version --short 2>/dev/null || echo none
+  ' 2>/dev/null)
+  results="[]"
+  for suite in $suites; do
+    files=$(files_of "$suite") || { status=1; continue; }
+    report=$out/$engine-$suite.mocha.json
+    rm -f "$report"
+    s0=$(now)
+    # shellcheck disable=SC2086
+    locked bash scripts/with-engine.sh "$engine" -- npx mocha --reporter json --reporter-option "output=$report" $files >"$out/$engine-$suite.log" 2>&1
+    rc=$?
+    secs=$(( $(now) - s0 ))
+    [ $rc = 0 ] || status=1
+    results=$(node -e '
+      const [results, suite, files, report, rc, secs] = process.argv.slice(1);
+      let stats = { passes: 0, failures: 0, tests: 0 };
+      try { stats = JSON.parse(require("fs").readFileSync(report, "utf8")).stats; } catch {}
+      const list = JSON.parse(results);
+      list.push({ suite, files: files.split(" "), passes: stats.passes, failures: stats.failures, tests: stats.tests, exit: Number(rc), seconds: Number(secs) });
+      console.log(JSON.stringify(list));
+    ' "$results" "$suite" "$files" "$report" "$rc" "$secs")
+    echo "engine-matrix: $engine $suite: exit $rc in ${secs}s" >&2
+  done
+  node -e '
+    const [engine, info, provision, results, file] = process.argv.slice(1);
+    const [version = "?", driver = "", compose = "none"] = info.split("\n");
+    const store = /driver-type=io\.containerd\.snapshotter/.test(driver) ? "containerd" : "classic (overlay2)";
+    const doc = { engine, version, store, compose, provisionSeconds: Number(provision), date: new Date().toISOString().slice(0, 10), suites: JSON.parse(results) };
+    require("fs").writeFileSync(file, JSON.stringify(doc, null, 2) + "\n");
+  ' "$engine" "$info" "$provision" "$results" "$out/$engine.json"
+done
+
+node scripts/engine-table.mjs "$out" docs/runtime.md
+for f in "$out"/*.json; do
+  case "$f" in *.mocha.json) continue ;; esac
+  node -e '
+    const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    console.log(`${d.engine}: provisioning ${d.provisionSeconds}s; ` + d.suites.map((s) => `${s.suite} ${s.seconds}s (${s.passes}/${s.tests}${s.exit ? ", FAILED" : ""})`).join(", "));
+  ' "$f"
+done
+exit $status
