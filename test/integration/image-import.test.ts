@@ -45,8 +45,18 @@ describe('image import on the real engine: identity and tags', function () {
     it(`loads a ${layout} archive and proves the loaded image is the one it pins`, async () => {
       const tar = craftTar(craft({ ref: REF, layers: [craftLayer('v.txt', `${layout}\n`)] }).entries);
       let saved: TagSnapshot | undefined;
-      const id = await importImage(api, { imagePath: write(`${layout}.tar`, tar), reference: REF, expectedImage: pinned(tar), beforeLoad: (t) => (saved = t) });
+      const progress: number[] = [];
+      const id = await importImage(api, {
+        imagePath: write(`${layout}.tar`, tar),
+        reference: REF,
+        expectedImage: pinned(tar),
+        beforeLoad: (t) => (saved = t),
+        onProgress: (done, total) => progress.push(done / total),
+      });
       expect(saved).to.be.an('object');
+      // the bytes handed over are the progress on every store (the containerd store reports no layers)
+      expect(progress.length).to.be.greaterThan(0);
+      expect(progress.at(-1)).to.equal(1);
       expect((await snapshotImageTags(api))[REF]).to.equal(id);
     });
   }
