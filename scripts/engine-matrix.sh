@@ -73,7 +73,12 @@ for engine in "${engines[@]}"; do
     const [engine, info, provision, results, file] = process.argv.slice(1);
     const [version = "?", driver = "", compose = "none"] = info.split("\n");
     const store = /driver-type=io\.containerd\.snapshotter/.test(driver) ? "containerd" : "classic (overlay2)";
-    const doc = { engine, version, store, compose, provisionSeconds: Number(provision), date: new Date().toISOString().slice(0, 10), suites: JSON.parse(results) };
+    // suites run before (another SUITES selection) stay unless run again now
+    let previous = [];
+    try { previous = JSON.parse(require("fs").readFileSync(file, "utf8")).suites ?? []; } catch {}
+    const now = JSON.parse(results);
+    const suites = [...previous.filter((p) => !now.some((s) => s.suite === p.suite)), ...now];
+    const doc = { engine, version, store, compose, provisionSeconds: Number(provision), date: new Date().toISOString().slice(0, 10), suites };
     require("fs").writeFileSync(file, JSON.stringify(doc, null, 2) + "\n");
   ' "$engine" "$info" "$provision" "$results" "$out/$engine.json"
 done
