@@ -1,8 +1,9 @@
 // Import the staged image and prove it is exactly the one in the package: the manifest's
 // reference must point at the image image.tar pins (its config digest on the classic store;
 // its layers, platform and settings on the containerd store, whose IDs are manifest digests:
-// judgeLoadedImage), and no other tag on the engine may have moved. The tag state before the load is journaled first, so a rejection, a rollback or
-// a restart after a crash can put every tag back where it was.
+// judgeLoadedImage), and no other tag on the engine may have moved. The tag state before the
+// load is journaled first, so a rejection, a rollback or a restart after a crash can put
+// every tag back where it was.
 import type Dockerode from 'dockerode';
 import { CaissonError, toCaissonError } from '../errors.js';
 import { judgeLoadedImage, type ImageArchiveInfo, type LoadedImage } from '../package/image-archive.js';
