@@ -51,7 +51,7 @@ if [ "${1:-}" = --inside ]; then
     rm -f "$report"
     s0=$(now)
     # shellcheck disable=SC2086
-    npx mocha --reporter json --reporter-option "output=$report" $files >"$out/$engine-$suite.log" 2>&1
+    npx mocha --exit --reporter json --reporter-option "output=$report" $files >"$out/$engine-$suite.log" 2>&1
     rc=$?
     secs=$(( $(now) - s0 ))
     [ $rc = 0 ] || status=1
