@@ -105,6 +105,12 @@ export function differsFromArchive(ref: string, pinned: ImageArchiveInfo | undef
   return judgeLoadedImage(inspectImage(ref) as LoadedImage, pinned);
 }
 
+/** The engine's image store: Docker's classic one (graph drivers) or containerd's snapshotters. */
+export function imageStore(): 'classic' | 'containerd' {
+  const status = execFileSync('docker', ['info', '-f', '{{json .DriverStatus}}'], { encoding: 'utf8' });
+  return status.includes('io.containerd.snapshotter') ? 'containerd' : 'classic';
+}
+
 export function imageExists(ref: string): boolean {
   return spawnSync('docker', ['image', 'inspect', ref], { stdio: 'ignore' }).status === 0;
 }
