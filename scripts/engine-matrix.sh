@@ -84,7 +84,7 @@ fi
 # --- outside: provision, then one locked engine session per engine ------------------------
 engines=("$@")
 [ ${#engines[@]} -gt 0 ] || engines=(docker28-containerd docker28)
-npm run --silent build
+[ -n "${CAISSON_MATRIX_NO_BUILD:-}" ] || npm run --silent build
 status=0
 for engine in "${engines[@]}"; do
   t0=$(now)
