@@ -60,7 +60,7 @@ export const ERROR_CODES = {
   'service.unsupported': { next: 'Recreate the service\'s container as the message says (see docs/runtime.md), then try again.' },
   'service.start_failed': { next: 'The new version could not start; the previous version was restored. Check the package with the vendor.' },
   'compose.failed': { next: 'Check the compose file and `docker compose`/`docker-compose` output in the log.' },
-  'compose.unavailable': { next: 'Install Docker Compose (`docker compose` or `docker-compose`) on the device.' },
+  'compose.unavailable': { next: 'Install Docker Compose v2 (`docker compose`, or docker-compose 2.x) on the device; v1 works only with Docker Engine 24 and older.' },
   'health.timeout': { next: 'The new version did not become healthy in time and was rolled back; report this to the vendor.' },
   'health.unstable': { next: 'The new version restarted or failed after first passing and was rolled back; report this to the vendor.' },
   'rollback.failed': { next: 'The service needs a person: check `caisson history show ID` and the Docker engine now.' },

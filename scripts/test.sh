@@ -23,3 +23,12 @@ npm run --silent build
 bash scripts/ensure-browser.sh
 npx tsc -p tsconfig.test.json --noEmit
 npx mocha --reporter test/support/reporter.cjs 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts' 'test/device/**/*.test.ts' "$@"
+
+# Second stage (CI): the engine-sensitive suites against the engines devices run in the field
+# (scripts/engine-matrix.sh; CAISSON_ENGINE_MATRIX=1 for docker28-containerd, or a list of
+# with-engine.sh names). It rewrites the compatibility table in docs/runtime.md.
+case "${CAISSON_ENGINE_MATRIX:-}" in
+  ''|0) ;;
+  1) bash scripts/engine-matrix.sh docker28-containerd ;;
+  *) read -ra matrix_engines <<<"$CAISSON_ENGINE_MATRIX"; bash scripts/engine-matrix.sh "${matrix_engines[@]}" ;;
+esac

@@ -33,7 +33,7 @@ const AgentConfigSchema = v.strictObject({
   state_dir: v.optional(absolutePath('state_dir'), '/var/lib/caisson'),
   services: v.optional(absolutePath('services'), '/etc/caisson/services.toml'),
   trusted_keys_dir: v.optional(absolutePath('trusted_keys_dir'), '/etc/caisson/trusted-keys'),
-  docker_socket: v.optional(absolutePath('docker_socket'), '/var/run/docker.sock'),
+  docker_socket: v.optional(absolutePath('docker_socket')),
   compose_command: v.optional(v.picklist(['auto', 'docker compose', 'docker-compose']), 'auto'),
   /** What kind of device this is (shown with the device ID; packages may target it later). */
   device_class: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'device_class must be [A-Za-z0-9][A-Za-z0-9_.-]*, at most 64 characters')), 'default'),
@@ -86,7 +86,8 @@ export interface AgentConfig {
   stateDir: string;
   servicesPath: string;
   trustedKeysDir: string;
-  dockerSocket: string;
+  /** Undefined: CAISSON_DOCKER_SOCKET, DOCKER_HOST, then /var/run/docker.sock (docker-client.ts). */
+  dockerSocket: string | undefined;
   composeCommand: 'auto' | 'docker compose' | 'docker-compose';
   ledPaths: string[];
   resultFileName: string;

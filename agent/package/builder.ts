@@ -1,5 +1,5 @@
 // Build an .edgepkg from a local image: `docker save` (through dockerode) into a temporary
-// file while hashing it and reading its manifest.json, then write the package (manifest.toml,
+// file while hashing it and reading it with the same strict rules devices apply, then write the package (manifest.toml,
 // image.tar, optional manifest.toml.sig) to a temporary file, fsync it and rename it into place.
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
@@ -10,6 +10,7 @@ import { CaissonError, describe, toCaissonError } from '../errors.js';
 import { connectDocker } from '../runtime/docker-client.js';
 import { IMAGE_REFERENCE_PATTERN, NAME_PATTERN, PLATFORM_PATTERN, SEMVER_PATTERN } from '../config/patterns.js';
 import { packageIdOf } from './identity.js';
+import { judgeLoadedImage, type ImageArchiveInfo, type LoadedImage } from './image-archive.js';
 import { renderManifest } from './manifest.js';
 import { ImageArchiveInspector, READ_CHUNK } from './reader.js';
 import { signManifest } from './signature.js';
@@ -75,8 +76,11 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
   const pkgTmp = join(outDir, `.${basename(opts.out)}.${tag}.tmp`);
   try {
     const saved = await saveImage(image, imageTmp, opts.imageRef);
-    if (saved.info.imageId !== inspect.Id) {
-      throw new CaissonError('docker.error', `docker save produced image ${saved.info.imageId}, expected ${inspect.Id} (the tag moved?)`);
+    // the engine's ID is the config digest on the classic store, a manifest digest on the
+    // containerd store: judge the saved archive by what it pins, as devices will
+    const differs = judgeLoadedImage(inspect as unknown as LoadedImage, saved.info);
+    if (differs) {
+      throw new CaissonError('docker.error', `docker save of ${opts.imageRef} produced another image than ${inspect.Id} (the tag moved?): ${differs}`);
     }
     const manifest: Manifest = {
       format_version: 1,
@@ -140,7 +144,7 @@ async function saveImage(
   image: Docker.Image,
   path: string,
   ref: string,
-): Promise<{ sha256: string; size: number; info: { imageId: string; repoTags: string[] } }> {
+): Promise<{ sha256: string; size: number; info: ImageArchiveInfo }> {
   const out = await createExclusive(path);
   const hash = createHash('sha256');
   const inspector = new ImageArchiveInspector(false);

@@ -61,4 +61,18 @@ export function checkImageArchive(manifest: Manifest, staged: StagedPackage): vo
     const got = info.repoTags.length ? info.repoTags.map((t) => JSON.stringify(t.slice(0, 200))).join(', ') : 'no tags';
     throw new CaissonError('image.reference_mismatch', `${staged.imageFileName} tags ${got}; the manifest names "${want}"`);
   }
+  // the containerd image store names what it loads from an OCI archive after index.json
+  const full = fullImageName(want);
+  const other = info.indexNames.find((n) => n !== full);
+  if (other !== undefined) {
+    throw new CaissonError('image.reference_mismatch', `${staged.imageFileName}'s index.json names ${JSON.stringify(other.slice(0, 200))}; the manifest names "${want}"`);
+  }
+}
+
+/** Docker's full spelling of a reference: "app:1" → "docker.io/library/app:1". */
+export function fullImageName(ref: string): string {
+  const slash = ref.indexOf('/');
+  const first = slash < 0 ? '' : ref.slice(0, slash);
+  if (slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost')) return ref;
+  return slash < 0 ? `docker.io/library/${ref}` : `docker.io/${ref}`;
 }

@@ -14,18 +14,16 @@ import { createGunzip, type Gunzip } from 'node:zlib';
 import { CaissonError, describe, toCaissonError } from '../errors.js';
 import { packageIdOf } from './identity.js';
 import { parseManifest } from './manifest.js';
+import { ImageArchiveReader, type InspectResult } from './image-archive.js';
 import { TarParser, type TarEntry } from './tar-stream.js';
 import {
   DEFAULT_STAGE_LIMITS,
-  type ImageArchiveInfo,
   type ProgressFn,
   type StageLimits,
   type StagedPackage,
 } from './types.js';
 
 export const READ_CHUNK = 1024 * 1024;
-/** Largest manifest.json accepted inside a docker-save archive. */
-export const MAX_IMAGE_MANIFEST_JSON = 1024 * 1024;
 
 export const MANIFEST_NAME = 'manifest.toml';
 export const SIGNATURE_NAME = 'manifest.toml.sig';
@@ -435,25 +433,16 @@ function show(s: string): string {
   return s.replace(/[\u0000-\u001f\u007f-\u009f"\\]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`).slice(0, 120);
 }
 
-// --- the docker-save archive inside ------------------------------------------------------------
+// --- the docker-save archive inside (its rules: image-archive.ts) -----------------------------
 
-export interface InspectResult {
-  info?: ImageArchiveInfo;
-  problem?: string;
-}
+export type { InspectResult } from './image-archive.js';
 
 /**
- * Reads a docker-save archive as it streams by, keeping only its manifest.json (bounded).
- * Legacy (Config: "<hex>.json") and OCI-layout (Config: "blobs/sha256/<hex>", Docker 25+).
- * Optionally gunzips first (image.tar.gz). Never throws from write(): a broken archive just
- * yields a `problem`.
+ * Reads a docker-save archive as it streams by (image-archive.ts), optionally gunzipping it
+ * first (image.tar.gz). Never throws from write(): a broken archive just yields a `problem`.
  */
 export class ImageArchiveInspector {
-  private readonly parser = new TarParser({ strict: false });
-  private problem: string | undefined;
-  private json: Buffer[] | undefined;
-  private jsonSize = 0;
-  private manifestJson: Buffer | undefined;
+  private readonly archive = new ImageArchiveReader();
   private readonly gunzip: Gunzip | undefined;
   private gunzipDone: Promise<unknown> | undefined;
 
@@ -486,67 +475,18 @@ export class ImageArchiveInspector {
         this.gunzip.destroy();
       }
     }
-    if (!this.problem) {
-      try {
-        this.parser.end();
-      } catch (err) {
-        this.setProblem(`it is not a complete tar archive (${describe(err)})`);
-      }
-    }
-    if (this.problem) return { problem: this.problem };
-    if (!this.manifestJson) return { problem: 'it has no manifest.json (not a docker save archive)' };
-    return parseImageManifestJson(this.manifestJson);
+    return this.archive.finish();
+  }
+
+  private get problem(): boolean {
+    return this.archive.failed;
   }
 
   private setProblem(p: string): void {
-    this.problem ??= p;
+    this.archive.fail(p);
   }
 
   private feed(data: Buffer): void {
-    if (this.problem) return;
-    try {
-      for (const ev of this.parser.feed(data)) {
-        if (ev.kind === 'entry') {
-          const p = ev.entry.path.replace(/^\.\//, '');
-          if (p === 'manifest.json' && ev.entry.type === 'file') {
-            if (this.manifestJson || this.json) throw new Error('manifest.json appears twice');
-            if (ev.entry.size > MAX_IMAGE_MANIFEST_JSON) throw new Error(`manifest.json is ${ev.entry.size} bytes (limit ${MAX_IMAGE_MANIFEST_JSON})`);
-            this.json = [];
-            this.jsonSize = 0;
-          }
-        } else if (ev.kind === 'data') {
-          if (this.json) {
-            this.json.push(Buffer.from(ev.data));
-            this.jsonSize += ev.data.length;
-          }
-        } else if (this.json) {
-          this.manifestJson = Buffer.concat(this.json, this.jsonSize);
-          this.json = undefined;
-        }
-      }
-    } catch (err) {
-      this.setProblem(`it is not a valid docker save archive (${describe(err)})`);
-    }
+    this.archive.write(data);
   }
-}
-
-const CONFIG_PATTERN = /^(?:([0-9a-f]{64})\.json|blobs\/sha256\/([0-9a-f]{64}))$/;
-
-export function parseImageManifestJson(bytes: Buffer): InspectResult {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    return { problem: 'its manifest.json is not JSON' };
-  }
-  if (!Array.isArray(doc)) return { problem: 'its manifest.json is not a list' };
-  if (doc.length !== 1) return { problem: `it holds ${doc.length} images; a package holds exactly one` };
-  const entry = doc[0] as { Config?: unknown; RepoTags?: unknown };
-  const m = typeof entry?.Config === 'string' ? CONFIG_PATTERN.exec(entry.Config) : null;
-  if (!m) return { problem: 'its manifest.json names no image config' };
-  const tags = entry.RepoTags ?? [];
-  if (!Array.isArray(tags) || !tags.every((t): t is string => typeof t === 'string')) {
-    return { problem: 'its manifest.json has malformed RepoTags' };
-  }
-  return { info: { imageId: `sha256:${m[1] ?? m[2]}`, repoTags: tags } };
 }

@@ -1,4 +1,5 @@
 // Shapes shared by the package reader, validator and builder.
+import type { ImageArchiveInfo } from './image-archive.js';
 
 /** What one streaming pass over an .edgepkg leaves in the staging folder. */
 export interface StagedPackage {
@@ -25,12 +26,7 @@ export interface StagedPackage {
   imageArchiveProblem?: string;
 }
 
-export interface ImageArchiveInfo {
-  /** Image ID (sha256:<hex>) = digest of the image config, from the archive's manifest.json. */
-  imageId: string;
-  /** RepoTags listed in the archive's manifest.json (what `docker load` will tag). */
-  repoTags: string[];
-}
+export type { ImageArchiveInfo } from './image-archive.js';
 
 export interface Manifest {
   format_version: 1;

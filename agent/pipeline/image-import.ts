@@ -1,8 +1,11 @@
 // Import the staged image and prove it is exactly the one in the package: the manifest's
-// reference must point at the image ID recorded in image.tar, and no other tag may have
-// moved. The tag state before the load is journaled first, so a rejection, a rollback or
-// a restart after a crash can put every tag back where it was.
+// reference must point at the image image.tar pins (its config digest on the classic store;
+// its layers, platform and settings on the containerd store, whose IDs are manifest digests:
+// judgeLoadedImage), and no other tag on the engine may have moved. The tag state before the
+// load is journaled first, so a rejection, a rollback or a restart after a crash can put
+// every tag back where it was.
 import { CaissonError, toCaissonError } from '../errors.js';
+import { judgeLoadedImage, type ImageArchiveInfo, type LoadedImage } from '../package/image-archive.js';
 import type { Engine, LoadProgressEvent } from '../runtime/engine.js';
 
 /** reference → image ID, for every tagged image. JSON-serialisable for the journal. */
@@ -18,8 +21,8 @@ export async function snapshotImageTags(engine: Engine): Promise<TagSnapshot> {
 export interface ImportOptions {
   imagePath: string;
   reference: string;
-  /** The image ID read from image.tar while staging (undefined for image.tar.gz). */
-  expectedImageId?: string;
+  /** What image.tar pins, read while staging (undefined when it could not be read, e.g. some image.tar.gz). */
+  expectedImage?: ImageArchiveInfo | undefined;
   /** Called with the tag snapshot before the engine is touched; must save it durably. */
   beforeLoad: (tagsBefore: TagSnapshot) => void;
   /** Called with the ID the reference points at after the load, before it is judged. */
@@ -69,31 +72,44 @@ export async function importImage(engine: Engine, opts: ImportOptions): Promise<
   if (!loadedId) {
     throw new CaissonError('image.reference_mismatch', `after import, ${opts.reference} does not exist: image.tar holds another image`);
   }
-  if (opts.expectedImageId && loadedId !== opts.expectedImageId) {
-    throw new CaissonError('image.id_mismatch', `${opts.reference} is ${short(loadedId)} after import, but image.tar holds ${short(opts.expectedImageId)}`);
-  }
-  const moved = movedTags(tagsBefore, tagsAfter, loadedId).filter((ref) => ref !== opts.reference);
+  const moved = movedTags(tagsBefore, tagsAfter).filter((ref) => ref !== opts.reference);
   if (moved.length > 0) {
-    throw new CaissonError('image.tag_moved', `the import also tagged ${moved.join(', ')}; only ${opts.reference} may change`);
+    throw new CaissonError('image.tag_moved', `the import also changed ${moved.slice(0, 10).join(', ')}${moved.length > 10 ? ', …' : ''}; only ${opts.reference} may change`);
+  }
+  if (opts.expectedImage) {
+    const why = judgeLoadedImage(await inspectLoaded(engine, loadedId), opts.expectedImage);
+    if (why) throw new CaissonError('image.id_mismatch', `${opts.reference} is ${short(loadedId)} after import, not the image image.tar holds (${short(opts.expectedImage.imageId)}): ${why}`);
   }
   return loadedId;
 }
 
-/** Tags that point at loadedId now but did not before the import. */
-export function movedTags(before: TagSnapshot, after: TagSnapshot, loadedId: string): string[] {
-  return Object.keys(after).filter((ref) => after[ref] === loadedId && before[ref] !== loadedId);
+async function inspectLoaded(engine: Engine, id: string): Promise<LoadedImage> {
+  const image = await engine.image(id);
+  if (!image) throw new CaissonError('image.reference_mismatch', `the loaded image ${short(id)} vanished right after the import`);
+  return image as unknown as LoadedImage;
+}
+
+/**
+ * Every tag that changed between two snapshots: moved to another image, new, or gone. A load
+ * only ever adds or moves tags; anything else changing during one is refused just the same.
+ */
+export function movedTags(before: TagSnapshot, after: TagSnapshot): string[] {
+  const refs = new Set([...Object.keys(before), ...Object.keys(after)]);
+  return [...refs].filter((ref) => before[ref] !== after[ref]).sort();
 }
 
 /**
  * Undo what an import did to tags, and nothing else: tags that now point at an image the
- * import brought (loadedIds, or whatever `reference` points at if it moved) but did not
- * before go back to their previous image, or are removed if they did not exist (an unused
- * image left without tags is deleted by the engine). Tags anyone else changed meanwhile
- * are left alone. Idempotent, so recovery may call it again.
+ * import brought (loadedIds, whatever `reference` points at if it moved, and any image no
+ * tag named before: a second image inside the archive) but did not before go back to
+ * their previous image, or are removed if they did not exist (an unused image left without
+ * tags is deleted by the engine). Tags moved onto images that were tagged before are left
+ * alone. Idempotent, so recovery may call it again.
  */
 export async function restoreImageTags(engine: Engine, before: TagSnapshot, loadedIds: string[], reference?: string): Promise<void> {
   const after = await engine.tags();
-  const ids = new Set(loadedIds);
+  const known = new Set(Object.values(before));
+  const ids = new Set([...loadedIds, ...[...after.values()].filter((id) => !known.has(id))]);
   const current = reference ? after.get(reference) : undefined;
   if (reference && current && before[reference] !== current) ids.add(current);
   const scope = [...after].filter(([ref, id]) => ids.has(id) && before[ref] !== id).map(([ref]) => ref);

@@ -171,7 +171,7 @@ export class UpdatePipeline {
       await importImage(engine, {
         imagePath: staged.imagePath,
         reference: ref,
-        expectedImageId: staged.imageArchive?.imageId,
+        expectedImage: staged.imageArchive,
         beforeLoad: (tagsBefore) => this.records.save(id, 'loading_image', { data: { imageRef: ref, tagsBefore, expectedImageId: staged.imageArchive?.imageId } }),
         afterLoad: (loadedImageId) => this.records.annotate(id, { detail: `loaded ${loadedImageId}`, data: { loadedImageId } }),
         onProgress: (done, total) => progress.bytes('importing', done, total),

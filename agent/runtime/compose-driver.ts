@@ -53,7 +53,13 @@ export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOpt
   let command: string[] | undefined;
 
   async function compose(): Promise<string[]> {
-    command ??= await detectComposeCommand(opts.composeCommand ?? 'auto', env);
+    command ??= await detectComposeCommand(opts.composeCommand ?? 'auto', env, async () => {
+      try {
+        return (await docker.version()).Version;
+      } catch (err) {
+        throw dockerError(err, 'asking the engine for its version');
+      }
+    });
     return command;
   }
 
@@ -242,18 +248,48 @@ export function composeVersionOf(text: string): string | undefined {
   return m?.[1];
 }
 
-/** Which compose command to use: v2 (`docker compose`) if it works, else v1 (`docker-compose`). */
-export async function detectComposeCommand(setting: ComposeCommandSetting, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+/**
+ * Which compose command to use: v2 (`docker compose`) if it works, else `docker-compose`
+ * (v1, or a v2 binary under that name). Compose v1 (1.x) reads image fields Docker Engine 25
+ * and later no longer report and fails on every recreate (KeyError: 'ContainerConfig'), so
+ * with such an engine a v1 is refused up front with the fix, not found out mid-update.
+ */
+export async function detectComposeCommand(
+  setting: ComposeCommandSetting,
+  env: NodeJS.ProcessEnv = process.env,
+  engineVersion?: () => Promise<string | undefined>,
+): Promise<string[]> {
   const v2 = ['docker', 'compose'];
   const v1 = ['docker-compose'];
   const candidates = setting === 'docker compose' ? [v2] : setting === 'docker-compose' ? [v1] : [v2, v1];
   const tried: string[] = [];
   for (const cmd of candidates) {
-    const r = await run(cmd[0]!, [...cmd.slice(1), 'version'], env, 30_000);
-    if (r.code === 0) return cmd;
+    const r = await run(cmd[0]!, [...cmd.slice(1), 'version', '--short'], env, 30_000);
+    if (r.code === 0) {
+      const version = r.stdout.trim().replace(/^v/, '');
+      if (/^1\./.test(version)) {
+        const engine = await engineVersion?.();
+        if (engine && engineMajor(engine) >= FIRST_ENGINE_WITHOUT_V1) {
+          throw new CaissonError('compose.unavailable', `\`${cmd.join(' ')}\` is Compose v1 ${version}, which cannot recreate containers on Docker Engine ${engine} (it fails on the missing ContainerConfig field)`, {
+            next: 'Install Compose v2 (the docker-compose-plugin package, or docker-compose 2.x) on the device; Caisson then uses `docker compose`.',
+          });
+        }
+      }
+      return cmd;
+    }
     tried.push(`\`${cmd.join(' ')} version\`: ${lastLines(r.stderr || r.stdout) || `exit ${r.code}`}`);
   }
-  throw new CaissonError('compose.unavailable', `no usable Docker Compose (${tried.join('; ')})`);
+  throw new CaissonError('compose.unavailable', `no usable Docker Compose (${tried.join('; ')})`, {
+    next: 'Install Docker Compose v2 (docker-compose-plugin, or docker-compose 2.x), or set compose_command in agent.toml.',
+  });
+}
+
+/** The first Docker Engine release whose image inspect lacks what Compose v1 needs. */
+const FIRST_ENGINE_WITHOUT_V1 = 25;
+
+function engineMajor(version: string): number {
+  const m = /^(\d+)\./.exec(version);
+  return m ? Number(m[1]) : 0;
 }
 
 interface RunResult {

@@ -12,8 +12,29 @@ export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 
 export type { Docker };
 
-export function connectDocker(socketPath: string = DEFAULT_DOCKER_SOCKET): Docker {
-  return new Dockerode({ socketPath });
+/**
+ * The engine socket to use when none is configured: CAISSON_DOCKER_SOCKET, else Docker's own
+ * DOCKER_HOST (unix:// only; Caisson talks to a local engine), else /var/run/docker.sock.
+ */
+export function defaultDockerSocket(env: NodeJS.ProcessEnv = process.env): string {
+  const own = env.CAISSON_DOCKER_SOCKET;
+  if (own) return own;
+  const host = env.DOCKER_HOST;
+  if (host) {
+    const m = /^unix:\/\/(\/.*)$/.exec(host);
+    if (!m) {
+      throw new CaissonError('config.invalid', `DOCKER_HOST is "${host.slice(0, 120)}"; Caisson talks to a local engine only (unix:///path/to/docker.sock)`, {
+        next: 'Set DOCKER_HOST to the engine\'s unix socket, or unset it and set CAISSON_DOCKER_SOCKET (or docker_socket in agent.toml).',
+      });
+    }
+    return m[1]!;
+  }
+  return DEFAULT_DOCKER_SOCKET;
+}
+
+/** A client for the engine on `socketPath` (default: defaultDockerSocket()). */
+export function connectDocker(socketPath?: string): Docker {
+  return new Dockerode({ socketPath: socketPath ?? defaultDockerSocket() });
 }
 
 /** The unix socket a client talks to (for tools such as docker-compose that need DOCKER_HOST). */

@@ -14,6 +14,9 @@ import { createDockerDriver } from './docker-driver.js';
 
 export type { LoadProgressEvent } from './docker-client.js';
 
+/** An image as the engine reports it. */
+export type ImageInfo = Docker.ImageInspectInfo;
+
 export interface LoadImageOptions {
   /** Bytes of the archive handed to the engine so far. */
   onBytes?: (done: number, total: number) => void;
@@ -32,6 +35,8 @@ export interface Engine extends ContainerReader {
   tags(): Promise<Map<string, string>>;
   /** Put every tag in `after` that differs from `before` back as it was (moved back, new removed). */
   restoreTags(before: Map<string, string>, after: Map<string, string>): Promise<void>;
+  /** What the engine reports for an image (`docker image inspect`), or undefined when it has none. */
+  image(id: string): Promise<ImageInfo | undefined>;
   /** Import a `docker save` archive; throws docker.load_failed or docker.unreachable. */
   loadImage(path: string, opts?: LoadImageOptions): Promise<void>;
   /** Start a stopped container (a service an engine restart left stopped); throws docker.error. */
@@ -53,6 +58,14 @@ export function createDockerEngine(docker: Docker, opts: DockerEngineOptions): E
     tags: () => snapshotTags(docker),
     restoreTags: async (before, after) => {
       await restoreTags(docker, before, after);
+    },
+    image: async (id) => {
+      try {
+        return await docker.getImage(id).inspect();
+      } catch (err) {
+        if (statusOf(err) === 404) return undefined;
+        throw dockerError(err, `inspecting image ${id.replace(/^sha256:/, '').slice(0, 12)}`);
+      }
     },
     loadImage: async (path, o) => {
       await loadImageFromFile(docker, path, o);

@@ -18,7 +18,7 @@ import { ApiError, SECURITY_HEADERS, clientOf, parseCookies, readJsonBody, sameO
 import { readPasswordFile, verifyPassword } from './password.js';
 import { LoginRateLimiter, SessionStore, csrfMatches, type Clock, type Session } from './sessions.js';
 import { API_VERSION, MAX_HISTORY, type StatusSource } from './status.js';
-import { receiveUpload } from './upload.js';
+import { announcedLength, receiveUpload } from './upload.js';
 
 export const SESSION_COOKIE = 'caisson_session';
 export const CSRF_HEADER = 'x-csrf-token';
@@ -309,13 +309,16 @@ export class WebServer {
 
   private async upload(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     this.requireChange(req);
+    const maxBytes = this.opts.maxUploadBytes ?? DEFAULT_STAGE_LIMITS.maxPackageBytes;
+    // a request that can never be taken is told so at once, busy or not
+    announcedLength(req, maxBytes);
     if (this.uploading) throw new ApiError(409, 'web.busy', 'another upload is running; wait for it to finish');
     this.uploading = true;
     try {
       const name = url.searchParams.get('name');
       const result = await receiveUpload(req, {
         inbox: this.opts.inbox,
-        maxBytes: this.opts.maxUploadBytes ?? DEFAULT_STAGE_LIMITS.maxPackageBytes,
+        maxBytes,
         name: name && name.length <= 255 ? name : null,
       });
       this.opts.log?.info('status page: package uploaded to the inbox', { file: result.file, bytes: result.size });

@@ -39,13 +39,19 @@ export function inboxNameFor(original: string | null, now = new Date()): string 
   return `web-${stamp}-${base || 'upload'}${PACKAGE_SUFFIX}`;
 }
 
-export async function receiveUpload(req: IncomingMessage, opts: UploadOptions): Promise<UploadResult> {
+/** The announced length, checked before anything else happens (no slot taken, no file made). */
+export function announcedLength(req: IncomingMessage, maxBytes: number): number {
   const length = Number(req.headers['content-length']);
   if (req.headers['transfer-encoding'] || !Number.isSafeInteger(length)) {
     throw new ApiError(411, 'web.bad_request', 'send the package with a Content-Length');
   }
   if (length <= 0) throw new ApiError(400, 'web.bad_request', 'the package is empty');
-  if (length > opts.maxBytes) throw new ApiError(413, 'web.too_large', `the package is ${length} bytes; this device accepts at most ${opts.maxBytes}`);
+  if (length > maxBytes) throw new ApiError(413, 'web.too_large', `the package is ${length} bytes; this device accepts at most ${maxBytes}`);
+  return length;
+}
+
+export async function receiveUpload(req: IncomingMessage, opts: UploadOptions): Promise<UploadResult> {
+  const length = announcedLength(req, opts.maxBytes);
   const fs = statfsSync(opts.inbox);
   const free = fs.bavail * fs.bsize;
   if (free < length + SPARE_BYTES) throw new ApiError(507, 'web.no_space', `the inbox has ${free} bytes free; the package needs ${length} and some room to spare`);

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import type { ServiceSpec } from '../../agent/config/services.js';
 import { CaissonError } from '../../agent/errors.js';
 import type { ContainerInfo } from '../../agent/health/probes.js';
-import type { Engine, LoadImageOptions } from '../../agent/runtime/engine.js';
+import type { Engine, ImageInfo, LoadImageOptions } from '../../agent/runtime/engine.js';
 import type {
   Checkpoint,
   ComposeSwitchPlan,
@@ -47,6 +47,7 @@ export type FakeOp =
   | 'tags'
   | 'restoreTags'
   | 'loadImage'
+  | 'image'
   | 'container'
   | 'start'
   | 'plan'
@@ -152,6 +153,12 @@ export class FakeEngine implements Engine {
       else this.tagMap.set(ref, id);
     }
     for (const [ref, id] of before) if (!after.has(ref) && !this.tagMap.has(ref)) this.tagMap.set(ref, id);
+  }
+
+  /** An image the engine holds, as inspect reports it (its ID is its config digest, as on the classic store). */
+  async image(id: string): Promise<ImageInfo | undefined> {
+    this.enter('image');
+    return [...this.tagMap.values()].includes(id) ? ({ Id: id } as ImageInfo) : undefined;
   }
 
   /**

@@ -27,7 +27,7 @@ export interface FakePackageOptions {
 }
 
 export function writeFakePackage(o: FakePackageOptions): FakePackage {
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: randomBytes(8).toString('hex') }));
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, nonce: randomBytes(8).toString('hex') }));
   const configHex = sha256(config);
   const entry: Record<string, unknown> = { Config: `${configHex}.json`, RepoTags: o.repoTags ?? [o.reference], Layers: [] };
   if (o.behaviour && o.behaviour !== 'healthy') entry.Behaviour = o.behaviour;

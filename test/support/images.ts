@@ -6,6 +6,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync 
 import { tmpdir } from 'node:os';
 import { randomFillSync } from 'node:crypto';
 import { join } from 'node:path';
+import { judgeLoadedImage, type ImageArchiveInfo, type LoadedImage } from '../../agent/package/image-archive.js';
 
 export const TEST_LABEL = 'caisson.test=1';
 
@@ -88,6 +89,26 @@ function commandFor(behaviour: TestImageBehaviour, crashAfterSecs: number): stri
 
 export function imageId(ref: string): string {
   return execFileSync('docker', ['image', 'inspect', '-f', '{{.Id}}', ref], { encoding: 'utf8' }).trim();
+}
+
+/** `docker image inspect` of one reference, parsed. */
+export function inspectImage(ref: string): Record<string, any> {
+  return JSON.parse(execFileSync('docker', ['image', 'inspect', ref], { encoding: 'utf8' }))[0];
+}
+
+/**
+ * Does the engine's image `ref` match what an archive pinned (the config digest on the
+ * classic store; layers, platform and settings on the containerd store)? Undefined if so.
+ */
+export function differsFromArchive(ref: string, pinned: ImageArchiveInfo | undefined): string | undefined {
+  if (!pinned) return 'the archive pinned nothing';
+  return judgeLoadedImage(inspectImage(ref) as LoadedImage, pinned);
+}
+
+/** The engine's image store: Docker's classic one (graph drivers) or containerd's snapshotters. */
+export function imageStore(): 'classic' | 'containerd' {
+  const status = execFileSync('docker', ['info', '-f', '{{json .DriverStatus}}'], { encoding: 'utf8' });
+  return status.includes('io.containerd.snapshotter') ? 'containerd' : 'classic';
 }
 
 export function imageExists(ref: string): boolean {

@@ -43,7 +43,7 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
   const backVersion = () => waitForBody(`http://127.0.0.1:${BACK_PORT}/version`);
 
   before(async function () {
-    cleanup({ containerPrefix: `${PROJECT}_`, images: IMAGES, networks: [`${PROJECT}_default`], volumes: [`${PROJECT}_data`] });
+    cleanup({ containerPrefix: PROJECT, images: IMAGES, networks: [`${PROJECT}_default`], volumes: [`${PROJECT}_data`] });
     buildOwnImage({ ref: IMG1, version: '1' });
     buildOwnImage({ ref: IMG2, version: '2' });
     buildOwnImage({ ref: IMG3, version: '3' });
@@ -100,7 +100,7 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
         // fall through to the name-based cleanup
       }
     }
-    cleanup({ containerPrefix: `${PROJECT}_`, images: IMAGES, networks: [`${PROJECT}_default`], volumes: [`${PROJECT}_data`] });
+    cleanup({ containerPrefix: PROJECT, images: IMAGES, networks: [`${PROJECT}_default`], volumes: [`${PROJECT}_data`] });
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

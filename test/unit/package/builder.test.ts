@@ -10,7 +10,7 @@ import { buildPackage } from '../../../agent/package/builder.js';
 import { stagePackage } from '../../../agent/package/reader.js';
 import { generateKeyPair, loadTrustedKeys } from '../../../agent/package/signature.js';
 import { validateStaged } from '../../../agent/package/validate.js';
-import { buildTestImage, cleanupTestObjects, docker, imageExists, imageId } from '../../support/images.js';
+import { buildTestImage, cleanupTestObjects, differsFromArchive, docker, imageExists, imageId, inspectImage } from '../../support/images.js';
 
 const REF = 'caisson-pkgtest/builder:2.0.0';
 const catalog = parseCatalog(`catalog_version = 1
@@ -49,7 +49,8 @@ describe('package builder', function () {
     const v = await validateStaged(staged, { catalog, trustedKeys: [], updaterVersion: '0.1.0' });
     expect(v.manifest).to.deep.include({ package_version: '2.0.0', created_at: '2026-03-16T18:30:00Z' });
     expect(v.manifest.image).to.deep.equal({ reference: REF, sha256: built.imageSha256, size: built.imageSize });
-    expect(staged.imageArchive).to.deep.equal({ imageId: id, repoTags: [REF] });
+    expect(staged.imageArchive).to.deep.include({ repoTags: [REF], diffIds: inspectImage(REF).RootFS.Layers });
+    expect(differsFromArchive(REF, staged.imageArchive)).to.equal(undefined);
 
     // the staged image.tar is a loadable docker-save archive of exactly that image
     docker('rmi', REF);

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { CaissonError, type ErrorCode } from '../../../agent/errors.js';
 import { parseCatalog } from '../../../agent/config/services.js';
-import { checkImageArchive, checkIntegrity, checkTarget, checkUpdaterVersion } from '../../../agent/package/checks.js';
-import type { Manifest, StagedPackage } from '../../../agent/package/types.js';
+import { checkImageArchive, checkIntegrity, fullImageName, checkTarget, checkUpdaterVersion } from '../../../agent/package/checks.js';
+import type { ImageArchiveInfo, Manifest, StagedPackage } from '../../../agent/package/types.js';
 
 const catalog = parseCatalog(`catalog_version = 1
 [[services]]
@@ -24,6 +24,10 @@ const manifest = (over: Partial<Manifest> = {}): Manifest => ({
   compatibility: { min_updater_version: '0.1.0' },
   ...over,
 });
+const archiveInfo = (repoTags: string[], indexNames: string[] = []): ImageArchiveInfo => ({
+  imageId: `sha256:${'d'.repeat(64)}`, repoTags, layout: indexNames.length ? 'oci' : 'legacy', diffIds: [`sha256:${'e'.repeat(64)}`],
+  os: 'linux', architecture: 'amd64', runtimeConfig: null, indexNames,
+});
 const staged = (over: Partial<StagedPackage> = {}): StagedPackage => ({
   dir: '/nonexistent',
   packageId: 'c'.repeat(64),
@@ -33,7 +37,7 @@ const staged = (over: Partial<StagedPackage> = {}): StagedPackage => ({
   imageFileName: 'image.tar',
   imageSha256: 'b'.repeat(64),
   imageSize: 1000,
-  imageArchive: { imageId: `sha256:${'d'.repeat(64)}`, repoTags: ['example/frontend:1.2.3'] },
+  imageArchive: archiveInfo(['example/frontend:1.2.3']),
   ...over,
 });
 const codeOf = (fn: () => unknown): ErrorCode | 'ok' => {
@@ -73,7 +77,7 @@ describe('package checks', () => {
 
   it('checkImageArchive wants exactly one image tagged exactly as the manifest says', () => {
     expect(codeOf(() => checkImageArchive(manifest(), staged()))).to.equal('ok');
-    const withTags = (repoTags: string[]) => staged({ imageArchive: { imageId: `sha256:${'d'.repeat(64)}`, repoTags } });
+    const withTags = (repoTags: string[]) => staged({ imageArchive: archiveInfo(repoTags) });
     expect(codeOf(() => checkImageArchive(manifest(), withTags([])))).to.equal('image.reference_mismatch');
     expect(codeOf(() => checkImageArchive(manifest(), withTags(['example/frontend:other'])))).to.equal('image.reference_mismatch');
     expect(codeOf(() => checkImageArchive(manifest(), withTags(['example/frontend:1.2.3', 'busybox:latest'])))).to.equal('image.reference_mismatch');
@@ -82,5 +86,15 @@ describe('package checks', () => {
     none.imageArchiveProblem = 'it holds 2 images; a package holds exactly one';
     expect(() => checkImageArchive(manifest(), none)).to.throw(CaissonError, /2 images/);
     expect(codeOf(() => checkImageArchive(manifest(), none))).to.equal('image.invalid');
+  });
+
+  it('checkImageArchive wants the names an OCI index.json gives to be the manifest\'s reference too (the containerd store tags by them)', () => {
+    const withIndex = (names: string[]) => staged({ imageArchive: archiveInfo(['example/frontend:1.2.3'], names) });
+    expect(codeOf(() => checkImageArchive(manifest(), withIndex(['docker.io/example/frontend:1.2.3'])))).to.equal('ok');
+    expect(codeOf(() => checkImageArchive(manifest(), withIndex(['docker.io/library/busybox:latest'])))).to.equal('image.reference_mismatch');
+    expect(codeOf(() => checkImageArchive(manifest(), withIndex(['docker.io/example/frontend:1.2.3', 'docker.io/example/frontend:latest'])))).to.equal('image.reference_mismatch');
+    expect(fullImageName('app:1')).to.equal('docker.io/library/app:1');
+    expect(fullImageName('registry.local:5000/a/b:2')).to.equal('registry.local:5000/a/b:2');
+    expect(fullImageName('localhost/a:2')).to.equal('localhost/a:2');
   });
 });

@@ -11,7 +11,8 @@ import { packageIdOf } from '../../../agent/package/identity.js';
 import { stagePackage } from '../../../agent/package/reader.js';
 import { validateStaged } from '../../../agent/package/validate.js';
 import { tarEnd, tarEntry, tarHeader, tarPadding } from '../../../agent/package/tar-stream.js';
-import { buildTestImage, cleanupTestObjects, imageId } from '../../support/images.js';
+import { buildTestImage, cleanupTestObjects, differsFromArchive, inspectImage } from '../../support/images.js';
+import { craftTar, legacyImage, ociImage } from '../../support/image-archives.js';
 import { manifestText, rewriteImageManifest, validPackageBytes, type HostileContext } from '../../support/hostile.js';
 import { parseCatalog } from '../../../agent/config/services.js';
 
@@ -66,7 +67,8 @@ describe('package reader', function () {
     expect(staged.imageSha256).to.equal(sha256(readFileSync(staged.imagePath)));
     expect(staged.imageSize).to.equal(statSync(staged.imagePath).size);
     expect(readFileSync(join(dir, 'manifest.toml')).equals(staged.manifestBytes)).to.equal(true);
-    expect(staged.imageArchive).to.deep.equal({ imageId: imageId(REF), repoTags: [REF] });
+    expect(staged.imageArchive).to.deep.include({ repoTags: [REF], diffIds: inspectImage(REF).RootFS.Layers });
+    expect(differsFromArchive(REF, staged.imageArchive)).to.equal(undefined);
     expect(staged.signature).to.equal(undefined);
     expect(readdirSync(dir).sort()).to.deep.equal(['image.tar', 'manifest.toml']);
     expect(statSync(staged.imagePath).mode & 0o777).to.equal(0o600);
@@ -81,7 +83,8 @@ describe('package reader', function () {
     expect(staged.imageArchive).to.equal(undefined);
     const catalog = parseCatalog('catalog_version = 1\n[[services]]\nname = "frontend"\nservice_revision = "frontend-v1"\nplatform = "linux/amd64"\nruntime_mode = "docker"\n[services.docker]\ncontainer_name = "frontend"\nimage_reference = "caisson-pkgtest/reader:current"\n');
     await validateStaged(staged, { catalog, trustedKeys: [], updaterVersion: '0.1.0' });
-    expect(staged.imageArchive).to.deep.equal({ imageId: imageId(REF), repoTags: [REF] });
+    expect(staged.imageArchive).to.deep.include({ repoTags: [REF], diffIds: inspectImage(REF).RootFS.Layers });
+    expect(differsFromArchive(REF, staged.imageArchive)).to.equal(undefined);
   });
 
   it('knows a package by what it delivers: the framing and the signature do not change its identity, content does', async () => {
@@ -118,11 +121,19 @@ describe('package reader', function () {
     expect(staged.imageArchive?.repoTags).to.deep.equal([REF]);
   });
 
-  it('understands the OCI-layout manifest.json of Docker 25+ (Config: blobs/sha256/<hex>)', async () => {
-    const hex = imageId(REF).slice('sha256:'.length);
-    const oci = rewriteImageManifest(imageTar, (doc) => doc.map((e) => ({ ...e, Config: `blobs/sha256/${hex}`, Layers: ['blobs/sha256/' + 'a'.repeat(64)] })));
-    const staged = await stagePackage(writePkg('oci.edgepkg', validPackageBytes(ctx, { image: oci })), stagingDir());
-    expect(staged.imageArchive).to.deep.equal({ imageId: `sha256:${hex}`, repoTags: [REF] });
+  it('reads both layouts docker save writes, legacy and OCI (Docker 25+), in the same pass', async () => {
+    for (const crafted of [legacyImage({ ref: REF }), ociImage({ ref: REF })]) {
+      const image = craftTar(crafted.entries);
+      const staged = await stagePackage(writePkg('layout.edgepkg', validPackageBytes(ctx, { image, manifest: manifestText(ctx, image) })), stagingDir());
+      expect(staged.imageArchive).to.deep.include({ imageId: crafted.configDigest, diffIds: crafted.diffIds, repoTags: [REF] });
+    }
+  });
+
+  it('finds no image in an archive docker save would not write (a re-spelled manifest.json)', async () => {
+    const image = craftTar([...legacyImage({ ref: REF }).entries, { name: 'x/../manifest.json', data: '[]' }]);
+    const staged = await stagePackage(writePkg('respelled.edgepkg', validPackageBytes(ctx, { image, manifest: manifestText(ctx, image) })), stagingDir());
+    expect(staged.imageArchive).to.equal(undefined);
+    expect(staged.imageArchiveProblem).to.match(/x\/\.\.\/manifest\.json/);
   });
 
   it('reports a docker-save archive of an untagged image as having no tags', async () => {

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Run the engine-sensitive suites against each engine (scripts/with-engine.sh) and write the
+# compatibility table in docs/runtime.md from the results.
+#
+#   scripts/engine-matrix.sh [ENGINE...]        default: docker28-containerd docker28
+#
+# ENGINE is a with-engine.sh name (debian12, docker28, docker28-containerd). SUITES (space
+# separated, default "pipeline compose docker crash images e2e") picks the suites; their files
+# are listed below. All suites of one engine run against one engine session, one after the
+# other. Set CAISSON_ENGINE_LOCK to a lock file to hold it (flock) around each engine session
+# when others share this machine's engine.
+# Results: test-results/engines/<engine>.json (suites not run again are kept); the table in
+# docs/runtime.md is rewritten; provisioning and suite durations are printed at the end.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=test-results/engines
+mkdir -p "$out"
+
+files_of() {
+  case "$1" in
+    pipeline) echo test/integration/pipeline.test.ts ;;
+    compose)
+      # engines with Compose v2 also take a project Compose v1 started (needs both Composes)
+      if [ "$2" = debian12 ]; then echo test/integration/runtime/compose-driver.test.ts
+      else echo test/integration/runtime/compose-driver.test.ts test/engines/compose-v1-to-v2.test.ts; fi ;;
+    docker) echo test/integration/runtime/docker-driver.test.ts test/integration/runtime/docker-client.test.ts ;;
+    crash) echo test/integration/crash-recovery.test.ts ;;
+    images) echo test/integration/image-import.test.ts test/integration/cross-engine.test.ts ;;
+    e2e) echo test/e2e/agent-usb.test.ts ;;
+    *) echo "engine-matrix: unknown suite $1" >&2; return 1 ;;
+  esac
+}
+
+now() { date +%s; }
+
+# --- inside one engine session (with-engine.sh runs this) ---------------------------------
+if [ "${1:-}" = --inside ]; then
+  engine=$2
+  provision=$3
+  suites=${SUITES:-pipeline compose docker crash images e2e}
+  info=$(
+    docker version -f '{{.Server.Version}}'
+    docker info -f '{{range .DriverStatus}}{{index . 0}}={{index . 1}};{{end}}'
+    docker compose version --short 2>/dev/null || docker-compose version --short 2>/dev/null || echo none
+  )
+  results="[]"
+  status=0
+  for suite in $suites; do
+    files=$(files_of "$suite" "$engine") || { status=1; continue; }
+    report=$out/$engine-$suite.mocha.json
+    rm -f "$report"
+    s0=$(now)
+    # shellcheck disable=SC2086
+    npx mocha --exit --reporter json --reporter-option "output=$report" $files >"$out/$engine-$suite.log" 2>&1
+    rc=$?
+    secs=$(( $(now) - s0 ))
+    [ $rc = 0 ] || status=1
+    echo "engine-matrix: $engine $suite: exit $rc in ${secs}s" >&2
+    results=$(node -e '
+      const [results, suite, files, report, rc, secs] = process.argv.slice(1);
+      let stats = { passes: 0, failures: 0, tests: 0 };
+      try { stats = JSON.parse(require("fs").readFileSync(report, "utf8")).stats; } catch {}
+      const list = JSON.parse(results);
+      list.push({ suite, files: files.split(" "), passes: stats.passes, failures: stats.failures, tests: stats.tests, exit: Number(rc), seconds: Number(secs) });
+      console.log(JSON.stringify(list));
+    ' "$results" "$suite" "$files" "$report" "$rc" "$secs")
+  done
+  node -e '
+    const fs = require("fs");
+    const [engine, info, provision, results, file] = process.argv.slice(1);
+    const [version = "?", driver = "", compose = "none"] = info.split("\n");
+    const store = /driver-type=io\.containerd\.snapshotter/.test(driver) ? "containerd" : "classic (overlay2)";
+    // suites run before (another SUITES selection) stay unless run again now
+    let previous = [];
+    try { previous = JSON.parse(fs.readFileSync(file, "utf8")).suites ?? []; } catch {}
+    const now = JSON.parse(results);
+    const suites = [...previous.filter((p) => !now.some((s) => s.suite === p.suite)), ...now];
+    const doc = { engine, version, store, compose, provisionSeconds: Number(provision), date: new Date().toISOString().slice(0, 10), suites };
+    fs.writeFileSync(file, JSON.stringify(doc, null, 2) + "\n");
+  ' "$engine" "$info" "$provision" "$results" "$out/$engine.json"
+  exit $status
+fi
+
+# --- outside: provision, then one locked engine session per engine ------------------------
+engines=("$@")
+[ ${#engines[@]} -gt 0 ] || engines=(docker28-containerd docker28)
+[ -n "${CAISSON_MATRIX_NO_BUILD:-}" ] || npm run --silent build
+status=0
+for engine in "${engines[@]}"; do
+  t0=$(now)
+  bash scripts/with-engine.sh "$engine" --provision || { status=1; continue; }
+  provision=$(( $(now) - t0 ))
+  s0=$(now)
+  if [ -n "${CAISSON_ENGINE_LOCK:-}" ]; then
+    flock -w 3600 "$CAISSON_ENGINE_LOCK" bash scripts/with-engine.sh "$engine" -- bash scripts/engine-matrix.sh --inside "$engine" "$provision" || status=1
+  else
+    bash scripts/with-engine.sh "$engine" -- bash scripts/engine-matrix.sh --inside "$engine" "$provision" || status=1
+  fi
+  echo "engine-matrix: $engine: provisioning ${provision}s, engine session $(( $(now) - s0 ))s" >&2
+done
+
+node scripts/engine-table.mjs "$out" docs/runtime.md
+for f in "$out"/*.json; do
+  case "$f" in *.mocha.json) continue ;; esac
+  node -e '
+    const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    console.log(`${d.engine}: provisioning ${d.provisionSeconds}s; ` + d.suites.map((s) => `${s.suite} ${s.seconds}s (${s.passes}/${s.tests}${s.exit ? ", FAILED" : ""})`).join(", "));
+  ' "$f"
+done
+exit $status

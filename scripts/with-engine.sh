@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# Run a command against one of the Docker engines devices run in the field.
+#
+#   scripts/with-engine.sh NAME -- COMMAND...
+#   scripts/with-engine.sh NAME --provision     only build the cached root filesystem
+#
+# NAME is one of:
+#   debian12             this machine's own engine (Debian 12 docker.io 20.10, Compose v1)
+#   docker28             Debian forky's docker.io 28.5 with Compose v2, classic overlay2 store
+#   docker28-containerd  the same engine with the containerd image store enabled
+#
+# The forky engine is installed into a root filesystem (debootstrap from Debian's archive),
+# cached under $CAISSON_ENGINE_CACHE (default /var/cache/caisson-engines) and rebuilt only
+# when missing. It runs isolated as docker-in-docker under this machine's engine: a container
+# of that root filesystem with its own fresh data volume, sharing the host's network
+# namespace (so ports its containers publish answer on the host's 127.0.0.1 through the
+# userland proxy) with its own bridge name and address pools (so it never touches docker0).
+# COMMAND runs with DOCKER_HOST and CAISSON_DOCKER_SOCKET pointing at that engine, with
+# that engine's docker CLI and Compose first on the PATH, CAISSON_ENGINE set to NAME and
+# CAISSON_HOST_DOCKER_SOCKET to this machine's own engine (for tests that use two engines).
+# Everything started is stopped and removed again when COMMAND ends; COMMAND's exit status
+# is returned.
+#
+# Must run as root (it starts containers and owns the cache). Hold the shared engine lock
+# around it when other work uses this machine's engine.
+set -euo pipefail
+
+usage() {
+  echo "usage: $0 debian12|docker28|docker28-containerd -- COMMAND..." >&2
+  exit 2
+}
+provision_only=false
+if [ $# -eq 2 ] && [ "$2" = "--provision" ]; then
+  provision_only=true
+else
+  [ $# -ge 3 ] && [ "$2" = "--" ] || usage
+fi
+name=$1
+shift 2
+
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${CAISSON_ENGINE_CACHE:-/var/cache/caisson-engines}
+mirror=${CAISSON_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+log() { echo "with-engine: $*" >&2; }
+# this machine's engine, whatever DOCKER_HOST says later
+outer=${DOCKER_HOST:-unix:///var/run/docker.sock}
+hd() { command docker --host "$outer" "$@"; }
+
+case "$name" in
+  debian12)
+    $provision_only && exit 0
+    # today's engine: make sure it runs (and stop it again if this started it)
+    started=$(bash "$here/ensure-docker.sh" 3>&1 >&2)
+    if [ "$started" = started ]; then trap 'bash "$here/stop-docker.sh"' EXIT; fi
+    export DOCKER_HOST=unix:///var/run/docker.sock CAISSON_DOCKER_SOCKET=/var/run/docker.sock
+    export CAISSON_ENGINE=debian12
+    set +e
+    "$@"
+    exit $?
+    ;;
+  docker28) suite=forky; store=classic ;;
+  docker28-containerd) suite=forky; store=containerd ;;
+  *) usage ;;
+esac
+
+[ "$(id -u)" = 0 ] || { log "must run as root"; exit 1; }
+
+rootfs=$cache/$suite/rootfs
+image=caisson-engine/$suite:1
+
+# --- provisioning (once; cached) -----------------------------------------------------------
+provision_rootfs() {
+  command -v debootstrap >/dev/null || {
+    log "installing debootstrap"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+  }
+  local tmp=$cache/$suite/rootfs.tmp
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  log "debootstrap $suite into $tmp (about a minute)"
+  # debootstrap knows the newest suites by sid's script; forky's Release is past its
+  # validity date on a frozen mirror, which debootstrap does not check but apt does
+  debootstrap --variant=minbase "$suite" "$tmp" "$mirror" /usr/share/debootstrap/scripts/sid >"$cache/$suite/debootstrap.log" 2>&1 ||
+    { log "debootstrap failed; see $cache/$suite/debootstrap.log"; exit 1; }
+  log "installing the engine and Compose into it"
+  chroot "$tmp" sh -c '
+    set -e
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o Acquire::Check-Valid-Until=false update -qq
+    apt-get -o Acquire::Check-Valid-Until=false install -y -qq --no-install-recommends \
+      docker.io docker-cli docker-compose containerd runc iproute2 iptables ca-certificates procps
+    apt-get clean
+    rm -rf /var/lib/apt/lists/*
+  ' >"$cache/$suite/install.log" 2>&1 || { log "installing the engine failed; see $cache/$suite/install.log"; exit 1; }
+  chroot "$tmp" dpkg-query -W docker.io docker-compose containerd >"$tmp/.caisson-versions"
+  rm -rf "$rootfs"
+  mv "$tmp" "$rootfs"
+}
+
+if [ ! -f "$rootfs/.caisson-versions" ]; then
+  provision_rootfs
+  rm -f "$cache/$suite/imported"
+fi
+$provision_only && exit 0
+hd info >/dev/null 2>&1 || { log "this machine's Docker engine does not answer (scripts/ensure-docker.sh starts it)"; exit 1; }
+[ -f "$cache/$suite/imported" ] || hd image rm "$image" >/dev/null 2>&1 || true
+if ! hd image inspect "$image" >/dev/null 2>&1; then
+  log "importing the $suite root filesystem as $image"
+  tar -C "$rootfs" --numeric-owner -c . | hd import -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "$image" >/dev/null
+  touch "$cache/$suite/imported"
+fi
+
+# --- start the engine ----------------------------------------------------------------------
+id=$name-$$
+container=caisson-engine-$id
+volume=caisson-engine-$id
+run=/run/caisson-engines/$id
+bridge=cbr$$
+bridge=${bridge:0:15}
+# address ranges unlikely to meet this machine's own networks (Docker's pools are 172.17+/16
+# and 192.168/20); the engine also checks the namespace's routes before taking one
+bip=10.213.$(( $$ % 200 + 1 )).1/24
+pool="base=10.214.0.0/16,size=24"
+
+cleanup() {
+  local rc=$?
+  set +e
+  if hd inspect "$container" >/dev/null 2>&1; then
+    # networks Compose left: their bridges live in this machine's namespace
+    DOCKER_HOST=unix://$run/docker.sock docker rm -f $(DOCKER_HOST=unix://$run/docker.sock docker ps -aq) >/dev/null 2>&1
+    DOCKER_HOST=unix://$run/docker.sock docker network prune -f >/dev/null 2>&1
+    hd stop -t 20 "$container" >/dev/null 2>&1
+    hd rm -f "$container" >/dev/null 2>&1
+  fi
+  hd volume rm "$volume" >/dev/null 2>&1
+  ip link show "$bridge" >/dev/null 2>&1 && ip link delete "$bridge"
+  rm -rf "$run"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$run/bin" "$run/docker-config/cli-plugins"
+daemon_json='{}'
+[ "$store" = containerd ] && daemon_json='{"features":{"containerd-snapshotter":true}}'
+echo "$daemon_json" >"$run/daemon.json"
+
+hd volume create "$volume" >/dev/null
+# dockerd creates only a bridge called docker0 itself; one of its own must exist already
+ip link add "$bridge" type bridge
+ip addr add "$bip" dev "$bridge"
+ip link set "$bridge" up
+log "starting $name ($container, bridge $bridge)"
+hd run -d --name "$container" \
+  --network host \
+  --cap-add ALL --cap-drop SYS_RESOURCE \
+  --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
+  --device-cgroup-rule 'a *:* rwm' \
+  -v /sys/fs/cgroup:/sys/fs/cgroup \
+  --tmpfs /run --tmpfs /tmp \
+  --mount "type=volume,source=$volume,target=/var/lib/docker,volume-nocopy=true" \
+  -v "$run:$run" \
+  --label caisson.engine="$name" \
+  "$image" \
+  dockerd --host "unix://$run/docker.sock" --config-file "$run/daemon.json" \
+    --pidfile /run/docker.pid --exec-root /run/docker \
+    --bridge "$bridge" --iptables=false --ip6tables=false --ip-forward=false --userland-proxy=true \
+    --default-address-pool "$pool" >/dev/null
+
+export DOCKER_HOST=unix://$run/docker.sock
+export CAISSON_DOCKER_SOCKET=$run/docker.sock
+export CAISSON_ENGINE=$name
+# this machine's own engine stays reachable, for tests that use two engines
+export CAISSON_HOST_DOCKER_SOCKET=${outer#unix://}
+
+for _ in $(seq 1 120); do
+  docker version >/dev/null 2>&1 && break
+  if [ "$(hd inspect -f '{{.State.Running}}' "$container" 2>/dev/null)" != true ]; then
+    log "the engine exited:"; hd logs --tail 30 "$container" >&2; exit 1
+  fi
+  sleep 0.5
+done
+docker version >/dev/null 2>&1 || { log "the engine did not answer within 60 s"; hd logs --tail 30 "$container" >&2; exit 1; }
+
+# the engine's docker CLI and Compose, run with its own libraries (forky's libc is newer)
+wrap() {
+  local target=$1 out=$2
+  cat >"$out" <<EOF
+#!/bin/sh
+exec "$rootfs/lib64/ld-linux-x86-64.so.2" --library-path "$rootfs/lib/x86_64-linux-gnu:$rootfs/usr/lib/x86_64-linux-gnu" "$rootfs$target" "\$@"
+EOF
+  chmod +x "$out"
+}
+wrap /usr/bin/docker "$run/bin/docker"
+wrap /usr/libexec/docker/cli-plugins/docker-compose "$run/docker-config/cli-plugins/docker-compose"
+wrap /usr/libexec/docker/cli-plugins/docker-compose "$run/bin/docker-compose"
+export DOCKER_CONFIG=$run/docker-config
+export PATH=$run/bin:$PATH
+log "$name answers on $DOCKER_HOST ($(docker version -f '{{.Server.Version}}'), $(docker compose version --short 2>/dev/null || echo 'no compose'))"
+
+set +e
+"$@"
+rc=$?
+set -e
+exit $rc

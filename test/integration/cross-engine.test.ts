@@ -1,0 +1,80 @@
+// A package built on one engine loads on another: the vendor's build machine and the device
+// rarely run the same Docker. Run through scripts/with-engine.sh, the engine under test is
+// DOCKER_HOST and this machine's own engine (CAISSON_HOST_DOCKER_SOCKET) is the other one;
+// packages go both ways, each passing the strict reader and the device's checks, and the
+// loaded image is proven to be the built one. Run directly, both ends are the one engine.
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseCatalog } from '../../agent/config/services.js';
+import { buildPackage } from '../../agent/package/builder.js';
+import { stagePackage } from '../../agent/package/reader.js';
+import { validateStaged } from '../../agent/package/validate.js';
+import { importImage } from '../../agent/pipeline/image-import.js';
+import { connectDocker, defaultDockerSocket } from '../../agent/runtime/docker-client.js';
+import { createDockerEngine } from '../../agent/runtime/engine.js';
+import { buildTestImage, cleanupTestObjects, differsFromArchive, docker } from '../support/images.js';
+
+const REF = 'caisson-it-cross/app:1.0.0';
+const catalog = parseCatalog(`catalog_version = 1
+[[services]]
+name = "frontend"
+service_revision = "frontend-v1"
+platform = "linux/amd64"
+runtime_mode = "docker"
+[services.docker]
+container_name = "caisson-it-cross"
+`);
+
+interface End {
+  name: string;
+  socket: string;
+}
+
+/** Run `fn` with the docker CLI pointed at `socket`. */
+function on<T>(socket: string, fn: () => T): T {
+  const saved = process.env.DOCKER_HOST;
+  process.env.DOCKER_HOST = `unix://${socket}`;
+  try {
+    return fn();
+  } finally {
+    if (saved === undefined) delete process.env.DOCKER_HOST;
+    else process.env.DOCKER_HOST = saved;
+  }
+}
+
+describe('packages across engines (build on one, load on another)', function () {
+  this.timeout(300_000);
+  const underTest: End = { name: process.env.CAISSON_ENGINE ?? 'this engine', socket: defaultDockerSocket() };
+  const host: End = process.env.CAISSON_HOST_DOCKER_SOCKET
+    ? { name: 'debian12 (this machine)', socket: process.env.CAISSON_HOST_DOCKER_SOCKET }
+    : underTest;
+  let dir: string;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'caisson-it-cross-'));
+  });
+  after(() => {
+    for (const end of [underTest, host]) on(end.socket, () => cleanupTestObjects([REF]));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const [from, to] of [[host, underTest], [underTest, host]] as const) {
+    it(`builds on ${from.name}, loads on ${to.name}`, async () => {
+      on(from.socket, () => buildTestImage({ ref: REF, version: `from ${from.name}` }));
+      const out = join(dir, `${from === host ? 'host' : 'test'}.edgepkg`);
+      await buildPackage({ imageRef: REF, service: 'frontend', serviceRevision: 'frontend-v1', platform: 'linux/amd64', version: '1.0.0', out, dockerSocket: from.socket });
+
+      const staged = await stagePackage(out, join(dir, `staging-${from === host ? 'host' : 'test'}`));
+      await validateStaged(staged, { catalog, trustedKeys: [], updaterVersion: '0.1.0' }); // the strict reader and the device's checks
+      expect(staged.imageArchive?.repoTags).to.deep.equal([REF]);
+      on(to.socket, () => cleanupTestObjects([REF]));
+      await importImage(createDockerEngine(connectDocker(to.socket), { stateDir: dir }), { imagePath: staged.imagePath, reference: REF, expectedImage: staged.imageArchive, beforeLoad: () => undefined });
+      on(to.socket, () => {
+        expect(differsFromArchive(REF, staged.imageArchive)).to.equal(undefined);
+        expect(docker('run', '--rm', REF, '/bin/busybox', 'cat', '/www/version')).to.equal(`from ${from.name}`);
+      });
+    });
+  }
+});

@@ -1,0 +1,158 @@
+// The rules for image.tar (crafted archives, no engine): exactly the layouts docker save
+// writes, and what the archive pins (config digest, diff IDs, platform, settings, names).
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import { ImageArchiveReader, judgeLoadedImage, type ImageArchiveInfo, type LoadedImage } from '../../../agent/package/image-archive.js';
+import { craftLayer, craftTar, legacyImage, ociImage, twoImageLegacyArchive, type CraftEntry, type CraftedImage } from '../../support/image-archives.js';
+
+const REF = 'example/app:1.2.3';
+
+/** Feed the archive in small pieces, as a stream would. */
+function read(tar: Buffer): { info?: ImageArchiveInfo; problem?: string } {
+  const r = new ImageArchiveReader();
+  for (let i = 0; i < tar.length; i += 700) r.write(tar.subarray(i, i + 700));
+  return r.finish();
+}
+
+const problemOf = (entries: CraftEntry[]): string | undefined => read(craftTar(entries)).problem;
+const replace = (img: CraftedImage, name: string, by: CraftEntry[]): CraftEntry[] =>
+  img.entries.flatMap((e) => (e.name === name ? by : [e]));
+const manifestJsonOf = (img: CraftedImage): string => String((img.entries.find((e) => e.name === 'manifest.json') as { data: string }).data);
+
+describe('image archive rules (image.tar)', () => {
+  describe('accepts what docker save writes', () => {
+    it('the legacy layout, with the relative link docker save writes for a repeated layer', () => {
+      const same = craftLayer('same.txt', 'same\n');
+      const img = legacyImage({ ref: REF, layers: [craftLayer('a.txt', 'a\n'), same, same] });
+      expect(img.entries.filter((e) => e.type === 'symlink')).to.have.length(1);
+      const { info, problem } = read(craftTar(img.entries));
+      expect(problem).to.equal(undefined);
+      expect(info).to.deep.include({ imageId: img.configDigest, repoTags: [REF], layout: 'legacy', diffIds: img.diffIds, os: 'linux', architecture: 'amd64', indexNames: [] });
+      expect(info!.runtimeConfig).to.deep.equal({ Env: ['PATH=/bin'], Cmd: ['/bin/true'] });
+    });
+
+    it('the OCI layout (index.json, blobs/sha256, manifest.json, oci-layout) and the names index.json gives', () => {
+      const img = ociImage({ ref: REF });
+      const { info, problem } = read(craftTar(img.entries));
+      expect(problem).to.equal(undefined);
+      expect(info).to.deep.include({ imageId: img.configDigest, repoTags: [REF], layout: 'oci', diffIds: img.diffIds, indexNames: ['docker.io/example/app:1.2.3'] });
+    });
+
+    it('an untagged image (RepoTags null) as having no tags', () => {
+      expect(read(craftTar(legacyImage().entries)).info?.repoTags).to.deep.equal([]);
+    });
+  });
+
+  describe('rejects anything else', () => {
+    const legacy = (): CraftedImage => legacyImage({ ref: REF });
+    const oci = (): CraftedImage => ociImage({ ref: REF });
+    const cases: Array<[string, () => CraftEntry[], RegExp]> = [
+      ['a second manifest.json', () => [...legacy().entries, { name: 'manifest.json', data: '[]' }], /appears twice/],
+      ['a re-spelled manifest.json (x/../manifest.json)', () => [...legacy().entries, { name: 'x/../manifest.json', data: '[]' }], /docker save does not write/],
+      ['a re-spelled manifest.json (./manifest.json)', () => [...legacy().entries, { name: './manifest.json', data: '[]' }], /docker save does not write/],
+      ['a re-spelled index.json (blobs/../index.json)', () => [...oci().entries, { name: 'blobs/../index.json', data: '{}' }], /docker save does not write/],
+      ['a double slash (blobs//sha256/…)', () => [...oci().entries, { name: `blobs//sha256/${'a'.repeat(64)}`, data: 'x' }], /docker save does not write/],
+      ['a link manifest.json -> evil.json', () => replace(legacy(), 'manifest.json', [{ name: 'manifest.json', type: 'symlink', target: 'evil.json' }]), /is a link/],
+      ['a link index.json -> evil.json', () => replace(oci(), 'index.json', [{ name: 'index.json', type: 'symlink', target: 'evil.json' }]), /is a link/],
+      ['an unknown file (evil.json)', () => [...legacy().entries, { name: 'evil.json', data: '[]' }], /"evil\.json", which docker save does not write/],
+      ['an absolute layer link', () => {
+        const img = legacyImage({ ref: REF, layers: [craftLayer('a', 'a'), craftLayer('b', 'b')] });
+        const second = img.entries.filter((e) => e.name.endsWith('/layer.tar'))[1]!.name;
+        return replace(img, second, [{ name: second, type: 'symlink', target: '/etc/shadow' }]);
+      }, /only \.\.\/<layer>\/layer\.tar is allowed/],
+      ['an escaping layer link (../../x)', () => {
+        const img = legacyImage({ ref: REF, layers: [craftLayer('a', 'a'), craftLayer('b', 'b')] });
+        const second = img.entries.filter((e) => e.name.endsWith('/layer.tar'))[1]!.name;
+        return replace(img, second, [{ name: second, type: 'symlink', target: `../../${'a'.repeat(64)}/layer.tar` }]);
+      }, /only \.\.\/<layer>\/layer\.tar is allowed/],
+      ['a layer link to a layer that is not in the archive', () => {
+        const img = legacyImage({ ref: REF, layers: [craftLayer('a', 'a'), craftLayer('b', 'b')] });
+        const second = img.entries.filter((e) => e.name.endsWith('/layer.tar'))[1]!.name;
+        return replace(img, second, [{ name: second, type: 'symlink', target: `../${'f'.repeat(64)}/layer.tar` }]);
+      }, /which is not a layer in it/],
+      ['a hard link', () => {
+        const img = legacyImage({ ref: REF, layers: [craftLayer('a', 'a'), craftLayer('b', 'b')] });
+        const [first, second] = img.entries.filter((e) => e.name.endsWith('/layer.tar')).map((e) => e.name);
+        return replace(img, second!, [{ name: second!, type: 'hardlink', target: first! }]);
+      }, /is a link|docker save does not write there/],
+      ['a link in the OCI layout (blobs are never links)', () => {
+        const img = oci();
+        const blob = img.entries.find((e) => e.name.startsWith('blobs/sha256/'))!.name;
+        return [...img.entries.filter((e) => e.name !== blob), { name: blob, type: 'symlink', target: '../../manifest.json' }];
+      }, /is a link/],
+      ['a FIFO', () => [...legacy().entries, { name: 'repositories', type: 'fifo' }], /docker save does not write there|appears twice/],
+      ['a pax path that disagrees with the header name', () => [
+        ...legacy().entries.filter((e) => e.name !== 'manifest.json'),
+        { name: 'manifest.json', type: 'pax-file', paxPath: 'evil.json', data: manifestJsonOf(legacy()) },
+      ], /names itself/],
+      ['the legacy and the OCI layout mixed', () => [...legacy().entries, { name: 'blobs/', type: 'dir' }], /mixes the legacy and the OCI layout/],
+      ['an OCI layout without index.json', () => oci().entries.filter((e) => e.name !== 'index.json'), /no index\.json/],
+      ['no manifest.json', () => legacy().entries.filter((e) => e.name !== 'manifest.json'), /no manifest\.json/],
+      ['a config that is not what its name says', () => {
+        const img = legacy();
+        const cfg = img.entries.find((e) => /^[0-9a-f]{64}\.json$/.test(e.name))!.name;
+        return replace(img, cfg, [{ name: cfg, data: JSON.stringify({ ...img.config, config: { Cmd: ['/bin/evil'] } }) }]);
+      }, /does not have that digest/],
+      ['a config whose diff IDs do not match the layers', () => {
+        const img = legacy();
+        const bad = JSON.stringify({ ...img.config, rootfs: { type: 'layers', diff_ids: [] } });
+        const hex = createHash('sha256').update(bad).digest('hex');
+        const cfg = img.entries.find((e) => /^[0-9a-f]{64}\.json$/.test(e.name))!.name;
+        const doc = JSON.parse(manifestJsonOf(img));
+        doc[0].Config = `${hex}.json`;
+        return [...replace(img, cfg, [{ name: `${hex}.json`, data: bad }]).filter((e) => e.name !== 'manifest.json'), { name: 'manifest.json', data: JSON.stringify(doc) }];
+      }, /lists 0 layers but manifest\.json 1/],
+      ['a layer manifest.json names that is not in the archive', () => {
+        const img = legacy();
+        const doc = JSON.parse(manifestJsonOf(img));
+        doc[0].Layers = [`${'e'.repeat(64)}/layer.tar`];
+        return [...img.entries.filter((e) => e.name !== 'manifest.json'), { name: 'manifest.json', data: JSON.stringify(doc) }];
+      }, /names the layer/],
+      ['an index.json that leads to a second image', () => {
+        const a = oci();
+        const b = ociImage({ ref: 'busybox:latest', layers: [craftLayer('b', 'b')], cmd: ['/bin/false'] });
+        const bIndex = JSON.parse(String((b.entries.find((e) => e.name === 'index.json') as { data: string }).data));
+        const aIndex = JSON.parse(String((a.entries.find((e) => e.name === 'index.json') as { data: string }).data));
+        aIndex.manifests.push(...bIndex.manifests);
+        const bBlobs = b.entries.filter((e) => e.name.length > 'blobs/sha256/'.length && e.name.startsWith('blobs/sha256/'));
+        return [...replace(a, 'index.json', [{ name: 'index.json', data: JSON.stringify(aIndex) }]), ...bBlobs];
+      }, /leads to a second image/],
+    ];
+    it('two images in manifest.json', () => {
+      expect(read(twoImageLegacyArchive(REF, 'busybox:latest')).problem).to.match(/holds 2 images/);
+    });
+    for (const [what, make, why] of cases) {
+      it(what, () => {
+        const problem = problemOf(make());
+        expect(problem, what).to.be.a('string').and.match(why);
+      });
+    }
+  });
+
+  describe('judging the loaded image against what the archive pins', () => {
+    const { info } = read(craftTar(legacyImage({ ref: REF }).entries));
+    const pinned = info!;
+    const loaded = (over: Partial<LoadedImage> = {}): LoadedImage => ({
+      Id: `sha256:${'9'.repeat(64)}`, // a manifest digest, as on the containerd store
+      Os: 'linux',
+      Architecture: 'amd64',
+      RootFS: { Layers: [...pinned.diffIds] },
+      Config: { Env: ['PATH=/bin'], Cmd: ['/bin/true'], Entrypoint: null, Labels: null, WorkingDir: '', OnBuild: null, Volumes: null },
+      ...over,
+    });
+
+    it('accepts the config digest as the ID (classic store) whatever else is reported', () => {
+      expect(judgeLoadedImage({ Id: pinned.imageId }, pinned)).to.equal(undefined);
+    });
+    it('accepts another ID when the layers, platform and settings are the archive\'s (containerd store)', () => {
+      expect(judgeLoadedImage(loaded(), pinned)).to.equal(undefined);
+    });
+    it('rejects other layers, another platform, other settings', () => {
+      expect(judgeLoadedImage(loaded({ RootFS: { Layers: [`sha256:${'1'.repeat(64)}`] } }), pinned)).to.match(/layers/);
+      expect(judgeLoadedImage(loaded({ RootFS: { Layers: [] } }), pinned)).to.match(/layers/);
+      expect(judgeLoadedImage(loaded({ Architecture: 'arm64' }), pinned)).to.match(/linux\/arm64/);
+      expect(judgeLoadedImage(loaded({ Config: { Env: ['PATH=/bin'], Cmd: ['/bin/evil'] } }), pinned)).to.match(/Cmd/);
+      expect(judgeLoadedImage(loaded({ Config: { Env: ['PATH=/bin'], Cmd: ['/bin/true'], Entrypoint: ['/x'] } }), pinned)).to.match(/Entrypoint/);
+    });
+  });
+});
