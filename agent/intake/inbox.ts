@@ -14,7 +14,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { lstatSync, mkdirSync, renameSync, existsSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { UpdateResult } from '../pipeline/types.js';
-import { fsyncDir, writeFileAtomic } from '../report/atomic.js';
+import { fsyncDir, writeFileAtomic } from '../atomic.js';
 import { isSuccess, reportBaseName, reportJson, reportText } from '../report/format.js';
 import { tarFileState, type TarFileState } from './tarcheck.js';
 import type { AgentLog } from './log.js';

@@ -6,11 +6,12 @@
 // removes it), makes sure the previous image reference still resolves to the previous image
 // ID, and runs the same command again.
 import { execFile } from 'node:child_process';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type Docker from 'dockerode';
 import type { ServiceSpec } from '../config/services.js';
 import { CaissonError, describe } from '../errors.js';
+import { writeFileAtomic } from '../atomic.js';
 import { COMPOSE_PROJECT_PATTERN, COMPOSE_SERVICE_PATTERN, IMAGE_REFERENCE_PATTERN, NAME_PATTERN } from '../config/patterns.js';
 import type { Checkpoint, ComposeSwitchPlan, RuntimeState, ServiceDriver, SwitchPlan } from './driver.js';
 import { dockerError, imageIdOf, socketPathOf, tagImage } from './docker-client.js';
@@ -162,7 +163,8 @@ export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOpt
       throw new CaissonError('service.start_failed', `the imported image ${plan.newImageRef} is not in the engine`);
     }
     checkpoint('write_override', { path: d.overridePath, image: plan.newImageRef, imageId });
-    writeAtomic(d.overridePath, overrideYaml(cfg!.file, cfg!.service, plan.newImageRef));
+    mkdirSync(dirname(d.overridePath), { recursive: true });
+    writeFileAtomic(d.overridePath, overrideYaml(cfg!.file, cfg!.service, plan.newImageRef));
     checkpoint('compose_up', { image: plan.newImageRef, imageId });
     await up(`switching ${cfg!.service} to ${plan.newImageRef}`);
     const c = await findServiceContainer();
@@ -182,7 +184,7 @@ export function createComposeDriver(service: ServiceSpec, opts: ComposeDriverOpt
     try {
       checkpoint('restore_override', { path: d.overridePath, existed: d.previousOverride !== null });
       if (d.previousOverride === null) rmSync(d.overridePath, { force: true });
-      else writeAtomic(d.overridePath, d.previousOverride);
+      else writeFileAtomic(d.overridePath, d.previousOverride);
 
       const ref = plan.previous.imageRef;
       const id = await imageIdOf(docker, ref);
@@ -325,32 +327,6 @@ function readOptional(path: string): string | null {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new CaissonError('compose.failed', `cannot read ${path}: ${describe(err)}`, { cause: err });
-  }
-}
-
-/** temp file + fsync + rename + fsync of the folder: the file is either old or new, never half. */
-export function writeAtomic(path: string, content: string): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.${Date.now()}-${process.pid}-${Math.random().toString(36).slice(2)}.tmp`);
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
   }
 }
 

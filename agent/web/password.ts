@@ -1,8 +1,9 @@
 // The operator's password for the status page, stored only as a slow salted hash
 // (scrypt from node:crypto, N = 2^15, r = 8, p = 1: about 0.1 s and 32 MiB per check),
 // in <config dir>/web-password, mode 0600. `caisson web passwd` writes it.
+import { writeFileAtomic } from '../atomic.js';
 import { randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { CaissonError, describe } from '../errors.js';
 
 export const MIN_PASSWORD_LENGTH = 8;
@@ -90,18 +91,5 @@ export function readPasswordFile(path: string): PasswordHash | undefined {
 
 /** Replace the stored hash atomically (0600 from the first byte). */
 export function writePasswordFile(path: string, hash: PasswordHash): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeSync(fd, JSON.stringify(hash) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  writeFileAtomic(path, JSON.stringify(hash) + '\n', { mode: 0o600 });
 }

@@ -11,7 +11,7 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fsyncDir } from '../report/atomic.js';
+import { fsyncDir } from '../atomic.js';
 import { PACKAGE_SUFFIX } from '../intake/inbox.js';
 import { ApiError } from './http.js';
 
