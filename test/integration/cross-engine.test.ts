@@ -60,13 +60,13 @@ describe('packages across engines (build on one, load on another)', function () 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  for (const [from, to] of [[host, underTest], [underTest, host]] as const) {
+  for (const [n, [from, to]] of ([[host, underTest], [underTest, host]] as const).entries()) {
     it(`builds on ${from.name}, loads on ${to.name}`, async () => {
       on(from.socket, () => buildTestImage({ ref: REF, version: `from ${from.name}` }));
-      const out = join(dir, `${from === host ? 'host' : 'test'}.edgepkg`);
+      const out = join(dir, `direction-${n}.edgepkg`); // both ends may be one engine: names per direction
       await buildPackage({ imageRef: REF, service: 'frontend', serviceRevision: 'frontend-v1', platform: 'linux/amd64', version: '1.0.0', out, dockerSocket: from.socket });
 
-      const staged = await stagePackage(out, join(dir, `staging-${from === host ? 'host' : 'test'}`));
+      const staged = await stagePackage(out, join(dir, `staging-${n}`));
       await validateStaged(staged, { catalog, trustedKeys: [], updaterVersion: '0.1.0' }); // the strict reader and the device's checks
       expect(staged.imageArchive?.repoTags).to.deep.equal([REF]);
       on(to.socket, () => cleanupTestObjects([REF]));
