@@ -7,9 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cat >&2 <<'NOTE'
-caisson tests: the whole suite takes about 20 minutes on two cores. One test
-(test/integration/docker-restart.test.ts) restarts the Docker engine: every container on it
-stops with it, so run this where nothing else needs the engine. The suite removes the
+caisson tests, in two stages:
+  1. unit, integration (real Docker engine and Compose), end-to-end (real udevd, loop sticks,
+     headless chromium) and device tests (the .deb under systemd): about 15 minutes on two
+     cores, more the first time (the device images are built with debootstrap);
+  2. the engine matrix: the pipeline, compose, crash, image and end-to-end suites again on
+     Docker 28 with the containerd image store (scripts/engine-matrix.sh): about 10 minutes,
+     5 more the first time. CAISSON_ENGINE_MATRIX=0 skips it.
+One test (test/integration/docker-restart.test.ts) restarts the Docker engine: every container
+on it stops with it, so run this where nothing else needs the engine. The suite removes the
 containers, images and volumes it creates.
 NOTE
 
@@ -22,13 +28,16 @@ fi
 npm run --silent build
 bash scripts/ensure-browser.sh
 npx tsc -p tsconfig.test.json --noEmit
-npx mocha --reporter test/support/reporter.cjs 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts' 'test/device/**/*.test.ts' "$@"
+stage_start=$(date +%s)
+npx mocha --exit --reporter test/support/reporter.cjs 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts' 'test/device/**/*.test.ts' "$@"
+echo "caisson tests: stage 1 took $(( $(date +%s) - stage_start )) s" >&2
 
-# Second stage (CI): the engine-sensitive suites against the engines devices run in the field
-# (scripts/engine-matrix.sh; CAISSON_ENGINE_MATRIX=1 for docker28-containerd, or a list of
-# with-engine.sh names). It rewrites the compatibility table in docs/runtime.md.
-case "${CAISSON_ENGINE_MATRIX:-}" in
-  ''|0) ;;
-  1) bash scripts/engine-matrix.sh docker28-containerd ;;
-  *) read -ra matrix_engines <<<"$CAISSON_ENGINE_MATRIX"; bash scripts/engine-matrix.sh "${matrix_engines[@]}" ;;
+# Second stage: the engine-sensitive suites against the engines devices run in the field
+# (scripts/engine-matrix.sh; default docker28-containerd, or a list of with-engine.sh names;
+# 0 skips it). It rewrites the compatibility table in docs/runtime.md.
+engines=${CAISSON_ENGINE_MATRIX:-docker28-containerd}
+case "$engines" in
+  0) ;;
+  1) SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_NO_BUILD=1 bash scripts/engine-matrix.sh docker28-containerd ;;
+  *) read -ra matrix_engines <<<"$engines"; SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_NO_BUILD=1 bash scripts/engine-matrix.sh "${matrix_engines[@]}" ;;
 esac
