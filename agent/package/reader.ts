@@ -49,8 +49,9 @@ export interface StageOptions {
 
 export async function stagePackage(sourcePath: string, stagingDir: string, opts: StageOptions = {}): Promise<StagedPackage> {
   const limits: StageLimits = { ...DEFAULT_STAGE_LIMITS, ...opts.limits };
-  const { fh, stat } = await openSource(sourcePath);
+  const { fh, stat } = await withDeadline(openSource(sourcePath), limits.stallMs, `opening ${sourcePath}`);
   const staging = new StagingArea(stagingDir);
+  let stalled = false;
   try {
     if (stat.size > limits.maxPackageBytes) {
       throw new CaissonError('package.too_large', `the package is ${stat.size} bytes; this device accepts at most ${limits.maxPackageBytes}`);
@@ -60,10 +61,39 @@ export async function stagePackage(sourcePath: string, stagingDir: string, opts:
     await staging.syncDir();
     return result;
   } catch (err) {
+    stalled = err instanceof MediumStalled;
     await staging.discard();
     throw toCaissonError(err, 'internal.error');
   } finally {
-    await fh.close().catch(() => undefined);
+    // a close on a medium that stopped answering would wait as long as the read did
+    if (stalled) void fh.close().catch(() => undefined);
+    else await fh.close().catch(() => undefined);
+  }
+}
+
+/** The package's medium did not answer one call within StageLimits.stallMs. */
+class MediumStalled extends CaissonError {}
+
+/**
+ * Wait for `work` at most `ms`. On time-out the call is abandoned, not cancelled (a read
+ * stuck in the kernel cannot be): it keeps one thread of the pool until the medium answers
+ * or goes away, and whatever it returns late (a file handle) is closed then.
+ */
+async function withDeadline<T>(work: Promise<T>, ms: number, doing: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void work.then(
+        (v) => (v as { fh?: FileHandle } | undefined)?.fh?.close().catch(() => undefined),
+        () => undefined,
+      );
+      reject(new MediumStalled('package.read_failed', `the medium stopped answering: ${doing} took over ${Math.round(ms / 1000)} s`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -210,7 +240,7 @@ async function streamPackage(
     | { kind: 'none' } = { kind: 'none' };
 
   const earlyManifest = opts.parseManifestEarly ?? true;
-  const reader = new ReadAhead(fh);
+  const reader = new ReadAhead(fh, limits.stallMs);
   let done = 0;
   for (;;) {
     const chunk = await reader.next();
@@ -307,7 +337,10 @@ class ReadAhead {
   private pos = 0;
   private pending: Promise<Buffer>;
 
-  constructor(private readonly fh: FileHandle) {
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly stallMs: number,
+  ) {
     this.pending = this.readAt(0);
   }
 
@@ -324,9 +357,10 @@ class ReadAhead {
   private async readAt(pos: number): Promise<Buffer> {
     const buf = this.bufs[this.turn++ % this.bufs.length]!;
     try {
-      const { bytesRead } = await this.fh.read(buf, 0, buf.length, pos);
+      const { bytesRead } = await withDeadline(this.fh.read(buf, 0, buf.length, pos), this.stallMs, `reading at byte ${pos}`);
       return buf.subarray(0, bytesRead);
     } catch (err) {
+      if (err instanceof MediumStalled) throw err;
       throw new CaissonError('package.read_failed', `reading the package failed at byte ${pos}: ${describe(err)}`, { cause: err });
     }
   }

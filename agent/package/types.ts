@@ -49,6 +49,12 @@ export interface StageLimits {
   maxImageBytes: number;
   /** Most image.tar.gz may inflate to per compressed byte, unless a trusted key signed it. */
   maxInflateRatio: number;
+  /**
+   * Longest wait for one open, stat or read of the package. A stick that stops answering
+   * (a dead device, a wedged filesystem) fails the package with package.read_failed instead
+   * of holding the queue for ever.
+   */
+  stallMs: number;
 }
 
 export const DEFAULT_STAGE_LIMITS: StageLimits = {
@@ -58,6 +64,7 @@ export const DEFAULT_STAGE_LIMITS: StageLimits = {
   maxImageBytes: 64 * 1024 ** 3,
   // docker images gzip 2-5x; a layer of zeros reaches ~1000x, a bomb far more
   maxInflateRatio: 20,
+  stallMs: 60_000,
 };
 
 /** Bytes done so far, for progress bars. */
