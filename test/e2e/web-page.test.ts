@@ -11,6 +11,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { buildPackage } from '../../agent/package/builder.js';
 import { CLI, REPO_ROOT, caisson, ensureBuilt } from '../support/cli.js';
 import { buildTestImage, docker, dockerOk } from '../support/images.js';
+import { dockerServiceToml } from '../integration/pipeline-support.js';
 
 const PREFIX = 'caisson-webui-';
 const CONTAINER = `${PREFIX}web`;
@@ -108,25 +109,8 @@ describe('e2e: the status page in a real browser', function () {
     const services = join(work, 'services.toml');
     writeFileSync(
       services,
-      `catalog_version = 1
-
-[[services]]
-name = "web"
-service_revision = "web-v1"
-platform = "linux/amd64"
-runtime_mode = "docker"
-
-[services.docker]
-container_name = "${CONTAINER}"
-image_reference = "${REPO}:1.0.0"
-
-[services.health_check]
-kind = "http"
-url = "http://127.0.0.1:${SERVICE_PORT}/health"
-timeout_secs = 8
-poll_interval_secs = 0.2
-stable_secs = 3
-`,
+      'catalog_version = 1\n\n' +
+        dockerServiceToml({ name: 'web', revision: 'web-v1', container: CONTAINER, image: `${REPO}:1.0.0`, port: SERVICE_PORT, timeoutSecs: 8, stableSecs: 3 }),
     );
     configPath = join(work, 'agent.toml');
     writeFileSync(
