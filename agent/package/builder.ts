@@ -12,7 +12,8 @@ import { IMAGE_REFERENCE_PATTERN, NAME_PATTERN, PLATFORM_PATTERN, SEMVER_PATTERN
 import { packageIdOf } from './identity.js';
 import { judgeLoadedImage, type ImageArchiveInfo, type LoadedImage } from './image-archive.js';
 import { renderManifest } from './manifest.js';
-import { ImageArchiveInspector, READ_CHUNK } from './reader.js';
+import { ImageArchiveInspector } from './image-inspector.js';
+import { READ_CHUNK } from './source.js';
 import { signManifest } from './signature.js';
 import { tarEnd, tarHeader, tarPadding } from './tar-stream.js';
 import type { Manifest } from './types.js';

@@ -11,7 +11,8 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { CaissonError, describe } from '../errors.js';
 import { formatBytes } from '../log/progress.js';
-import { ImageArchiveInspector, READ_CHUNK, type InspectResult } from './reader.js';
+import { ImageArchiveInspector, type InspectResult } from './image-inspector.js';
+import { READ_CHUNK } from './source.js';
 import type { StageLimits, StagedPackage } from './types.js';
 
 /** The most image.tar.gz may inflate to: `signed` means a trusted key verified the manifest that pins it. */
