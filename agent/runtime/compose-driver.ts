@@ -14,7 +14,8 @@ import { CaissonError, describe } from '../errors.js';
 import { writeFileAtomic } from '../atomic.js';
 import { COMPOSE_PROJECT_PATTERN, COMPOSE_SERVICE_PATTERN, IMAGE_REFERENCE_PATTERN, NAME_PATTERN } from '../config/patterns.js';
 import type { Checkpoint, ComposeSwitchPlan, RuntimeState, ServiceDriver, SwitchPlan } from './driver.js';
-import { dockerError, imageIdOf, socketPathOf, tagImage } from './docker-client.js';
+import { dockerError, socketPathOf } from './docker-client.js';
+import { imageIdOf, tagImage } from './image-tags.js';
 import { findById, stateOf, type ContainerInfo } from './docker-driver.js';
 
 export type ComposeCommandSetting = 'auto' | 'docker compose' | 'docker-compose';
