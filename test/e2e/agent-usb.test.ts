@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { buildPackage } from '../../agent/package/builder.js';
 import { acquireStateLock } from '../../agent/store/lock.js';
 import { openDatabase } from '../../agent/store/db.js';
-import { buildTestImage, docker, dockerOk } from '../support/images.js';
+import { buildTestImage, docker, dockerOk, removeTestImages } from '../support/images.js';
 import { LoopStick, ROOT, isMounted, setupUdev, type UdevHarness } from '../support/udev.js';
 
 const PREFIX = 'caisson-e2e-';
@@ -186,7 +186,7 @@ check_interval_secs = 0.2
     for (const s of sticks) s.cleanup(mediaRoot);
     udev?.teardown();
     removeOurContainers();
-    for (const v of ['1.0.0', '1.1.0', '1.2.0', '1.4.0', '1.5.0', '1.6.0']) spawnSync('docker', ['rmi', '-f', `${REPO}:${v}`], { stdio: 'ignore' });
+    removeTestImages(['1.0.0', '1.1.0', '1.2.0', '1.4.0', '1.5.0', '1.6.0'].map((v) => `${REPO}:${v}`));
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
