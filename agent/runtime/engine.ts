@@ -11,7 +11,8 @@ import { dockerError, engineDataRoot, pingDocker, statusOf } from './docker-clie
 import { loadImageFromFile, type LoadProgressEvent } from './image-load.js';
 import { restoreTags, snapshotTags } from './image-tags.js';
 import type { ServiceDriver } from './driver.js';
-import { createComposeDriver, type ComposeCommandSetting } from './compose-driver.js';
+import { createComposeDriver } from './compose-driver.js';
+import type { ComposeCommandSetting } from './compose-command.js';
 import { createDockerDriver } from './docker-driver.js';
 
 export type { LoadProgressEvent } from './image-load.js';
