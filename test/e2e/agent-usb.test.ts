@@ -255,7 +255,7 @@ check_interval_secs = 0.2
     const fd = openSync(target, 'w');
     const half = Math.floor(src.length / 2 / 512) * 512;
     writeSync(fd, src, 0, half);
-    await sleep(2500); // the size stands still for ~12 checks (0.2 s apart; 3 needed)
+    await sleep(1200); // the size stands still for ~6 checks (0.2 s apart; 3 needed)
     assert.deepEqual(historyOf('web-1.4.0.edgepkg'), [], 'a half-copied package was taken');
     for (let off = half; off < src.length; off += 256 * 1024) {
       writeSync(fd, src, off, Math.min(256 * 1024, src.length - off));

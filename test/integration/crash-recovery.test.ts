@@ -122,18 +122,18 @@ describe('crash recovery (fault injection through the CLI, real engine)', functi
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  /** Fresh state dir; the service runs 1.0.0 and answers; the package images are absent. */
+  /**
+   * Fresh state dir; the service runs 1.0.0 in a fresh container and answers; the package
+   * images are absent. (The compose project, once up, stays up beside docker mode: its own
+   * names and port.)
+   */
   async function reset(mode: Mode): Promise<void> {
     rmSync(stateDir, { recursive: true, force: true });
     removeContainers(CONTAINER, PARKED);
-    try {
-      compose(PROJECT, composeFile, 'down', '--remove-orphans');
-    } catch {
-      // not up
-    }
+    // without Caisson's override, from the developer's file alone: 1.0.0 again
+    if (mode === 'compose') compose(PROJECT, composeFile, 'up', '-d', '--force-recreate', '--remove-orphans');
     removeImages(NEW, BROKEN);
     if (mode === 'docker') runServiceContainer({ name: CONTAINER, image: OLD, port: DOCKER_PORT });
-    else compose(PROJECT, composeFile, 'up', '-d');
     expect(await healthyVersion(ports[mode])).to.equal('1.0.0');
   }
 
