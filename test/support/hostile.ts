@@ -462,7 +462,8 @@ export function hostileCases(): HostileCase[] {
   add('signed manifest without image pins', 'signature.unpinned_image', (ctx) =>
     validPackageBytes(ctx, { manifest: manifestText(ctx, ctx.imageTar, { pins: '' }), signWith: ctx.trustedPrivateKeyPem }), true);
   add('signed, pinned, image swapped', 'integrity.sha256_mismatch', (ctx) => {
-    const other = rewriteImageManifest(ctx.imageTar, (doc) => doc.map((e) => ({ ...e, RepoTags: [ctx.imageRef] })));
+    // the same image in other bytes: manifest.json written again, RepoTags first
+    const other = rewriteImageManifest(ctx.imageTar, (doc) => doc.map((e) => ({ RepoTags: [ctx.imageRef], ...e })));
     const man = manifestText(ctx, ctx.imageTar, { pins: `sha256 = "${sha256(ctx.imageTar)}"\nsize = ${other.length}\n` });
     return validPackageBytes(ctx, { manifest: man, image: other, signWith: ctx.trustedPrivateKeyPem });
   }, true);
