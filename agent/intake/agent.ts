@@ -1,32 +1,28 @@
 // The autonomous agent: sticks and the inbox in, one update at a time through the
 // pipeline, an LED and reports out. The pipeline is handed in (cli/agent-command.ts opens the real
-// one; unit tests may pass a small fake), so this file holds only the intake logic.
-//
-// LED: slow blink while any stick's packages are queued or running; when a stick's
-// packages are all done, its reports are written and flushed first, then the LED shows
-// steady on (all OK / already installed) or fast blink (anything failed, or no package
-// on the stick) until that stick is removed. Inbox work does not touch the LED.
+// one; unit tests may pass a small fake), so this file holds only the intake logic: start and
+// stop, recovery, schedules and the inbox here; the sticks and the LED in stick-intake.ts.
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { createTask, type ScheduledTask } from 'node-cron';
 import type { AgentConfig } from '../config/agent.js';
-import { toCaissonError } from '../errors.js';
 import type { EnsureRunningResult } from '../pipeline/ensure-running.js';
 import type { UpdateRequest, UpdateResult } from '../pipeline/types.js';
 import type { Db } from '../store/db.js';
 import { Journal } from '../store/journal.js';
-import { Led, type LedState } from '../report/led.js';
-import { StickReports, NO_PACKAGE_NOTE, batchSucceeded, tooManyPackagesNote, type Delivery } from '../report/stick.js';
-import { StickTimeoutError } from '../report/stick-io.js';
+import { Led } from '../report/led.js';
+import { StickReports } from '../report/stick.js';
 import { cleanStaging, pruneHistory } from './housekeeping.js';
 import { InboxWatcher } from './inbox.js';
 import { stderrLog, type AgentLog } from './log.js';
-import { MediaWatcher, listStickPackages, type MediaEvent } from './media.js';
-import { isMountPoint } from './mounts.js';
+import { MediaWatcher } from './media.js';
 import { UpdateQueue, type QueueJob } from './queue.js';
+import { failureResult } from './results.js';
+import { StickIntake, safeIsMountPoint, type StickDone } from './stick-intake.js';
 import { MaintenanceWindow } from './window.js';
+
+export type { StickDone } from './stick-intake.js';
 
 /** What the agent needs from the pipeline (agent/pipeline/index.ts `Pipeline` fits). */
 export interface AgentPipeline {
@@ -43,30 +39,6 @@ export interface AgentOptions {
   schedules?: boolean;
   /** The device's ID and public key, for the reports. */
   device?: { id: string; public_key: string };
-}
-
-interface Batch {
-  total: number;
-  remaining: number;
-  /** Packages found beyond intake.max_packages_per_stick (not taken). */
-  found?: number;
-  firstLeftOut?: string;
-}
-
-interface Stick {
-  uuid: string;
-  mountpoint: string;
-  present: boolean;
-  /** The stick stopped answering: nothing more is read from or written to it. */
-  hung?: boolean;
-  batch?: Batch;
-  result?: 'success' | 'failure';
-}
-
-export interface StickDone {
-  uuid: string;
-  delivery: Delivery;
-  led: 'success' | 'failure';
 }
 
 export interface InboxDone {
@@ -86,7 +58,7 @@ export class Agent extends EventEmitter {
   readonly queue: UpdateQueue;
   readonly reports: StickReports;
   private readonly log: AgentLog;
-  private readonly sticks = new Map<string, Stick>();
+  private readonly sticks: StickIntake;
   private readonly deferred = new Set<string>();
   private media: MediaWatcher | undefined;
   private inbox: InboxWatcher | undefined;
@@ -105,13 +77,25 @@ export class Agent extends EventEmitter {
     super();
     this.log = options.log ?? stderrLog();
     this.led = new Led(config.ledPaths, (path, err) => this.log.warn('cannot set the LED', { path, error: String(err) }));
-    this.queue = new UpdateQueue((req) => this.pipeline.run(req), () => this.refreshLed());
+    this.queue = new UpdateQueue((req) => this.pipeline.run(req), () => this.sticks.refreshLed());
     this.reports = new StickReports(pipeline.db, {
       resultFileName: config.resultFileName,
       reportsDirName: config.reportsDirName,
       isMounted: (dir) => safeIsMountPoint(dir),
       timeoutMs: config.stickTimeoutMs,
       device: options.device,
+    });
+    this.sticks = new StickIntake({
+      config,
+      queue: this.queue,
+      reports: this.reports,
+      led: this.led,
+      log: this.log,
+      signal: this.stickIo.signal,
+      stopping: () => this.stopping,
+      onResult: (result) => this.announce(result),
+      onDone: (done: StickDone) => this.emit('stick-done', done),
+      onRemoved: (uuid) => this.emit('stick-removed', uuid),
     });
   }
 
@@ -148,11 +132,11 @@ export class Agent extends EventEmitter {
     this.media = new MediaWatcher({
       mediaRoot: c.mediaRoot,
       eventsDir: join(c.stateDir, 'media-events'),
-      onEvent: (e) => this.onMedia(e),
+      onEvent: (e) => this.sticks.onMedia(e),
       log: this.log,
     });
     await this.media.start();
-    for (const e of this.media.scanMounted()) this.onMedia(e);
+    for (const e of this.media.scanMounted()) this.sticks.onMedia(e);
 
     this.inbox = new InboxWatcher({
       dir: c.inbox,
@@ -214,121 +198,6 @@ export class Agent extends EventEmitter {
     return { staging, history, pendingReports };
   }
 
-  // --- sticks ------------------------------------------------------------------------
-
-  private onMedia(e: MediaEvent): void {
-    if (this.stopping) return;
-    if (e.action === 'remove') {
-      const stick = this.sticks.get(e.uuid);
-      if (stick) {
-        stick.present = false;
-        this.sticks.delete(e.uuid);
-      }
-      this.log.info('stick removed', { uuid: e.uuid });
-      this.refreshLed();
-      this.emit('stick-removed', e.uuid);
-      return;
-    }
-    if (this.sticks.get(e.uuid)?.present) return; // already seen (repeated event or start-up scan)
-    if (!safeIsMountPoint(e.mountpoint)) {
-      this.log.warn('media event for a stick that is not mounted; ignored', { uuid: e.uuid });
-      return;
-    }
-    const stick: Stick = { uuid: e.uuid, mountpoint: e.mountpoint, present: true };
-    this.sticks.set(e.uuid, stick);
-    // the LED shows "working" once packages are queued, as before the listing moved out of
-    // the process (a stick that does not answer goes from idle to failure)
-    void this.takeStick(stick);
-  }
-
-  /** List the stick (in its own process, with a deadline) and queue up to the per-stick limit. */
-  private async takeStick(stick: Stick): Promise<void> {
-    let packages: string[] = [];
-    try {
-      packages = await listStickPackages(stick.mountpoint, this.config.stickTimeoutMs, this.stickIo.signal);
-    } catch (err) {
-      if (err instanceof StickTimeoutError) stick.hung = true;
-      this.log.warn(stick.hung ? 'the stick does not answer; it is not used' : 'cannot list the stick', { uuid: stick.uuid, error: String(err) });
-    }
-    if (this.stopping || !stick.present) return;
-    const limit = this.config.maxPackagesPerStick;
-    const taken = packages.slice(0, limit);
-    const batch: Batch = { total: taken.length, remaining: taken.length };
-    if (packages.length > limit) {
-      batch.found = packages.length;
-      batch.firstLeftOut = basename(packages[limit]!);
-      this.log.warn('too many packages on the stick; the rest are not taken', { uuid: stick.uuid, found: packages.length, limit });
-    }
-    this.log.info('stick inserted', { uuid: stick.uuid, packages: packages.length });
-    stick.batch = batch;
-    for (const p of taken) {
-      const job: QueueJob = {
-        key: `usb:${stick.uuid}:${p}`,
-        request: { packagePath: p, source: 'usb', mediumUuid: stick.uuid },
-        cancelled: () => !stick.present,
-        done: (o) => this.usbJobDone(stick, batch, job, o),
-      };
-      if (!this.queue.push(job)) batch.remaining--;
-    }
-    if (batch.remaining === 0) void this.finishBatch(stick, batch);
-    this.refreshLed();
-  }
-
-  private usbJobDone(stick: Stick, batch: Batch, job: QueueJob, o: { result?: UpdateResult; error?: unknown; skipped?: boolean }): void {
-    const result = o.result ?? (o.error !== undefined ? failureResult(job.request, o.error) : undefined);
-    if (result) {
-      this.reports.record(stick.uuid, result);
-      this.logResult(result);
-      this.emit('result', result);
-    } else {
-      this.log.info('stick removed before its package ran; skipped', { uuid: stick.uuid, file: job.request.packagePath });
-    }
-    batch.remaining--;
-    if (batch.remaining === 0) void this.finishBatch(stick, batch);
-  }
-
-  private async finishBatch(stick: Stick, batch: Batch): Promise<void> {
-    if (!stick.present) {
-      if (stick.batch === batch) stick.batch = undefined;
-      this.log.warn('stick removed before its report was written; report kept for its next insertion', { uuid: stick.uuid });
-      this.refreshLed();
-      return;
-    }
-    const pendingBefore = this.reports.pending(stick.uuid).length;
-    let note: string | undefined;
-    if (batch.found !== undefined) note = tooManyPackagesNote(batch.found, this.config.maxPackagesPerStick, batch.firstLeftOut!);
-    else if (batch.total === 0 && pendingBefore === 0) note = NO_PACKAGE_NOTE;
-    const delivery: Delivery = stick.hung
-      ? { results: this.reports.pending(stick.uuid), written: false, error: new Error('the stick does not answer') }
-      : await this.reports.deliver(stick.uuid, stick.mountpoint, note, this.stickIo.signal);
-    // the LED kept blinking while the reports were written
-    if (stick.batch === batch) stick.batch = undefined;
-    if (this.stopping) return;
-    if (delivery.error instanceof StickTimeoutError) stick.hung = true;
-    if (!delivery.written) {
-      this.log.warn('cannot write the report to the stick; kept for its next insertion', {
-        uuid: stick.uuid,
-        error: String(delivery.error),
-      });
-    }
-    // only now, with the report flushed (or kept), does the LED show the result
-    const led = batchSucceeded(delivery.results) && batch.found === undefined && !stick.hung ? 'success' : 'failure';
-    stick.result = led;
-    this.refreshLed();
-    const done: StickDone = { uuid: stick.uuid, delivery, led };
-    this.emit('stick-done', done);
-  }
-
-  private refreshLed(): void {
-    if (this.stopping) return;
-    let state: LedState = 'idle';
-    const sticks = [...this.sticks.values()];
-    if (sticks.some((s) => s.batch)) state = 'working';
-    else if (sticks.some((s) => s.result === 'failure')) state = 'failure';
-    else if (sticks.some((s) => s.result === 'success')) state = 'success';
-    this.led.set(state);
-  }
-
   // --- inbox -------------------------------------------------------------------------
 
   private inboxComplete(path: string): void {
@@ -353,8 +222,7 @@ export class Agent extends EventEmitter {
           return;
         }
         const result = o.result ?? failureResult(job.request, o.error);
-        this.logResult(result);
-        this.emit('result', result);
+        this.announce(result);
         try {
           const moved = inbox.finish(path, result);
           const done: InboxDone = { file: path, result, movedTo: moved.packagePath };
@@ -370,10 +238,12 @@ export class Agent extends EventEmitter {
 
   // --- helpers -----------------------------------------------------------------------
 
-  private logResult(r: UpdateResult): void {
+  /** Log a pipeline answer and emit it as 'result'. */
+  private announce(r: UpdateResult): void {
     const meta = { update_id: r.update_id, outcome: r.outcome, source: r.source, file: r.package_file, service: r.service, error: r.error?.code };
     if (r.outcome === 'rollback_failed') this.log.error('update result', meta);
     else this.log.info('update result', meta);
+    this.emit('result', r);
   }
 
   private mediumOf(updateId: string): string | undefined {
@@ -382,28 +252,5 @@ export class Agent extends EventEmitter {
     } catch {
       return undefined;
     }
-  }
-}
-
-/** An answer for a package the pipeline could not even take (it threw). */
-function failureResult(req: UpdateRequest, err: unknown): UpdateResult {
-  const now = new Date().toISOString();
-  return {
-    update_id: `agent-${randomUUID()}`,
-    outcome: 'rejected',
-    source: req.source,
-    package_file: req.packagePath,
-    error: toCaissonError(err).toJSON(),
-    started_at: now,
-    finished_at: now,
-    steps: [],
-  };
-}
-
-function safeIsMountPoint(dir: string): boolean {
-  try {
-    return isMountPoint(dir);
-  } catch {
-    return false;
   }
 }

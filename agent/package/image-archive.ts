@@ -18,7 +18,7 @@
 // these pins (`judgeLoadedImage`), not against an ID.
 import { createHash } from 'node:crypto';
 import { describe } from '../errors.js';
-import { TarParser, type TarEntry } from './tar-stream.js';
+import { TarParser, type TarEntry } from './tar-parser.js';
 
 /** Largest JSON document (manifest.json, index.json, a config or manifest blob) read. */
 export const MAX_ARCHIVE_JSON = 1024 * 1024;

@@ -40,6 +40,18 @@ export class StickIoError extends Error {
 // stick-child.ts under tsx, stick-child.js once built
 const here = fileURLToPath(import.meta.url);
 const CHILD = join(dirname(here), `stick-child${extname(here)}`);
+const FROM_SOURCE = extname(here) === '.ts';
+
+/**
+ * The child module and the node options it starts with. From source, every child would
+ * load tsx again (~0.4 s each); the test suite compiles the child once to plain
+ * JavaScript and names it in CAISSON_STICK_CHILD (docs/testing.md), honoured only when
+ * running from source, so the built agent always starts its own stick-child.js.
+ */
+function childModule(): { path: string; execArgv?: string[] } {
+  const compiled = FROM_SOURCE ? process.env.CAISSON_STICK_CHILD : undefined;
+  return compiled ? { path: compiled, execArgv: [] } : { path: CHILD };
+}
 
 /**
  * Run one job on a stick; resolves with the names it reports, rejects on failure, on
@@ -51,7 +63,8 @@ export function runStickJob(job: StickJob, timeoutMs = DEFAULT_STICK_TIMEOUT_MS,
       reject(new StickIoError('stopped before the stick was read'));
       return;
     }
-    const child = fork(CHILD, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+    const { path, execArgv } = childModule();
+    const child = fork(path, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json', execArgv });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
       if (stderr.length < 4096) stderr += d.toString('utf8');

@@ -7,12 +7,15 @@ import type Docker from 'dockerode';
 import type { ServiceSpec } from '../config/services.js';
 import { toCaissonError } from '../errors.js';
 import type { ContainerInfo, ContainerReader } from '../health/probes.js';
-import { dockerError, engineDataRoot, loadImageFromFile, pingDocker, restoreTags, snapshotTags, statusOf, type LoadProgressEvent } from './docker-client.js';
+import { dockerError, engineDataRoot, pingDocker, statusOf } from './docker-client.js';
+import { loadImageFromFile, type LoadProgressEvent } from './image-load.js';
+import { restoreTags, snapshotTags } from './image-tags.js';
 import type { ServiceDriver } from './driver.js';
-import { createComposeDriver, type ComposeCommandSetting } from './compose-driver.js';
+import { createComposeDriver } from './compose-driver.js';
+import type { ComposeCommandSetting } from './compose-command.js';
 import { createDockerDriver } from './docker-driver.js';
 
-export type { LoadProgressEvent } from './docker-client.js';
+export type { LoadProgressEvent } from './image-load.js';
 
 /** An image as the engine reports it. */
 export type ImageInfo = Docker.ImageInspectInfo;

@@ -15,7 +15,7 @@ import { basename, join } from 'node:path';
 import { buildPackage } from '../../agent/package/builder.js';
 import { generateKeyPair } from '../../agent/package/signature.js';
 import { buildDeb, Device, deviceImage } from '../support/device.js';
-import { buildTestImage, docker, dockerOk } from '../support/images.js';
+import { buildTestImage, docker, dockerOk, removeTestImages } from '../support/images.js';
 import { LoopStick, ROOT } from '../support/udev.js';
 
 const PREFIX = 'caisson-device-';
@@ -148,7 +148,7 @@ describe('device: the Debian package', function () {
       device?.remove();
       stick?.cleanup(MEDIA_ROOT);
       removeOurContainers();
-      for (const v of VERSIONS) spawnSync('docker', ['rmi', '-f', `${REPO}:${v}`], { stdio: 'ignore' });
+      removeTestImages(VERSIONS.map((v) => `${REPO}:${v}`));
       if (work) rmSync(work, { recursive: true, force: true });
     });
 

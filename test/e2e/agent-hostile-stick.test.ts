@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tarEnd, tarEntry } from '../../agent/package/tar-stream.js';
+import { tarEnd, tarEntry } from '../../agent/package/tar-writer.js';
 import { reportBaseName } from '../../agent/report/format.js';
 import type { UpdateResult } from '../../agent/pipeline/types.js';
 import { dockerOk } from '../support/images.js';

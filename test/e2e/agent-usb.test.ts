@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { buildPackage } from '../../agent/package/builder.js';
 import { acquireStateLock } from '../../agent/store/lock.js';
 import { openDatabase } from '../../agent/store/db.js';
-import { buildTestImage, docker, dockerOk } from '../support/images.js';
+import { buildTestImage, docker, dockerOk, removeTestImages } from '../support/images.js';
 import { LoopStick, ROOT, isMounted, setupUdev, type UdevHarness } from '../support/udev.js';
 
 const PREFIX = 'caisson-e2e-';
@@ -186,7 +186,7 @@ check_interval_secs = 0.2
     for (const s of sticks) s.cleanup(mediaRoot);
     udev?.teardown();
     removeOurContainers();
-    for (const v of ['1.0.0', '1.1.0', '1.2.0', '1.4.0', '1.5.0', '1.6.0']) spawnSync('docker', ['rmi', '-f', `${REPO}:${v}`], { stdio: 'ignore' });
+    removeTestImages(['1.0.0', '1.1.0', '1.2.0', '1.4.0', '1.5.0', '1.6.0'].map((v) => `${REPO}:${v}`));
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
@@ -255,7 +255,7 @@ check_interval_secs = 0.2
     const fd = openSync(target, 'w');
     const half = Math.floor(src.length / 2 / 512) * 512;
     writeSync(fd, src, 0, half);
-    await sleep(2500); // the size stands still for ~12 checks (0.2 s apart; 3 needed)
+    await sleep(1200); // the size stands still for ~6 checks (0.2 s apart; 3 needed)
     assert.deepEqual(historyOf('web-1.4.0.edgepkg'), [], 'a half-copied package was taken');
     for (let off = half; off < src.length; off += 256 * 1024) {
       writeSync(fd, src, off, Math.min(256 * 1024, src.length - off));

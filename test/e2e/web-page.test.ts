@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { buildPackage } from '../../agent/package/builder.js';
 import { CLI, REPO_ROOT, caisson, ensureBuilt } from '../support/cli.js';
-import { buildTestImage, docker, dockerOk } from '../support/images.js';
+import { buildTestImage, docker, dockerOk, removeTestImages } from '../support/images.js';
 import { dockerServiceToml } from '../integration/pipeline-support.js';
 
 const PREFIX = 'caisson-webui-';
@@ -162,7 +162,7 @@ session_idle_secs = ${IDLE_SECS}
       if (agent.exitCode === null && agent.signalCode === null) agent.kill('SIGKILL');
     }
     removeOurContainers();
-    for (const v of ['1.0.0', '1.1.0', '1.2.0']) spawnSync('docker', ['rmi', '-f', `${REPO}:${v}`], { stdio: 'ignore' });
+    removeTestImages(['1.0.0', '1.1.0', '1.2.0'].map((v) => `${REPO}:${v}`));
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
@@ -288,7 +288,8 @@ session_idle_secs = ${IDLE_SECS}
   });
 
   it('downloads a diagnostics bundle after login', async () => {
-    await sleep((IDLE_SECS + 1) * 1000);
+    // logged out: the session cookie dropped (expiry itself is the test above)
+    await context!.clearCookies();
     await page.click('#diagnostics-link');
     await page.locator('#login-form').waitFor({ state: 'visible' });
     await login();

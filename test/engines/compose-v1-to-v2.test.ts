@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectDocker } from '../../agent/runtime/docker-client.js';
 import { createDockerEngine } from '../../agent/runtime/engine.js';
-import { detectComposeCommand } from '../../agent/runtime/compose-driver.js';
+import { detectComposeCommand } from '../../agent/runtime/compose-command.js';
 import { createDriver } from '../../agent/runtime/index.js';
 import { waitHealthy } from '../../agent/health/wait.js';
 import type { ServiceSpec } from '../../agent/config/services.js';

@@ -1,12 +1,17 @@
-// Every hostile package of test/support/hostile.ts through `caisson package load --yes --json`
+// Hostile packages of test/support/hostile.ts through `caisson package load --yes --json`
 // against a real engine and a real running service: exit 2, outcome rejected with the case's
 // own code, no container or image changed, nothing written outside the state dir, and the
 // CLI exits normally (no crash, no hang).
+//
+// Every case of the corpus is refused with its own code by the reader and the checks in
+// test/unit/hostile-corpus.test.ts (no engine, same code path the CLI runs). Here one case per
+// error code, the first of the corpus with that code, proves that the real CLI turns each code
+// into its exit status and JSON and that a refusal leaves the engine and the disk alone.
 import { expect } from 'chai';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { createHostileContext, hostileCases, type HostileContext } from '../support/hostile.js';
+import { createHostileContext, hostileCases, type HostileCase, type HostileContext } from '../support/hostile.js';
 import {
   buildTestImage,
   commonArgs,
@@ -31,13 +36,14 @@ const PACKAGED = 'caisson-sec-hostile/web:1.0.0';
 /** Every reference a hostile case names, so their tags are part of the snapshot. */
 const WATCHED_REPOS = ['caisson-sec-hostile/', 'caisson-pkgtest/other:', 'caisson-pkgtest/second:', 'busybox:'];
 
-/** The containers and images these tests could affect, as comparable text. */
+/** The containers and images these tests could affect, as comparable text (three docker calls). */
 function engineSnapshot(): string {
   const containers = docker('ps', '-a', '--no-trunc', '--filter', 'name=^/caisson-sec-', '--format', '{{.ID}} {{.Names}} {{.Image}} {{.State}}')
     .split('\n')
     .filter(Boolean)
     .sort();
-  const started = containers.map((line) => `${line.split(' ')[0]} ${docker('inspect', '-f', '{{.State.StartedAt}}', line.split(' ')[0]!)}`);
+  const ids = containers.map((line) => line.split(' ')[0]!);
+  const started = ids.length ? docker('inspect', '-f', '{{.Id}} {{.State.StartedAt}}', ...ids).split('\n').sort() : [];
   const images = docker('images', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}')
     .split('\n')
     .filter((l) => WATCHED_REPOS.some((p) => l.startsWith(p)))
@@ -64,14 +70,22 @@ function tree(root: string, skip: string[] = []): string[] {
 /** The one case the CLI refuses before the pipeline sees it. */
 const USAGE_ERROR = 'package.not_found';
 
+/** The first case of the corpus for each error code. */
+function onePerCode(all: HostileCase[]): HostileCase[] {
+  const seen = new Set<string>();
+  return all.filter((c) => !seen.has(c.expectCode) && seen.add(c.expectCode));
+}
+
 describe('hostile packages through the CLI (real engine, running service)', function () {
   this.timeout(600_000);
-  const cases = hostileCases();
+  const corpus = hostileCases();
+  const cases = onePerCode(corpus);
   let work: string;
   let ctx: HostileContext;
   let fixture: CliFixture;
   let casesDir: string;
   let containerBefore: string;
+  let engineBefore: string;
 
   before(async function () {
     this.timeout(300_000);
@@ -88,6 +102,7 @@ describe('hostile packages through the CLI (real engine, running service)', func
     removeContainers(CONTAINER);
     containerBefore = runServiceContainer({ name: CONTAINER, image: RUNNING, port: PORT });
     expect(await healthyVersion(PORT)).to.equal('running');
+    engineBefore = engineSnapshot();
   });
 
   after(() => {
@@ -96,15 +111,15 @@ describe('hostile packages through the CLI (real engine, running service)', func
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it('has a corpus of at least 40 cases', () => {
-    expect(cases.length).to.be.at.least(40);
+  it('has a corpus of at least 40 cases, and a case here for each of its error codes', () => {
+    expect(corpus.length).to.be.at.least(40);
+    expect(new Set(cases.map((c) => c.expectCode))).to.deep.equal(new Set(corpus.map((c) => c.expectCode)));
   });
 
   for (const c of cases) {
     it(`rejects "${c.name}" with ${c.expectCode}`, async () => {
       const dir = join(casesDir, c.name.replace(/[^a-z0-9]+/gi, '-'));
       const path = c.build(dir, ctx);
-      const engineBefore = engineSnapshot();
       const casesBefore = tree(work, ['state']);
 
       const r = await runCli(['package', 'load', '--yes', '--json', ...commonArgs({ ...fixture, keysDir: c.trustedKeys ? ctx.trustedKeyDir : join(work, 'no-keys') }), path], {
@@ -123,7 +138,7 @@ describe('hostile packages through the CLI (real engine, running service)', func
       expect(r.json.error?.code, r.json.error?.message).to.equal(c.expectCode);
       expect(r.stderr).to.not.match(/at .*\.js:\d+|TypeError|RangeError|heap/);
 
-      expect(engineSnapshot(), 'no container or image may change').to.equal(engineBefore);
+      expect(engineSnapshot(), 'no container or image may change (since the first case)').to.equal(engineBefore);
       expect(tree(work, ['state']), 'nothing written outside the state dir').to.deep.equal(casesBefore);
       expect(stagingLeft(fixture.stateDir)).to.deep.equal([]);
       // the state dir holds the database, the lock and the logs, nothing the package named

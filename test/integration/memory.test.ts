@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stagePackage } from '../../agent/package/reader.js';
-import { connectDocker, loadImageFromFile } from '../../agent/runtime/docker-client.js';
+import { connectDocker } from '../../agent/runtime/docker-client.js';
+import { loadImageFromFile } from '../../agent/runtime/image-load.js';
 import { buildTestImage, imageExists } from '../support/images.js';
 
 const SIZE = 300 * 1024 * 1024;

@@ -17,6 +17,7 @@ export { httpGet } from '../support/http.js';
 export const OWN_LABEL = 'caisson.test=own';
 
 export { buildTestImage, imageExists, imageId } from '../support/images.js';
+import { removeTestImages } from '../support/images.js';
 
 export function docker(...args: string[]): string {
   return execFileSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
@@ -74,8 +75,9 @@ export function removeContainers(...names: string[]): void {
   if (present.length) spawnSync('docker', ['rm', '-f', '-v', ...present], { stdio: 'ignore' });
 }
 
+/** Remove image references and the images behind them that nothing else tags (support/images.ts). */
 export function removeImages(...refs: string[]): void {
-  for (const ref of refs) spawnSync('docker', ['rmi', '-f', ref], { stdio: 'ignore' });
+  removeTestImages(refs);
 }
 
 export function containerInfo(name: string): { id: string; image: string; running: boolean } | undefined {

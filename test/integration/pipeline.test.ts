@@ -250,9 +250,9 @@ container_name = "${WEB}"
 [services.health_check]
 kind = "http"
 url = "http://127.0.0.1:${WEB_PORT}/health"
-timeout_secs = 10
-poll_interval_secs = 0.25
-stable_secs = 2
+timeout_secs = 6
+poll_interval_secs = 0.2
+stable_secs = 1
 
 [[services]]
 name = "backend"
@@ -266,9 +266,9 @@ service = "backend"
 [services.health_check]
 kind = "http"
 url = "http://127.0.0.1:${BACKEND_PORT}/health"
-timeout_secs = 10
-poll_interval_secs = 0.25
-stable_secs = 2
+timeout_secs = 6
+poll_interval_secs = 0.2
+stable_secs = 1
 `,
     );
   }

@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { tarEnd, tarEntry } from '../../agent/package/tar-stream.js';
+import { tarEnd, tarEntry } from '../../agent/package/tar-writer.js';
 import type { Behaviour } from './fake-engine.js';
 
 export interface FakePackage {

@@ -21,7 +21,8 @@ import { gzipSync } from 'node:zlib';
 import type { ErrorCode } from '../../agent/errors.js';
 import { parseCatalog, type Catalog } from '../../agent/config/services.js';
 import { UPDATER_VERSION } from '../../agent/version.js';
-import { paxBody, setChecksum, tarEnd, tarEntry, tarHeader, type HeaderOptions } from '../../agent/package/tar-stream.js';
+import { paxBody, setChecksum, tarEnd, tarEntry, tarHeader, type HeaderOptions } from '../../agent/package/tar-writer.js';
+import { craftEntry } from './tar-craft.js';
 import { buildTestImage, imageExists, saveImage, cleanupTestObjects } from './images.js';
 
 export const HOSTILE_IMAGE_REF = 'caisson-pkgtest/hostile:1.0.0';
@@ -288,9 +289,9 @@ export function hostileCases(): HostileCase[] {
   add('backslash path', 'package.path_escape', (ctx) => archive(m(ctx), img(ctx), file('a\\b', 'x')));
   add('control character in name', 'package.path_escape', (ctx) => archive(file('manifest.toml\x01', 'x'), m(ctx), img(ctx)));
   add('bytes hidden after NUL in name', 'package.path_escape', (ctx) =>
-    archive(tarEntry({ name: '', nameBytes: Buffer.from('manifest.toml\0../../etc/x', 'latin1') }, Buffer.from(manifestText(ctx, ctx.imageTar))), img(ctx)));
+    archive(craftEntry({ name: '', nameBytes: Buffer.from('manifest.toml\0../../etc/x', 'latin1') }, Buffer.from(manifestText(ctx, ctx.imageTar))), img(ctx)));
   add('non-UTF-8 name', 'package.path_escape', (ctx) =>
-    archive(m(ctx), img(ctx), tarEntry({ name: '', nameBytes: Buffer.from([0x6d, 0xff, 0xfe]) }, Buffer.from('x'))));
+    archive(m(ctx), img(ctx), craftEntry({ name: '', nameBytes: Buffer.from([0x6d, 0xff, 0xfe]) }, Buffer.from('x'))));
   add('pax path escaping', 'package.path_escape', (ctx) => {
     const man = Buffer.from(manifestText(ctx, ctx.imageTar));
     return archive(file('PaxHeaders/manifest.toml', paxBody({ path: '../../etc/cron.d/x' }), { typeflag: 'x' }), file('manifest.toml', man), img(ctx));
@@ -461,7 +462,8 @@ export function hostileCases(): HostileCase[] {
   add('signed manifest without image pins', 'signature.unpinned_image', (ctx) =>
     validPackageBytes(ctx, { manifest: manifestText(ctx, ctx.imageTar, { pins: '' }), signWith: ctx.trustedPrivateKeyPem }), true);
   add('signed, pinned, image swapped', 'integrity.sha256_mismatch', (ctx) => {
-    const other = rewriteImageManifest(ctx.imageTar, (doc) => doc.map((e) => ({ ...e, RepoTags: [ctx.imageRef] })));
+    // the same image in other bytes: manifest.json written again, RepoTags first
+    const other = rewriteImageManifest(ctx.imageTar, (doc) => doc.map((e) => ({ RepoTags: [ctx.imageRef], ...e })));
     const man = manifestText(ctx, ctx.imageTar, { pins: `sha256 = "${sha256(ctx.imageTar)}"\nsize = ${other.length}\n` });
     return validPackageBytes(ctx, { manifest: man, image: other, signWith: ctx.trustedPrivateKeyPem });
   }, true);

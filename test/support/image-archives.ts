@@ -2,7 +2,7 @@
 // from scratch so each rule of the image-archive reader can be tested without an engine, and
 // so that a hostile variant differs from a valid one in exactly one place.
 import { createHash } from 'node:crypto';
-import { paxBody, tarEnd, tarEntry } from '../../agent/package/tar-stream.js';
+import { paxBody, tarEnd, tarEntry } from '../../agent/package/tar-writer.js';
 
 export type CraftEntry =
   | { name: string; data: Buffer | string; type?: 'file' }

@@ -11,6 +11,13 @@ import { judgeLoadedImage, type ImageArchiveInfo, type LoadedImage } from '../..
 export const TEST_LABEL = 'caisson.test=1';
 
 /**
+ * Image IDs buildTestImage made here, by reference. A rollback or a tag restore untags an
+ * image (Caisson never deletes one), so removing a test's references alone leaves the image
+ * it built, and loaded again from a package, behind as a dangling `<none>`.
+ */
+const builtIds = new Map<string, string>();
+
+/**
  * How the image behaves when started:
  * - healthy: busybox httpd on :8080 serving /health and /version.
  * - exit: exits with status 1 at once.
@@ -29,6 +36,11 @@ export interface TestImageOptions {
   healthcheck?: boolean;
   /** Extra bytes of incompressible data in a layer, for size tests. */
   paddingBytes?: number;
+}
+
+/** Remember an image a test built some other way (FROM a test image), for removeTestImages. */
+export function rememberTestImage(ref: string, id: string): void {
+  builtIds.set(ref, id);
 }
 
 export function buildTestImage(opts: TestImageOptions): string {
@@ -70,7 +82,9 @@ export function buildTestImage(opts: TestImageOptions): string {
     lines.push(`CMD ${JSON.stringify(commandFor(behaviour, opts.crashAfterSecs ?? 3))}`);
     writeFileSync(join(ctx, 'Dockerfile'), lines.join('\n') + '\n');
     execFileSync('docker', ['build', '-q', '--label', TEST_LABEL, '-t', opts.ref, ctx], { stdio: ['ignore', 'pipe', 'pipe'] });
-    return imageId(opts.ref);
+    const id = imageId(opts.ref);
+    builtIds.set(opts.ref, id);
+    return id;
   } finally {
     rmSync(ctx, { recursive: true, force: true });
   }
@@ -138,5 +152,25 @@ export function cleanupTestObjects(extraRefs: string[] = [], namePrefix?: string
     const ids = docker('ps', '-aq', '--filter', `label=${TEST_LABEL}`, '--filter', `name=^/${namePrefix}`).split('\n').filter(Boolean);
     if (ids.length) spawnSync('docker', ['rm', '-f', '-v', ...new Set(ids)], { stdio: 'ignore' });
   }
-  for (const ref of extraRefs) spawnSync('docker', ['rmi', '-f', ref], { stdio: 'ignore' });
+  removeTestImages(extraRefs);
+}
+
+/**
+ * Remove image references, then the images behind them (as they are now, and as
+ * buildTestImage built them) once nothing tags them any more: what a rollback untagged goes
+ * too, while an image another reference still names, or a container still uses, stays.
+ */
+export function removeTestImages(refs: string[]): void {
+  const ids = new Set<string>();
+  for (const ref of refs) {
+    const built = builtIds.get(ref);
+    if (built) ids.add(built);
+    const now = spawnSync('docker', ['image', 'inspect', '-f', '{{.Id}}', ref], { encoding: 'utf8' });
+    if (now.status === 0 && now.stdout.trim()) ids.add(now.stdout.trim());
+  }
+  for (const ref of refs) spawnSync('docker', ['rmi', '-f', ref], { stdio: 'ignore' });
+  for (const id of ids) {
+    const tags = spawnSync('docker', ['image', 'inspect', '-f', '{{len .RepoTags}}', id], { encoding: 'utf8' });
+    if (tags.status === 0 && tags.stdout.trim() === '0') spawnSync('docker', ['rmi', id], { stdio: 'ignore' });
+  }
 }

@@ -1,7 +1,9 @@
 // Every hostile package must be refused with its own expected code, leave no staged file
-// behind, and write nothing outside the staging folder.
+// behind, and write nothing outside the staging folder. The image inside is a crafted
+// docker-save archive (test/support/image-archives.ts), so no engine is needed; the same
+// cases on a real `docker save` through the real CLI are test/integration/hostile-cli.test.ts.
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { CaissonError } from '../../agent/errors.js';
@@ -9,12 +11,14 @@ import { stagePackage } from '../../agent/package/reader.js';
 import { loadTrustedKeys } from '../../agent/package/signature.js';
 import { validateStaged } from '../../agent/package/validate.js';
 import {
+  HOSTILE_IMAGE_REF,
   buildValidPackage,
   createHostileContext,
   hostileCases,
   removeHostileContext,
   type HostileContext,
 } from '../support/hostile.js';
+import { craftTar, legacyImage } from '../support/image-archives.js';
 
 /** Every path under `root` (files and folders) with size, except those under `skip`. */
 function snapshot(root: string, skip: string): Map<string, number> {
@@ -40,7 +44,9 @@ describe('hostile package corpus', function () {
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'caisson-hostile-'));
-    ctx = await createHostileContext(work);
+    const imageTarPath = join(work, 'image.tar');
+    writeFileSync(imageTarPath, craftTar(legacyImage({ ref: HOSTILE_IMAGE_REF }).entries));
+    ctx = await createHostileContext(work, { imageTarPath });
   });
   after(() => {
     if (ctx) removeHostileContext(ctx);

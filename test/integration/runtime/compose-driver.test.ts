@@ -5,8 +5,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { connectDocker, imageIdOf } from '../../../agent/runtime/docker-client.js';
-import { createComposeDriver, detectComposeCommand, overridePathFor } from '../../../agent/runtime/compose-driver.js';
+import { connectDocker } from '../../../agent/runtime/docker-client.js';
+import { imageIdOf } from '../../../agent/runtime/image-tags.js';
+import { createComposeDriver, overridePathFor } from '../../../agent/runtime/compose-driver.js';
+import { detectComposeCommand } from '../../../agent/runtime/compose-command.js';
 import { createDriver } from '../../../agent/runtime/index.js';
 import { waitHealthy } from '../../../agent/health/wait.js';
 import { CaissonError } from '../../../agent/errors.js';

@@ -4,15 +4,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  connectDocker,
-  imageIdOf,
-  loadImageFromFile,
-  pingDocker,
-  restoreTags,
-  snapshotTags,
-  type LoadProgressEvent,
-} from '../../../agent/runtime/docker-client.js';
+import { connectDocker, pingDocker } from '../../../agent/runtime/docker-client.js';
+import { loadImageFromFile, type LoadProgressEvent } from '../../../agent/runtime/image-load.js';
+import { imageIdOf, restoreTags, snapshotTags } from '../../../agent/runtime/image-tags.js';
 import { CaissonError } from '../../../agent/errors.js';
 import { buildOwnImage, cleanup, docker, dockerOk, imageId } from './support.js';
 import { imageStore } from '../../support/images.js';

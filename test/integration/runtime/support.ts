@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildTestImage, docker, type TestImageOptions } from '../../support/images.js';
+import { buildTestImage, docker, rememberTestImage, removeTestImages, type TestImageOptions } from '../../support/images.js';
 
 export { docker, dockerOk, buildTestImage, imageId } from '../../support/images.js';
 export { httpGet, waitForBody } from '../../support/http.js';
@@ -33,7 +33,9 @@ export function deriveImage(base: string, ref: string, lines: string[]): string 
   try {
     writeFileSync(join(ctx, 'Dockerfile'), [`FROM ${base}`, ...lines].join('\n') + '\n');
     execFileSync('docker', ['build', '-q', '-t', ref, ctx], { stdio: ['ignore', 'pipe', 'pipe'] });
-    return docker('image', 'inspect', '-f', '{{.Id}}', ref);
+    const id = docker('image', 'inspect', '-f', '{{.Id}}', ref);
+    rememberTestImage(ref, id);
+    return id;
   } finally {
     rmSync(ctx, { recursive: true, force: true });
   }
@@ -68,7 +70,7 @@ export function cleanup(opts: { containerPrefix: string; images?: string[]; netw
   for (const v of new Set(anonymous)) spawnSync('docker', ['volume', 'rm', v], { stdio: 'ignore' });
   for (const n of opts.networks ?? []) spawnSync('docker', ['network', 'rm', n], { stdio: 'ignore' });
   for (const v of opts.volumes ?? []) spawnSync('docker', ['volume', 'rm', '-f', v], { stdio: 'ignore' });
-  for (const i of opts.images ?? []) spawnSync('docker', ['rmi', '-f', i], { stdio: 'ignore' });
+  removeTestImages(opts.images ?? []);
 }
 
 /** Checkpoints as the pipeline would journal them; optionally "crash" right before one step. */

@@ -82,7 +82,7 @@ describe('agent (fake pipeline)', function () {
     );
     assert.equal(ledLog.find((l) => l.state === 'working')!.resultFile, false);
     assert.equal(ledLog.find((l) => l.state === 'success')!.resultFile, true, 'the report was on the stick before the LED said done');
-    await sleep(300);
+    await sleep(200);
     assert.equal(led().brightness, '1', 'the result stays while the stick is in');
     const removed = once(a, 'stick-removed');
     mediaEvent(events(), 'remove', 'AAAA-0001');
@@ -131,7 +131,7 @@ describe('agent (fake pipeline)', function () {
     mediaEvent(events(), 'add', 'EEEE-0001');
     mediaEvent(events(), 'add', 'EEEE-0001');
     await done;
-    await sleep(500);
+    await sleep(250); // the second event was seen and ignored
     await a.idle();
     assert.equal(pipeline.runs.length, 1);
   });
@@ -221,7 +221,7 @@ describe('agent (fake pipeline)', function () {
     const deferred = once<string>(a, 'deferred');
     writePackage(join(root, 'inbox', 'frontend-5.0.0.edgepkg'), '5.0.0');
     await deferred;
-    await sleep(500);
+    await sleep(250);
     assert.equal(pipeline.runs.length, 0);
     assert.equal(a.deferredCount, 1);
     // a USB package does not wait

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventEmitter } from 'node:events';
-import { tarEnd, tarEntry } from '../../../agent/package/tar-stream.js';
+import { tarEnd, tarEntry } from '../../../agent/package/tar-writer.js';
 import type { UpdateRequest, UpdateResult } from '../../../agent/pipeline/types.js';
 import { openDatabase, type Db } from '../../../agent/store/db.js';
 import type { AgentPipeline } from '../../../agent/intake/agent.js';

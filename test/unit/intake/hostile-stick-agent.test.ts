@@ -91,7 +91,7 @@ describe('agent and hostile sticks (fake pipeline)', function () {
 
   it('a stick that stops answering ends as failure while the inbox keeps working', async () => {
     assert.ok(fuseAvailable(), 'this test needs /dev/fuse (a real filesystem that stops answering)');
-    const { agent: a, log } = await startAgent('stick_timeout_secs = 2');
+    const { agent: a, log } = await startAgent('stick_timeout_secs = 1');
     hung = await mountHungStick(uuidDir('DEAD-0001'));
     const done = once<StickDone>(a, 'stick-done');
     mediaEvent(events(), 'add', 'DEAD-0001');

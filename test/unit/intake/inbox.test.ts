@@ -39,7 +39,7 @@ describe('inbox: a package is taken only when complete', function () {
   }
 
   it('a slow copy in chunks, with a pause longer than the stability window, is taken once and only after it is complete', async () => {
-    const { log, taken, ready } = start({ stableChecks: 3, intervalMs: 100 });
+    const { log, taken, ready } = start({ stableChecks: 3, intervalMs: 50 });
     await ready;
     const src = packageBytes('1.2.3', { randomBytes: 256 * 1024, zeroBytes: 512 * 1024 });
     const target = join(dir, 'frontend-1.2.3.edgepkg');
@@ -55,15 +55,15 @@ describe('inbox: a package is taken only when complete', function () {
       off += n;
       if (!paused && off === pauseAt) {
         paused = true;
-        await sleep(2000); // 20 checks at 100 ms: the size stands still for far longer than 3 checks
+        await sleep(1000); // 20 checks at 50 ms: the size stands still for far longer than 3 checks
         assert.equal(taken.length, 0, 'a paused, half-copied file was taken');
       } else {
-        await sleep(150);
+        await sleep(75);
       }
     }
     closeSync(fd);
     await waitFor(() => taken.length > 0, 'the package to be taken');
-    await sleep(1000); // further checks and watcher events must not offer it again
+    await sleep(500); // 10 more checks and any watcher events must not offer it again
     assert.equal(taken.length, 1);
     assert.equal(taken[0]!.sha, sha256(src));
     assert.equal(taken[0]!.size, src.length);
@@ -80,11 +80,11 @@ describe('inbox: a package is taken only when complete', function () {
     const src = packageBytes('2.0.0');
     const part = join(dir, 'frontend-2.0.0.edgepkg.part');
     writeFileSync(part, src);
-    await sleep(500);
+    await sleep(250);
     assert.equal(taken.length, 0, '.part files are never taken');
     renameSync(part, join(dir, 'frontend-2.0.0.edgepkg'));
     await waitFor(() => taken.length > 0, 'the renamed package', 10_000);
-    await sleep(300);
+    await sleep(200);
     assert.equal(taken.length, 1);
     assert.equal(taken[0]!.sha, sha256(src));
     assert.ok(log.lines.some((l) => l.meta?.why === 'renamed from .part'));
@@ -99,7 +99,7 @@ describe('inbox: a package is taken only when complete', function () {
     const { taken, ready } = start();
     await ready;
     await waitFor(() => taken.length > 0, 'the existing package');
-    await sleep(800);
+    await sleep(400); // 4 more checks: nothing else is offered
     assert.deepEqual(
       taken.map((t) => t.path),
       [join(dir, 'old-1.0.0.edgepkg')],
@@ -142,7 +142,7 @@ describe('inbox: a package is taken only when complete', function () {
     assert.equal(json.update.error.code, 'health.timeout');
     assert.match(readFileSync(join(dir, 'failed', '20260316T183100Z-bad-1.0.1.txt'), 'utf8'), /Result: FAILED/);
     assert.equal(existsSync(join(dir, 'ok-1.0.0.edgepkg')), false);
-    await sleep(500);
+    await sleep(300);
     assert.equal(taken.length, 2, 'files in processed/ and failed/ are never offered');
   });
 });
@@ -222,31 +222,31 @@ describe('inbox: a file that can never become a package does not wait silently',
   });
 
   it('a stable but incomplete tar waits, then goes to failed/ as package.truncated after the timeout', async () => {
-    const { log, taken, ready } = start({ incompleteTimeoutMs: 2_000 });
+    const { log, taken, ready } = start({ incompleteTimeoutMs: 1_000 });
     await ready;
     const whole = packageBytes('1.0.0', { randomBytes: 64 * 1024 });
     writeFileSync(join(dir, 'half-1.0.0.edgepkg'), whole.subarray(0, 560)); // a whole first header, then it stops inside its entry
-    await sleep(1_200);
+    await sleep(600);
     assert.equal(taken.length, 0, 'failed before the timeout');
-    assert.ok(log.lines.some((l) => l.message.includes('waiting up to 2 s')), 'the wait is logged');
+    assert.ok(log.lines.some((l) => l.message.includes('waiting up to 1 s')), 'the wait is logged');
     await waitFor(() => existsSync(join(dir, 'failed')) && failedCodes().length === 1, 'the incomplete file in failed/', 10_000);
     assert.deepEqual(failedCodes(), ['package.truncated']);
-    assert.ok(taken[0]!.at >= 2_000, `taken after ${taken[0]!.at} ms, before the timeout`);
+    assert.ok(taken[0]!.at >= 1_000, `taken after ${taken[0]!.at} ms, before the timeout`);
     assert.ok(log.lines.some((l) => l.level === 'warn' && l.message.includes('never became a whole tar')));
   });
 
   it('a copy that keeps growing is not failed by the timeout', async () => {
-    const { log, taken, ready } = start({ incompleteTimeoutMs: 1_000 });
+    const { log, taken, ready } = start({ incompleteTimeoutMs: 600 });
     await ready;
     const src = packageBytes('1.0.0', { randomBytes: 64 * 1024 });
     const target = join(dir, 'slow-1.0.0.edgepkg');
     const fd = openSync(target, 'w');
-    // 2.5 s of copying, a write every 250 ms: never unchanged for the 1 s timeout
+    // 1.5 s of copying, a write every 150 ms: never unchanged for the 0.6 s timeout
     const step = Math.ceil(src.length / 10);
     for (let off = 0; off < src.length; off += step) {
       assert.equal(taken.length, 0, `taken at ${off} bytes, while still being copied`);
       writeSync(fd, src, off, Math.min(step, src.length - off));
-      await sleep(250);
+      await sleep(150);
     }
     closeSync(fd);
     await waitFor(() => taken.length === 1, 'the finished copy');

@@ -134,17 +134,18 @@ describe('hostile sticks: reports never leave the stick, a stick never freezes t
     const ticker = setInterval(() => ticks++, 50);
     try {
       const started = Date.now();
-      await assert.rejects(listStickPackages(stick, 1500), StickTimeoutError);
+      await assert.rejects(listStickPackages(stick, 1000), StickTimeoutError);
       const took = Date.now() - started;
-      assert.ok(took >= 1400 && took < 6000, `gave up after ${took} ms`);
-      reports.record('AAAA-BBBB', result());
-      const d = await reports.deliver('AAAA-BBBB', stick);
+      assert.ok(took >= 900 && took < 5000, `gave up after ${took} ms`);
+      const quick = new StickReports(db, { resultFileName: 'caisson-result.txt', reportsDirName: 'caisson-reports', isMounted: (d) => isMountPoint(d), timeoutMs: 1000 });
+      quick.record('AAAA-BBBB', result());
+      const d = await quick.deliver('AAAA-BBBB', stick);
       assert.equal(d.written, false);
       assert.ok(d.error instanceof StickTimeoutError, String(d.error));
-      assert.equal(reports.pending('AAAA-BBBB').length, 1, 'the report is kept for a next insertion');
+      assert.equal(quick.pending('AAAA-BBBB').length, 1, 'the report is kept for a next insertion');
     } finally {
       clearInterval(ticker);
     }
-    assert.ok(ticks > 40, `the event loop ran only ${ticks} ticks in ~4.5 s`);
+    assert.ok(ticks > 25, `the event loop ran only ${ticks} ticks in ~2 s`);
   });
 });

@@ -5,7 +5,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CaissonError } from '../../../agent/errors.js';
-import { detectComposeCommand } from '../../../agent/runtime/compose-driver.js';
+import { detectComposeCommand } from '../../../agent/runtime/compose-command.js';
 
 describe('compose command detection', () => {
   let dir: string;

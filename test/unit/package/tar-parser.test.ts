@@ -4,7 +4,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CaissonError } from '../../../agent/errors.js';
-import { TarParser, paxBody, tarEnd, tarEntry, tarHeader, type TarEntry } from '../../../agent/package/tar-stream.js';
+import { TarParser, type TarEntry } from '../../../agent/package/tar-parser.js';
+import { paxBody, tarEnd, tarEntry, tarHeader } from '../../../agent/package/tar-writer.js';
+import { craftHeader } from '../../support/tar-craft.js';
 
 interface Seen {
   entry: TarEntry;
@@ -62,7 +64,7 @@ describe('strict tar parser', () => {
     const [ev] = [...p.feed(big)];
     expect(ev).to.deep.include({ kind: 'entry' });
     expect((ev as { entry: TarEntry }).entry.size).to.equal(9 * 1024 ** 3);
-    const small = tarHeader({ name: 'x', size: 5, base256Size: true });
+    const small = craftHeader({ name: 'x', size: 5, base256Size: true });
     expect(([...new TarParser({ strict: true }).feed(small)][0] as { entry: TarEntry }).entry.size).to.equal(5);
   });
 
