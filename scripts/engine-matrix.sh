@@ -5,10 +5,13 @@
 #   scripts/engine-matrix.sh [ENGINE...]        default: docker28-containerd docker28
 #
 # ENGINE is a with-engine.sh name (debian12, docker28, docker28-containerd). SUITES (space
-# separated, default "pipeline compose docker crash images e2e") picks the suites; their files
-# are listed below. All suites of one engine run against one engine session, one after the
-# other. Set CAISSON_ENGINE_LOCK to a lock file to hold it (flock) around each engine session
-# when others share this machine's engine.
+# separated, default "pipeline compose docker crash images e2e restart") picks the suites;
+# their files are listed below (`restart` restarts the engine under test, so it runs on the
+# docker-in-docker engines only). All suites of one engine run against one engine session,
+# one after the other. CAISSON_MATRIX_PEER=NAME starts engine NAME beside each engine under
+# test (with-engine.sh inside with-engine.sh), so the cross-engine test of the `images` suite
+# also builds on one and loads on the other, both ways. Set CAISSON_ENGINE_LOCK to a lock file
+# to hold it (flock) around each engine session when others share this machine's engine.
 # Results: test-results/engines/<engine>.json (suites not run again are kept); the table in
 # docs/runtime.md is rewritten; provisioning and suite durations are printed at the end.
 set -uo pipefail
@@ -25,8 +28,11 @@ files_of() {
       else echo test/integration/runtime/compose-driver.test.ts test/engines/compose-v1-to-v2.test.ts; fi ;;
     docker) echo test/integration/runtime/docker-driver.test.ts test/integration/runtime/docker-client.test.ts ;;
     crash) echo test/integration/crash-recovery.test.ts ;;
-    images) echo test/integration/image-import.test.ts test/integration/cross-engine.test.ts ;;
+    images) echo test/integration/image-import.test.ts test/integration/multi-platform.test.ts test/integration/cross-engine.test.ts ;;
     e2e) echo test/e2e/agent-usb.test.ts ;;
+    restart)
+      if [ "$2" = debian12 ]; then echo "engine-matrix: restart would restart this machine's engine; it runs on docker-in-docker engines only" >&2; return 1; fi
+      echo test/integration/docker-restart.test.ts ;;
     *) echo "engine-matrix: unknown suite $1" >&2; return 1 ;;
   esac
 }
@@ -37,7 +43,7 @@ now() { date +%s; }
 if [ "${1:-}" = --inside ]; then
   engine=$2
   provision=$3
-  suites=${SUITES:-pipeline compose docker crash images e2e}
+  suites=${SUITES:-pipeline compose docker crash images e2e restart}
   info=$(
     docker version -f '{{.Server.Version}}'
     docker info -f '{{range .DriverStatus}}{{index . 0}}={{index . 1}};{{end}}'
@@ -61,7 +67,8 @@ if [ "${1:-}" = --inside ]; then
       let stats = { passes: 0, failures: 0, tests: 0 };
       try { stats = JSON.parse(require("fs").readFileSync(report, "utf8")).stats; } catch {}
       const list = JSON.parse(results);
-      list.push({ suite, files: files.split(" "), passes: stats.passes, failures: stats.failures, tests: stats.tests, exit: Number(rc), seconds: Number(secs) });
+      const peer = process.env.CAISSON_PEER_ENGINE;
+      list.push({ suite, ...(peer && suite === "images" ? { peer } : {}), files: files.split(" "), passes: stats.passes, failures: stats.failures, tests: stats.tests, exit: Number(rc), seconds: Number(secs) });
       console.log(JSON.stringify(list));
     ' "$results" "$suite" "$files" "$report" "$rc" "$secs")
   done
@@ -91,10 +98,15 @@ for engine in "${engines[@]}"; do
   bash scripts/with-engine.sh "$engine" --provision || { status=1; continue; }
   provision=$(( $(now) - t0 ))
   s0=$(now)
+  session=(bash scripts/with-engine.sh "$engine" -- bash scripts/engine-matrix.sh --inside "$engine" "$provision")
+  if [ -n "${CAISSON_MATRIX_PEER:-}" ]; then
+    bash scripts/with-engine.sh "$CAISSON_MATRIX_PEER" --provision || { status=1; continue; }
+    session=(bash scripts/with-engine.sh "$CAISSON_MATRIX_PEER" -- "${session[@]}")
+  fi
   if [ -n "${CAISSON_ENGINE_LOCK:-}" ]; then
-    flock -w 3600 "$CAISSON_ENGINE_LOCK" bash scripts/with-engine.sh "$engine" -- bash scripts/engine-matrix.sh --inside "$engine" "$provision" || status=1
+    flock -w 3600 "$CAISSON_ENGINE_LOCK" "${session[@]}" || status=1
   else
-    bash scripts/with-engine.sh "$engine" -- bash scripts/engine-matrix.sh --inside "$engine" "$provision" || status=1
+    "${session[@]}" || status=1
   fi
   echo "engine-matrix: $engine: provisioning ${provision}s, engine session $(( $(now) - s0 ))s" >&2
 done
@@ -104,7 +116,7 @@ for f in "$out"/*.json; do
   case "$f" in *.mocha.json) continue ;; esac
   node -e '
     const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    console.log(`${d.engine}: provisioning ${d.provisionSeconds}s; ` + d.suites.map((s) => `${s.suite} ${s.seconds}s (${s.passes}/${s.tests}${s.exit ? ", FAILED" : ""})`).join(", "));
+    console.log(`${d.engine}: provisioning ${d.provisionSeconds}s; ` + d.suites.map((s) => `${s.suite}${s.peer ? ` (with ${s.peer})` : ""} ${s.seconds}s (${s.passes}/${s.tests}${s.exit ? ", FAILED" : ""})`).join(", "));
   ' "$f"
 done
 exit $status

@@ -18,6 +18,12 @@
 # COMMAND runs with DOCKER_HOST and CAISSON_DOCKER_SOCKET pointing at that engine, with
 # that engine's docker CLI and Compose first on the PATH, CAISSON_ENGINE set to NAME and
 # CAISSON_HOST_DOCKER_SOCKET to this machine's own engine (for tests that use two engines).
+# For a docker-in-docker engine, CAISSON_ENGINE_CONTROL names a script that stops and starts
+# it (`stop`, `start`: a dockerd restart, its data kept) for tests that restart the engine.
+# Run inside another with-engine.sh session, the second engine starts beside the first
+# (under this machine's engine) and CAISSON_PEER_ENGINE / CAISSON_PEER_DOCKER_SOCKET name
+# the first, so one command can use both:
+#   scripts/with-engine.sh docker28 -- scripts/with-engine.sh docker28-containerd -- COMMAND
 # Everything started is stopped and removed again when COMMAND ends; COMMAND's exit status
 # is returned.
 #
@@ -42,9 +48,21 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${CAISSON_ENGINE_CACHE:-/var/cache/caisson-engines}
 mirror=${CAISSON_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 log() { echo "with-engine: $*" >&2; }
-# this machine's engine, whatever DOCKER_HOST says later
+# this machine's engine, whatever DOCKER_HOST says later; inside another session, the one
+# that session runs under (its engine becomes this session's peer)
 outer=${DOCKER_HOST:-unix:///var/run/docker.sock}
-hd() { command docker --host "$outer" "$@"; }
+peer_engine= peer_socket=
+if [ -n "${CAISSON_ENGINE:-}" ] && [ -n "${CAISSON_HOST_DOCKER_SOCKET:-}" ]; then
+  peer_engine=$CAISSON_ENGINE peer_socket=$CAISSON_DOCKER_SOCKET
+  outer=unix://$CAISSON_HOST_DOCKER_SOCKET
+fi
+# this machine's docker CLI, not a session's
+host_docker=$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v docker)
+hd() { "$host_docker" --host "$outer" "$@"; }
+export_peer() {
+  [ -n "$peer_engine" ] || return 0
+  export CAISSON_PEER_ENGINE=$peer_engine CAISSON_PEER_DOCKER_SOCKET=$peer_socket
+}
 
 case "$name" in
   debian12)
@@ -54,6 +72,7 @@ case "$name" in
     if [ "$started" = started ]; then trap 'bash "$here/stop-docker.sh"' EXIT; fi
     export DOCKER_HOST=unix:///var/run/docker.sock CAISSON_DOCKER_SOCKET=/var/run/docker.sock
     export CAISSON_ENGINE=debian12
+    export_peer
     set +e
     "$@"
     exit $?
@@ -119,8 +138,12 @@ bridge=cbr$$
 bridge=${bridge:0:15}
 # address ranges unlikely to meet this machine's own networks (Docker's pools are 172.17+/16
 # and 192.168/20); the engine also checks the namespace's routes before taking one
-bip=10.213.$(( $$ % 200 + 1 )).1/24
+n=$(( $$ % 200 + 1 ))
+while ip -4 addr show | grep -q " 10\.213\.$n\."; do n=$(( n % 200 + 1 )); done
+bip=10.213.$n.1/24
 pool="base=10.214.0.0/16,size=24"
+# an engine beside another takes its networks from a range of its own
+[ -z "$peer_engine" ] || pool="base=10.215.0.0/16,size=24"
 
 cleanup() {
   local rc=$?
@@ -172,6 +195,19 @@ export CAISSON_DOCKER_SOCKET=$run/docker.sock
 export CAISSON_ENGINE=$name
 # this machine's own engine stays reachable, for tests that use two engines
 export CAISSON_HOST_DOCKER_SOCKET=${outer#unix://}
+export_peer
+# a dockerd restart, for tests that restart the engine: its container stops (dockerd shuts
+# down as on `systemctl restart docker`: containers stop, the data volume stays) and starts
+cat >"$run/engine-control" <<EOF
+#!/bin/sh
+case "\$1" in
+  stop) exec "$host_docker" --host "$outer" stop -t 30 "$container" >/dev/null ;;
+  start) exec "$host_docker" --host "$outer" start "$container" >/dev/null ;;
+  *) echo "usage: \$0 stop|start" >&2; exit 2 ;;
+esac
+EOF
+chmod +x "$run/engine-control"
+export CAISSON_ENGINE_CONTROL=$run/engine-control
 
 for _ in $(seq 1 120); do
   docker version >/dev/null 2>&1 && break
