@@ -38,6 +38,6 @@ echo "caisson tests: stage 1 took $(( $(date +%s) - stage_start )) s" >&2
 engines=${CAISSON_ENGINE_MATRIX:-docker28-containerd}
 case "$engines" in
   0) ;;
-  1) SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_NO_BUILD=1 bash scripts/engine-matrix.sh docker28-containerd ;;
-  *) read -ra matrix_engines <<<"$engines"; SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_NO_BUILD=1 bash scripts/engine-matrix.sh "${matrix_engines[@]}" ;;
+  1) SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_PARALLEL=2 CAISSON_MATRIX_NO_BUILD=1 bash scripts/engine-matrix.sh docker28-containerd ;;
+  *) read -ra matrix_engines <<<"$engines"; SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_PARALLEL=2 CAISSON_MATRIX_NO_BUILD=1 bash scripts/engine-matrix.sh "${matrix_engines[@]}" ;;
 esac

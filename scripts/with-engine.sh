@@ -137,13 +137,12 @@ run=/run/caisson-engines/$id
 bridge=cbr$$
 bridge=${bridge:0:15}
 # address ranges unlikely to meet this machine's own networks (Docker's pools are 172.17+/16
-# and 192.168/20); the engine also checks the namespace's routes before taking one
-n=$(( $$ % 200 + 1 ))
-while ip -4 addr show | grep -q " 10\.213\.$n\."; do n=$(( n % 200 + 1 )); done
+# and 192.168/20); the engine also checks the namespace's routes before taking one. Sessions
+# side by side (a peer, parallel matrix groups) each take a bridge subnet and a pool of their own.
+n=$(( $$ % 100 + 1 ))
+while ip -4 addr show | grep -q " 10\.213\.$n\."; do n=$(( n % 100 + 1 )); done
 bip=10.213.$n.1/24
-pool="base=10.214.0.0/16,size=24"
-# an engine beside another takes its networks from a range of its own
-[ -z "$peer_engine" ] || pool="base=10.215.0.0/16,size=24"
+pool="base=10.$(( 110 + n )).0.0/16,size=24"
 
 cleanup() {
   local rc=$?
