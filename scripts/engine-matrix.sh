@@ -128,20 +128,32 @@ for engine in "${engines[@]}"; do
   provision=$(( $(now) - t0 ))
   s0=$(now)
   sessions=$(mktemp)
+  # restart has a session of its own, restartable (see with-engine.sh)
+  groups=$(split_suites "${CAISSON_MATRIX_PARALLEL:-1}" $(echo " $all_suites " | sed 's/ restart / /'))
+  case " $all_suites " in *" restart "*) groups="$groups
+restart" ;; esac
   while read -r group; do
+    [ -n "$group" ] || continue
+    if [ "$group" = restart ]; then
+      echo "CAISSON_ENGINE_RESTARTABLE=1 SUITES=restart bash scripts/with-engine.sh $engine -- bash scripts/engine-matrix.sh --inside $engine $provision" >>"$sessions"
+      continue
+    fi
     session="SUITES='$group' bash scripts/with-engine.sh $engine -- bash scripts/engine-matrix.sh --inside $engine $provision"
     # the peer engine is only of use to the cross-engine test (images)
     case " $group " in *" images "*) [ -z "${CAISSON_MATRIX_PEER:-}" ] || session="bash scripts/with-engine.sh $CAISSON_MATRIX_PEER -- $session" ;; esac
     echo "$session" >>"$sessions"
-  done < <(split_suites "${CAISSON_MATRIX_PARALLEL:-1}" $all_suites)
+  done <<<"$groups"
+  # side by side with CAISSON_MATRIX_PARALLEL > 1, else one after the other
   run_sessions() {
     local pids=() rc=0 line
-    while read -r line; do bash -c "$line" & pids+=($!); done <"$sessions"
+    while read -r line; do
+      if [ "$parallel" -gt 1 ]; then bash -c "$line" </dev/null & pids+=($!); else bash -c "$line" </dev/null || rc=1; fi
+    done <"$sessions"
     for p in "${pids[@]}"; do wait "$p" || rc=1; done
     return $rc
   }
   export -f run_sessions
-  export sessions
+  export sessions parallel=${CAISSON_MATRIX_PARALLEL:-1}
   if [ -n "${CAISSON_ENGINE_LOCK:-}" ]; then
     flock -w 3600 "$CAISSON_ENGINE_LOCK" bash -c run_sessions || status=1
   else

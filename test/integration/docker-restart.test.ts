@@ -3,8 +3,8 @@
 //
 // The engine is restarted the way it was started: through CAISSON_ENGINE_CONTROL when
 // scripts/with-engine.sh runs it (a docker-in-docker engine: restarting it touches nothing
-// else, so `scripts/with-engine.sh docker28 -- npx mocha THIS_FILE` is safe beside other
-// work), else the dockerd of scripts/ensure-docker.sh (pid file), else systemd's docker unit,
+// else, so `CAISSON_ENGINE_RESTARTABLE=1 scripts/with-engine.sh docker28 -- npx mocha
+// THIS_FILE` is safe beside other work), else the dockerd of scripts/ensure-docker.sh (pid file), else systemd's docker unit,
 // else the running dockerd with its own command line.
 import { expect } from 'chai';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -70,7 +70,7 @@ function engineControl(): Engine {
   }
   // an engine of scripts/with-engine.sh has a control; never restart this machine's instead
   if (process.env.CAISSON_ENGINE && process.env.CAISSON_ENGINE !== 'debian12') {
-    throw new Error(`${process.env.CAISSON_ENGINE} has no CAISSON_ENGINE_CONTROL: run this through scripts/with-engine.sh`);
+    throw new Error(`${process.env.CAISSON_ENGINE} has no CAISSON_ENGINE_CONTROL: run this through CAISSON_ENGINE_RESTARTABLE=1 scripts/with-engine.sh`);
   }
   const pid = existsSync(PIDFILE) ? Number(readFileSync(PIDFILE, 'utf8').trim()) : NaN;
   if (pid && alive(pid)) {
