@@ -92,14 +92,14 @@ fi
 
 # --- outside: provision, then one locked engine session per engine ------------------------
 # With CAISSON_MATRIX_PARALLEL=N the suites of an engine are split into N groups of about
-# equal length (their usual seconds below, longest first), each run in an engine session of
+# equal length (their seconds on docker28-containerd below, longest first), each run in an engine session of
 # its own at the same time: the suites mostly wait (health windows, timeouts), the image
 # tag rules are per engine, and each file publishes ports of its own. e2e (udev, loop
 # devices) is in one group only by construction.
 weight() {
   case "$1" in
-    restart) echo 190 ;; docker) echo 160 ;; pipeline) echo 150 ;; compose) echo 150 ;;
-    crash) echo 130 ;; e2e) echo 80 ;; images) echo 40 ;; *) echo 60 ;;
+    pipeline) echo 160 ;; crash) echo 120 ;; restart) echo 110 ;; compose) echo 100 ;;
+    docker) echo 90 ;; e2e) echo 60 ;; images) echo 25 ;; *) echo 60 ;;
   esac
 }
 split_suites() {
