@@ -41,6 +41,7 @@ export const ERROR_CODES = {
   'integrity.sha256_mismatch': { next: 'The image is corrupt or was altered; copy the package again or ask the vendor.' },
   'image.invalid': { next: 'Rebuild the package with `docker save` output for exactly one image.' },
   'image.too_large': { next: 'The compressed image inflates beyond what this device accepts; ask the vendor for a signed package or an uncompressed image.tar.' },
+  'image.platform_mismatch': { next: 'Rebuild the package from the image for the device platform (docker save --platform).' },
   'image.reference_mismatch': { next: 'Rebuild the package so image.tar holds exactly the image the manifest names.' },
   'image.id_mismatch': { next: 'The imported image is not the one in the package; ask the vendor for a proper package.' },
   'image.tag_moved': { next: 'The package tried to retag other images; it was rejected and the tags restored.' },

@@ -22,7 +22,7 @@ for (const line of text.slice(a + START.length, b).split('\n')) {
 }
 for (const f of readdirSync(dir).filter((n) => n.endsWith('.json') && !n.endsWith('.mocha.json'))) {
   const d = JSON.parse(readFileSync(join(dir, f), 'utf8'));
-  const run = d.suites.map((s) => `${s.suite} ${s.passes}/${s.tests}${s.exit ? ' **failed**' : ''}`).join(', ');
+  const run = d.suites.map((s) => `${s.suite}${s.peer ? ` (with ${s.peer})` : ''} ${s.passes}/${s.tests}${s.exit ? ' **failed**' : ''}`).join(', ');
   const ok = d.suites.length > 0 && d.suites.every((s) => s.exit === 0);
   rows.set(d.engine, `| \`${d.engine}\` | ${d.version} | ${d.store} | ${d.compose} | ${run} | ${ok ? 'pass' : '**fail**'} | ${d.date} |`);
 }

@@ -12,8 +12,8 @@ caisson tests, in two stages:
      headless chromium) and device tests (the .deb under systemd): about 18 minutes on two
      cores, more the first time (the device images are built with debootstrap);
   2. the engine matrix: the pipeline, compose, crash, image and end-to-end suites again on
-     Docker 28 with the containerd image store (scripts/engine-matrix.sh): about 10 minutes,
-     5 more the first time. CAISSON_ENGINE_MATRIX=0 skips it.
+     Docker 28 with the containerd image store (scripts/engine-matrix.sh, two engines side
+     by side): about 5 minutes, 5 more the first time. CAISSON_ENGINE_MATRIX=0 skips it.
 One test (test/integration/docker-restart.test.ts) restarts the Docker engine: every container
 on it stops with it, so run this where nothing else needs the engine. The suite removes the
 containers, images and volumes it creates.
@@ -38,6 +38,6 @@ echo "caisson tests: stage 1 took $(( $(date +%s) - stage_start )) s" >&2
 engines=${CAISSON_ENGINE_MATRIX:-docker28-containerd}
 case "$engines" in
   0) ;;
-  1) SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_NO_BUILD=1 bash scripts/engine-matrix.sh docker28-containerd ;;
-  *) read -ra matrix_engines <<<"$engines"; SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_NO_BUILD=1 bash scripts/engine-matrix.sh "${matrix_engines[@]}" ;;
+  1) SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_PARALLEL=2 CAISSON_MATRIX_NO_BUILD=1 bash scripts/engine-matrix.sh docker28-containerd ;;
+  *) read -ra matrix_engines <<<"$engines"; SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_PARALLEL=2 CAISSON_MATRIX_NO_BUILD=1 bash scripts/engine-matrix.sh "${matrix_engines[@]}" ;;
 esac

@@ -14,10 +14,21 @@
 # when missing. It runs isolated as docker-in-docker under this machine's engine: a container
 # of that root filesystem with its own fresh data volume, sharing the host's network
 # namespace (so ports its containers publish answer on the host's 127.0.0.1 through the
-# userland proxy) with its own bridge name and address pools (so it never touches docker0).
+# userland proxy) with its own bridge name and address pools (so it never touches docker0; but
+# see CAISSON_ENGINE_RESTARTABLE below).
 # COMMAND runs with DOCKER_HOST and CAISSON_DOCKER_SOCKET pointing at that engine, with
 # that engine's docker CLI and Compose first on the PATH, CAISSON_ENGINE set to NAME and
 # CAISSON_HOST_DOCKER_SOCKET to this machine's own engine (for tests that use two engines).
+# With CAISSON_ENGINE_RESTARTABLE=1, CAISSON_ENGINE_CONTROL names a script that stops and
+# starts a docker-in-docker engine (`stop`, `start`: a dockerd restart, its data kept) for
+# tests that restart the engine. Such an engine takes its networks from Docker's default
+# pools: a dockerd that restarts with its own address pools deletes the interface called
+# docker0 of its network namespace (moby's configureNetworking), which here is this
+# machine's own bridge.
+# Run inside another with-engine.sh session, the second engine starts beside the first
+# (under this machine's engine) and CAISSON_PEER_ENGINE / CAISSON_PEER_DOCKER_SOCKET name
+# the first, so one command can use both:
+#   scripts/with-engine.sh docker28 -- scripts/with-engine.sh docker28-containerd -- COMMAND
 # Everything started is stopped and removed again when COMMAND ends; COMMAND's exit status
 # is returned.
 #
@@ -42,9 +53,21 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${CAISSON_ENGINE_CACHE:-/var/cache/caisson-engines}
 mirror=${CAISSON_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 log() { echo "with-engine: $*" >&2; }
-# this machine's engine, whatever DOCKER_HOST says later
+# this machine's engine, whatever DOCKER_HOST says later; inside another session, the one
+# that session runs under (its engine becomes this session's peer)
 outer=${DOCKER_HOST:-unix:///var/run/docker.sock}
-hd() { command docker --host "$outer" "$@"; }
+peer_engine= peer_socket=
+if [ -n "${CAISSON_ENGINE:-}" ] && [ -n "${CAISSON_HOST_DOCKER_SOCKET:-}" ]; then
+  peer_engine=$CAISSON_ENGINE peer_socket=$CAISSON_DOCKER_SOCKET
+  outer=unix://$CAISSON_HOST_DOCKER_SOCKET
+fi
+# this machine's docker CLI, not a session's
+host_docker=$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v docker)
+hd() { "$host_docker" --host "$outer" "$@"; }
+export_peer() {
+  [ -n "$peer_engine" ] || return 0
+  export CAISSON_PEER_ENGINE=$peer_engine CAISSON_PEER_DOCKER_SOCKET=$peer_socket
+}
 
 case "$name" in
   debian12)
@@ -54,6 +77,7 @@ case "$name" in
     if [ "$started" = started ]; then trap 'bash "$here/stop-docker.sh"' EXIT; fi
     export DOCKER_HOST=unix:///var/run/docker.sock CAISSON_DOCKER_SOCKET=/var/run/docker.sock
     export CAISSON_ENGINE=debian12
+    export_peer
     set +e
     "$@"
     exit $?
@@ -118,9 +142,26 @@ run=/run/caisson-engines/$id
 bridge=cbr$$
 bridge=${bridge:0:15}
 # address ranges unlikely to meet this machine's own networks (Docker's pools are 172.17+/16
-# and 192.168/20); the engine also checks the namespace's routes before taking one
-bip=10.213.$(( $$ % 200 + 1 )).1/24
-pool="base=10.214.0.0/16,size=24"
+# and 192.168/20); the engine also checks the namespace's routes before taking one. Sessions
+# side by side (a peer, parallel matrix groups) each take a bridge subnet and a pool of their own.
+n=$(( $$ % 100 + 1 ))
+while ip -4 addr show | grep -q " 10\.213\.$n\."; do n=$(( n % 100 + 1 )); done
+bip=10.213.$n.1/24
+pool=(--default-address-pool "base=10.$(( 110 + n )).0.0/16,size=24")
+restartable=${CAISSON_ENGINE_RESTARTABLE:-0}
+[ "$restartable" = 1 ] && pool=()
+# this machine's bridge, to put back should anything still delete it
+docker0_addr=$(ip -4 -o addr show docker0 2>/dev/null | awk '{print $4; exit}')
+
+# docker0 must outlive every session (see CAISSON_ENGINE_RESTARTABLE above): put it back and
+# say so loudly if it went
+keep_docker0() {
+  [ -n "$docker0_addr" ] || return 0
+  ip link show docker0 >/dev/null 2>&1 && return 0
+  log "WARNING: this machine's docker0 vanished during the session; re-creating it ($docker0_addr)"
+  ip link add docker0 type bridge && ip addr add "$docker0_addr" dev docker0 && ip link set docker0 up
+  return 1
+}
 
 cleanup() {
   local rc=$?
@@ -134,6 +175,7 @@ cleanup() {
   fi
   hd volume rm "$volume" >/dev/null 2>&1
   ip link show "$bridge" >/dev/null 2>&1 && ip link delete "$bridge"
+  keep_docker0 || rc=1
   rm -rf "$run"
   exit $rc
 }
@@ -165,13 +207,30 @@ hd run -d --name "$container" \
   dockerd --host "unix://$run/docker.sock" --config-file "$run/daemon.json" \
     --pidfile /run/docker.pid --exec-root /run/docker \
     --bridge "$bridge" --iptables=false --ip6tables=false --ip-forward=false --userland-proxy=true \
-    --default-address-pool "$pool" >/dev/null
+    "${pool[@]}" >/dev/null
 
 export DOCKER_HOST=unix://$run/docker.sock
 export CAISSON_DOCKER_SOCKET=$run/docker.sock
 export CAISSON_ENGINE=$name
 # this machine's own engine stays reachable, for tests that use two engines
 export CAISSON_HOST_DOCKER_SOCKET=${outer#unix://}
+export_peer
+# a dockerd restart, for tests that restart the engine: its container stops (dockerd shuts
+# down as on `systemctl restart docker`: containers stop, the data volume stays) and starts
+if [ "$restartable" = 1 ]; then
+  cat >"$run/engine-control" <<EOF
+#!/bin/sh
+case "\$1" in
+  stop) exec "$host_docker" --host "$outer" stop -t 30 "$container" >/dev/null ;;
+  start) exec "$host_docker" --host "$outer" start "$container" >/dev/null ;;
+  *) echo "usage: \$0 stop|start" >&2; exit 2 ;;
+esac
+EOF
+  chmod +x "$run/engine-control"
+  export CAISSON_ENGINE_CONTROL=$run/engine-control
+else
+  unset CAISSON_ENGINE_CONTROL
+fi
 
 for _ in $(seq 1 120); do
   docker version >/dev/null 2>&1 && break

@@ -2,6 +2,7 @@
 // Each throws a CaissonError with one stable code; none touches Docker or the disk.
 import { CaissonError } from '../errors.js';
 import { findService, type Catalog, type ServiceSpec } from '../config/services.js';
+import { imagePlatform, samePlatform } from './image-archive.js';
 import { compareSemver } from './semver.js';
 import type { Manifest, StagedPackage } from './types.js';
 
@@ -60,6 +61,12 @@ export function checkImageArchive(manifest: Manifest, staged: StagedPackage): vo
   if (info.repoTags.length !== 1 || info.repoTags[0] !== want) {
     const got = info.repoTags.length ? info.repoTags.map((t) => JSON.stringify(t.slice(0, 200))).join(', ') : 'no tags';
     throw new CaissonError('image.reference_mismatch', `${staged.imageFileName} tags ${got}; the manifest names "${want}"`);
+  }
+  // the image the device will run is the one for its platform (a multi-platform index may
+  // hold others; the containerd store picks this platform's, the classic store manifest.json's)
+  const platform = imagePlatform(info);
+  if (!samePlatform(platform, manifest.target.platform)) {
+    throw new CaissonError('image.platform_mismatch', `${staged.imageFileName} holds an image for ${platform}; the manifest's target.platform is ${manifest.target.platform}`);
   }
   // the containerd image store names what it loads from an OCI archive after index.json
   const full = fullImageName(want);

@@ -183,38 +183,49 @@ export class ImageArchiveReader {
     if (parsed.diffIds.length !== entry.layers.length) {
       throw new ArchiveProblem(`its config lists ${parsed.diffIds.length} layers but manifest.json ${entry.layers.length}`);
     }
-    const indexNames = layout === 'oci' ? this.readIndex(`sha256:${configHex}`) : [];
+    const indexNames = layout === 'oci' ? this.readIndex(`sha256:${configHex}`, imagePlatform(parsed)) : [];
     return { imageId: `sha256:${configHex}`, repoTags: entry.repoTags, layout, ...parsed, indexNames };
   }
 
   /**
-   * index.json's names, after checking that every image manifest it leads to (through nested
-   * indexes, for the blobs the archive holds) uses this archive's one config.
+   * index.json's names, after checking the images it leads to (through nested indexes, for
+   * the blobs the archive holds): the one manifest.json names (this config) must be among
+   * them, for the platform its config says; any other is another platform's image of a
+   * multi-platform index, which an engine never runs here: the containerd store picks the
+   * device's platform (judgeLoadedImage then proves it is this config's image), the classic
+   * store loads what manifest.json names.
    */
-  private readIndex(configDigest: string): string[] {
+  private readIndex(configDigest: string, platform: string): string[] {
     const index = parseJson(this.kept.get('index.json'), 'index.json') as { manifests?: unknown };
     if (!Array.isArray(index?.manifests)) throw new ArchiveProblem('its index.json lists no manifests');
     const names: string[] = [];
     let images = 0;
     const visit = (descriptors: unknown[], depth: number): void => {
       if (depth > 4) throw new ArchiveProblem('its index.json nests indexes too deeply');
-      for (const d of descriptors as Array<{ digest?: unknown; annotations?: Record<string, unknown> }>) {
+      for (const d of descriptors as Descriptor[]) {
         const m = typeof d?.digest === 'string' ? /^sha256:([0-9a-f]{64})$/.exec(d.digest) : null;
         if (!m) throw new ArchiveProblem('its index.json has a manifest without a sha256 digest');
         const blob = this.kept.get(`blobs/sha256/${m[1]}`);
         if (!blob) continue; // another platform's manifest, not saved
         if (createHash('sha256').update(blob).digest('hex') !== m[1]) throw new ArchiveProblem(`its blob sha256:${m[1]!.slice(0, 12)} does not have that digest`);
         const doc = parseJson(blob, `manifest ${m[1]!.slice(0, 12)}`) as { manifests?: unknown; config?: { digest?: unknown } };
-        if (Array.isArray(doc?.manifests)) visit(doc.manifests, depth + 1);
-        else if (doc?.config?.digest !== undefined) {
-          if (doc.config.digest !== configDigest) throw new ArchiveProblem(`its index.json leads to a second image (config ${String(doc.config.digest).slice(0, 19)}); a package holds exactly one`);
+        if (Array.isArray(doc?.manifests)) {
+          visit(doc.manifests, depth + 1);
+          continue;
+        }
+        if (doc?.config?.digest === undefined) continue;
+        const declared = platformOf(d.platform);
+        if (doc.config.digest === configDigest) {
+          if (declared !== undefined && !samePlatform(declared, platform)) throw new ArchiveProblem(`its index.json lists the image for ${show(declared)}, but its config is for ${platform}`);
           images++;
+        } else if (declared === undefined || samePlatform(declared, platform)) {
+          throw new ArchiveProblem(`its index.json leads to a second image for ${declared ? show(declared) : 'no platform'} (config ${String(doc.config.digest).slice(0, 19)}); a package holds exactly one image, or one per platform`);
         }
       }
     };
     visit(index.manifests, 0);
     if (images === 0) throw new ArchiveProblem('its index.json leads to no image manifest in it');
-    for (const d of index.manifests as Array<{ annotations?: Record<string, unknown> }>) {
+    for (const d of index.manifests as Descriptor[]) {
       const name = d?.annotations?.['io.containerd.image.name'];
       if (name !== undefined) {
         if (typeof name !== 'string') throw new ArchiveProblem('its index.json has a malformed image name');
@@ -223,6 +234,33 @@ export class ImageArchiveReader {
     }
     return names;
   }
+}
+
+interface Descriptor {
+  digest?: unknown;
+  platform?: unknown;
+  annotations?: Record<string, unknown>;
+}
+
+/** os/architecture[/variant] of an index entry's platform field, undefined when it has none. */
+function platformOf(p: unknown): string | undefined {
+  if (p === undefined || p === null) return undefined;
+  const { os, architecture, variant } = p as { os?: unknown; architecture?: unknown; variant?: unknown };
+  if (typeof os !== 'string' || typeof architecture !== 'string' || (variant !== undefined && typeof variant !== 'string')) {
+    throw new ArchiveProblem('its index.json has a malformed platform');
+  }
+  return [os, architecture, variant].filter(Boolean).join('/');
+}
+
+/** os and architecture equal, and the variant too where both name one (arm64 configs often omit v8). */
+export function samePlatform(a: string, b: string): boolean {
+  const [x, y] = [a.split('/'), b.split('/')];
+  return x[0] === y[0] && x[1] === y[1] && (x[2] === undefined || y[2] === undefined || x[2] === y[2]);
+}
+
+/** The platform an image config is for, spelled os/architecture[/variant]. */
+export function imagePlatform(info: Pick<ImageArchiveInfo, 'os' | 'architecture' | 'variant'>): string {
+  return [info.os, info.architecture, info.variant].filter(Boolean).join('/');
 }
 
 class ArchiveProblem extends Error {}

@@ -56,17 +56,23 @@ export async function importImage(engine: Engine, opts: ImportOptions): Promise<
     opts.onUnpack?.(layer, current, total);
   };
   const load = { onBytes: opts.onProgress, onUploaded, onProgress };
+  let tagsAfter: TagSnapshot;
   try {
-    await engine.loadImage(opts.imagePath, load);
+    try {
+      await engine.loadImage(opts.imagePath, load);
+    } catch (err) {
+      const error = toCaissonError(err, 'docker.load_failed');
+      // once uploaded, the archive may be gone: the update is refused (service untouched)
+      if (error.code !== 'docker.unreachable' || uploaded) throw error;
+      // the engine went away during the upload: wait for it (bounded), then import once more
+      await engine.ping({ waitMs: ENGINE_WAIT_MS });
+      await engine.loadImage(opts.imagePath, load);
+    }
+    tagsAfter = await snapshotImageTags(engine);
   } catch (err) {
-    const error = toCaissonError(err, 'docker.load_failed');
-    // once uploaded, the archive may be gone: the update is refused (service untouched)
-    if (error.code !== 'docker.unreachable' || uploaded) throw error;
-    // the engine went away during the upload: wait for it (bounded), then import once more
-    await engine.ping({ waitMs: ENGINE_WAIT_MS });
-    await engine.loadImage(opts.imagePath, load);
+    await undoFailedLoad(engine, tagsBefore, opts.reference);
+    throw err;
   }
-  const tagsAfter = await snapshotImageTags(engine);
   const loadedId = tagsAfter[opts.reference];
   if (loadedId) opts.afterLoad?.(loadedId);
   if (!loadedId) {
@@ -81,6 +87,21 @@ export async function importImage(engine: Engine, opts: ImportOptions): Promise<
     if (why) throw new CaissonError('image.id_mismatch', `${opts.reference} is ${short(loadedId)} after import, not the image image.tar holds (${short(opts.expectedImage.imageId)}): ${why}`);
   }
   return loadedId;
+}
+
+/**
+ * A load that failed may still have tagged what it brought: an engine that goes away after
+ * the upload (a dockerd restart) may finish the load while it shuts down. Wait for the
+ * engine (bounded) and put every tag back, so that a refused update leaves the tags as they
+ * were; if the engine stays away, the caller's clean-up and recovery try again.
+ */
+async function undoFailedLoad(engine: Engine, tagsBefore: TagSnapshot, reference: string): Promise<void> {
+  try {
+    await engine.ping({ waitMs: ENGINE_WAIT_MS });
+    await restoreImageTags(engine, tagsBefore, [], reference);
+  } catch {
+    // left to the caller (discard) and to recovery
+  }
 }
 
 async function inspectLoaded(engine: Engine, id: string): Promise<LoadedImage> {

@@ -1,8 +1,10 @@
 // A package built on one engine loads on another: the vendor's build machine and the device
 // rarely run the same Docker. Run through scripts/with-engine.sh, the engine under test is
-// DOCKER_HOST and this machine's own engine (CAISSON_HOST_DOCKER_SOCKET) is the other one;
-// packages go both ways, each passing the strict reader and the device's checks, and the
-// loaded image is proven to be the built one. Run directly, both ends are the one engine.
+// DOCKER_HOST, this machine's own engine (CAISSON_HOST_DOCKER_SOCKET) is another, and a
+// second with-engine.sh session around the first adds its engine (CAISSON_PEER_DOCKER_SOCKET,
+// e.g. docker28 beside docker28-containerd); packages go every way between them, each passing
+// the strict reader and the device's checks, and the loaded image is proven to be the built
+// one. Run directly, both ends are the one engine.
 import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,20 +49,23 @@ function on<T>(socket: string, fn: () => T): T {
 describe('packages across engines (build on one, load on another)', function () {
   this.timeout(300_000);
   const underTest: End = { name: process.env.CAISSON_ENGINE ?? 'this engine', socket: defaultDockerSocket() };
-  const host: End = process.env.CAISSON_HOST_DOCKER_SOCKET
-    ? { name: 'debian12 (this machine)', socket: process.env.CAISSON_HOST_DOCKER_SOCKET }
-    : underTest;
+  const ends: End[] = [underTest];
+  if (process.env.CAISSON_PEER_DOCKER_SOCKET) ends.push({ name: process.env.CAISSON_PEER_ENGINE ?? 'the peer engine', socket: process.env.CAISSON_PEER_DOCKER_SOCKET });
+  if (process.env.CAISSON_HOST_DOCKER_SOCKET) ends.push({ name: 'debian12 (this machine)', socket: process.env.CAISSON_HOST_DOCKER_SOCKET });
+  // every ordered pair of distinct engines; alone, the one engine both ways
+  const directions: Array<readonly [End, End]> =
+    ends.length > 1 ? ends.flatMap((from) => ends.filter((to) => to !== from).map((to) => [from, to] as const)) : [[underTest, underTest], [underTest, underTest]];
   let dir: string;
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'caisson-it-cross-'));
   });
   after(() => {
-    for (const end of [underTest, host]) on(end.socket, () => cleanupTestObjects([REF]));
+    for (const end of ends) on(end.socket, () => cleanupTestObjects([REF]));
     rmSync(dir, { recursive: true, force: true });
   });
 
-  for (const [n, [from, to]] of ([[host, underTest], [underTest, host]] as const).entries()) {
+  for (const [n, [from, to]] of directions.entries()) {
     it(`builds on ${from.name}, loads on ${to.name}`, async () => {
       on(from.socket, () => buildTestImage({ ref: REF, version: `from ${from.name}` }));
       const out = join(dir, `direction-${n}.edgepkg`); // both ends may be one engine: names per direction

@@ -1,8 +1,11 @@
 // The Docker engine stops and comes back in the middle of an update. This test STOPS AND
 // RESTARTS THE ENGINE: run it alone (CI runs it serially), never beside other Docker tests.
 //
-// The engine is restarted the way it was started: the dockerd of scripts/ensure-docker.sh
-// (pid file), else systemd's docker unit, else the running dockerd with its own command line.
+// The engine is restarted the way it was started: through CAISSON_ENGINE_CONTROL when
+// scripts/with-engine.sh runs it (a docker-in-docker engine: restarting it touches nothing
+// else, so `CAISSON_ENGINE_RESTARTABLE=1 scripts/with-engine.sh docker28 -- npx mocha
+// THIS_FILE` is safe beside other work), else the dockerd of scripts/ensure-docker.sh (pid file), else systemd's docker unit,
+// else the running dockerd with its own command line.
 import { expect } from 'chai';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -55,8 +58,20 @@ interface Engine {
   start(): void;
 }
 
-/** How to stop and start the engine this machine runs. */
+/** How to stop and start the engine this test talks to. */
 function engineControl(): Engine {
+  const control = process.env.CAISSON_ENGINE_CONTROL;
+  if (control) {
+    return {
+      how: `${process.env.CAISSON_ENGINE ?? 'the engine'} through scripts/with-engine.sh`,
+      stop: () => execFileSync(control, ['stop'], { stdio: 'ignore' }),
+      start: () => execFileSync(control, ['start'], { stdio: 'ignore' }),
+    };
+  }
+  // an engine of scripts/with-engine.sh has a control; never restart this machine's instead
+  if (process.env.CAISSON_ENGINE && process.env.CAISSON_ENGINE !== 'debian12') {
+    throw new Error(`${process.env.CAISSON_ENGINE} has no CAISSON_ENGINE_CONTROL: run this through CAISSON_ENGINE_RESTARTABLE=1 scripts/with-engine.sh`);
+  }
   const pid = existsSync(PIDFILE) ? Number(readFileSync(PIDFILE, 'utf8').trim()) : NaN;
   if (pid && alive(pid)) {
     return {

@@ -18,6 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { craftTar, ociImage } from './image-archives.js';
 import type { ErrorCode } from '../../agent/errors.js';
 import { parseCatalog, type Catalog } from '../../agent/config/services.js';
 import { UPDATER_VERSION } from '../../agent/version.js';
@@ -442,6 +443,10 @@ export function hostileCases(): HostileCase[] {
   });
   add('image retagging a second reference', 'image.reference_mismatch', (ctx) => {
     const image = rewriteImageManifest(ctx.imageTar, (doc) => doc.map((e) => ({ ...e, RepoTags: [ctx.imageRef, 'busybox:latest'] })));
+    return withManifest(ctx, manifestText(ctx, image), image);
+  });
+  add('image for another platform', 'image.platform_mismatch', (ctx) => {
+    const image = craftTar(ociImage({ ref: ctx.imageRef, platform: { os: 'linux', architecture: 'arm64' } }).entries);
     return withManifest(ctx, manifestText(ctx, image), image);
   });
   add('two images in image.tar', 'image.invalid', (ctx) => {

@@ -59,12 +59,21 @@ export interface CraftOptions {
   /** Layer contents; the same content twice makes docker save write a link (legacy). */
   layers?: Buffer[];
   cmd?: string[];
+  /** The config's platform (default linux/amd64). */
+  platform?: CraftPlatform;
 }
 
-function configFor(layers: Buffer[], cmd: string[]): Record<string, unknown> {
+export interface CraftPlatform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+function configFor(layers: Buffer[], cmd: string[], platform: CraftPlatform = { os: 'linux', architecture: 'amd64' }): Record<string, unknown> {
   return {
-    architecture: 'amd64',
-    os: 'linux',
+    architecture: platform.architecture,
+    os: platform.os,
+    ...(platform.variant ? { variant: platform.variant } : {}),
     config: { Env: ['PATH=/bin'], Cmd: cmd },
     rootfs: { type: 'layers', diff_ids: layers.map((l) => `sha256:${sha(l)}`) },
   };
@@ -106,7 +115,7 @@ export function legacyImage(opts: CraftOptions = {}): CraftedImage {
  */
 export function ociImage(opts: CraftOptions = {}): CraftedImage {
   const layers = opts.layers ?? [craftLayer('hello.txt', 'hello\n')];
-  const config = configFor(layers, opts.cmd ?? ['/bin/true']);
+  const config = configFor(layers, opts.cmd ?? ['/bin/true'], opts.platform);
   const configBytes = JSON.stringify(config);
   const configHex = sha(configBytes);
   const manifest = JSON.stringify({
@@ -134,6 +143,62 @@ export function ociImage(opts: CraftOptions = {}): CraftedImage {
     name: 'manifest.json',
     data: JSON.stringify([{ Config: `blobs/sha256/${configHex}`, RepoTags: ref ? [ref] : null, Layers: layers.map((l) => `blobs/sha256/${sha(l)}`) }]),
   });
+  entries.push({ name: 'oci-layout', data: '{"imageLayoutVersion": "1.0.0"}' });
+  return { entries, configDigest: `sha256:${configHex}`, diffIds: (config.rootfs as { diff_ids: string[] }).diff_ids, config };
+}
+
+export interface MultiPlatformOptions {
+  ref: string;
+  /** One image per platform; the first is the one manifest.json names (the device's). */
+  images: Array<{ platform: CraftPlatform; layers: Buffer[]; cmd?: string[] }>;
+  /** Which images' manifests, configs and layers the archive holds (default all), as `docker save --platform` leaves out the others. */
+  saved?: number[];
+  /** The platform field index.json gives each image (default its config's). */
+  declared?: Array<CraftPlatform | undefined>;
+}
+
+/**
+ * What Docker 25+ on the containerd store writes for a multi-platform image: index.json names
+ * one image index (with the image's name), that index lists a manifest per platform, and
+ * manifest.json names the default platform's config and layers.
+ */
+export function multiPlatformOciImage(opts: MultiPlatformOptions): CraftedImage {
+  const saved = new Set(opts.saved ?? opts.images.map((_, i) => i));
+  const blobs = new Map<string, Buffer | string>();
+  const descriptors: Record<string, unknown>[] = [];
+  let pinned: { configHex: string; layers: Buffer[]; config: Record<string, unknown> } | undefined;
+  opts.images.forEach((img, i) => {
+    const config = configFor(img.layers, img.cmd ?? ['/bin/true'], img.platform);
+    const configBytes = JSON.stringify(config);
+    const configHex = sha(configBytes);
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${configHex}`, size: configBytes.length },
+      layers: img.layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${sha(l)}`, size: l.length })),
+    });
+    const declared = opts.declared ? opts.declared[i] : img.platform;
+    descriptors.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${sha(manifest)}`, size: manifest.length, ...(declared ? { platform: declared } : {}) });
+    if (saved.has(i)) {
+      for (const l of img.layers) blobs.set(sha(l), l);
+      blobs.set(configHex, configBytes);
+      blobs.set(sha(manifest), manifest);
+    }
+    if (i === 0) pinned = { configHex, layers: img.layers, config };
+  });
+  const nested = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: descriptors });
+  blobs.set(sha(nested), nested);
+  const annotations = { 'io.containerd.image.name': fullName(opts.ref), 'org.opencontainers.image.ref.name': opts.ref.slice(opts.ref.lastIndexOf(':') + 1) };
+  const index = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', digest: `sha256:${sha(nested)}`, size: nested.length, annotations }],
+  });
+  const { configHex, layers, config } = pinned!;
+  const entries: CraftEntry[] = [{ name: 'blobs/', type: 'dir' }, { name: 'blobs/sha256/', type: 'dir' }];
+  for (const hex of [...blobs.keys()].sort()) entries.push({ name: `blobs/sha256/${hex}`, data: blobs.get(hex)! });
+  entries.push({ name: 'index.json', data: index });
+  entries.push({ name: 'manifest.json', data: JSON.stringify([{ Config: `blobs/sha256/${configHex}`, RepoTags: [opts.ref], Layers: layers.map((l) => `blobs/sha256/${sha(l)}`) }]) });
   entries.push({ name: 'oci-layout', data: '{"imageLayoutVersion": "1.0.0"}' });
   return { entries, configDigest: `sha256:${configHex}`, diffIds: (config.rootfs as { diff_ids: string[] }).diff_ids, config };
 }

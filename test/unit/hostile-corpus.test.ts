@@ -67,7 +67,7 @@ describe('hostile package corpus', function () {
       'package.missing_image', 'manifest.too_large', 'manifest.not_utf8', 'manifest.invalid_toml', 'manifest.invalid',
       'manifest.unsupported_format', 'manifest.unsupported_type', 'manifest.unknown_service', 'manifest.revision_mismatch',
       'manifest.platform_mismatch', 'manifest.updater_too_old', 'integrity.size_mismatch', 'integrity.sha256_mismatch',
-      'image.invalid', 'image.too_large', 'image.reference_mismatch', 'signature.missing', 'signature.invalid', 'signature.unpinned_image',
+      'image.invalid', 'image.too_large', 'image.platform_mismatch', 'image.reference_mismatch', 'signature.missing', 'signature.invalid', 'signature.unpinned_image',
     ] as const) {
       expect(codes.has(code), code).to.equal(true);
     }

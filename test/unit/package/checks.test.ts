@@ -88,6 +88,16 @@ describe('package checks', () => {
     expect(codeOf(() => checkImageArchive(manifest(), none))).to.equal('image.invalid');
   });
 
+  it('checkImageArchive wants the image for the manifest\'s target.platform (what the device runs)', () => {
+    const withPlatform = (architecture: string, variant?: string) => staged({ imageArchive: { ...archiveInfo(['example/frontend:1.2.3']), architecture, ...(variant ? { variant } : {}) } });
+    expect(codeOf(() => checkImageArchive(manifest(), withPlatform('amd64')))).to.equal('ok');
+    expect(codeOf(() => checkImageArchive(manifest(), withPlatform('arm64')))).to.equal('image.platform_mismatch');
+    const arm = manifest({ target: { service: 'frontend', service_revision: 'frontend-v1', platform: 'linux/arm64/v8' } });
+    expect(codeOf(() => checkImageArchive(arm, withPlatform('arm64')))).to.equal('ok'); // a config without its variant
+    expect(codeOf(() => checkImageArchive(arm, withPlatform('arm64', 'v8')))).to.equal('ok');
+    expect(codeOf(() => checkImageArchive(arm, withPlatform('arm64', 'v7')))).to.equal('image.platform_mismatch');
+  });
+
   it('checkImageArchive wants the names an OCI index.json gives to be the manifest\'s reference too (the containerd store tags by them)', () => {
     const withIndex = (names: string[]) => staged({ imageArchive: archiveInfo(['example/frontend:1.2.3'], names) });
     expect(codeOf(() => checkImageArchive(manifest(), withIndex(['docker.io/example/frontend:1.2.3'])))).to.equal('ok');

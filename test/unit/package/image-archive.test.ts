@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { ImageArchiveReader, judgeLoadedImage, type ImageArchiveInfo, type LoadedImage } from '../../../agent/package/image-archive.js';
-import { craftLayer, craftTar, legacyImage, ociImage, twoImageLegacyArchive, type CraftEntry, type CraftedImage } from '../../support/image-archives.js';
+import { craftLayer, craftTar, legacyImage, multiPlatformOciImage, ociImage, twoImageLegacyArchive, type CraftEntry, type CraftedImage } from '../../support/image-archives.js';
 
 const REF = 'example/app:1.2.3';
 
@@ -127,6 +127,41 @@ describe('image archive rules (image.tar)', () => {
         expect(problem, what).to.be.a('string').and.match(why);
       });
     }
+  });
+
+  describe('multi-platform indexes (docker save of a multi-platform image, containerd store)', () => {
+    const amd64 = { os: 'linux', architecture: 'amd64' };
+    const arm64 = { os: 'linux', architecture: 'arm64', variant: 'v8' };
+    const images = [
+      { platform: amd64, layers: [craftLayer('a', 'amd64\n')] },
+      { platform: arm64, layers: [craftLayer('a', 'arm64\n')], cmd: ['/bin/other'] },
+    ];
+    const mp = (over: Partial<Parameters<typeof multiPlatformOciImage>[0]> = {}) => multiPlatformOciImage({ ref: REF, images, ...over });
+
+    it('pins the image manifest.json names when the others are for other platforms, saved or not', () => {
+      for (const saved of [undefined, [0]]) {
+        const img = mp({ saved });
+        const { info, problem } = read(craftTar(img.entries));
+        expect(problem, `saved ${saved}`).to.equal(undefined);
+        expect(info).to.deep.include({ imageId: img.configDigest, diffIds: img.diffIds, os: 'linux', architecture: 'amd64', indexNames: ['docker.io/example/app:1.2.3'] });
+      }
+    });
+    it('refuses a second image for the same platform, or one that names no platform', () => {
+      const same = mp({ images: [images[0]!, { ...images[1]!, platform: amd64 }] });
+      expect(read(craftTar(same.entries)).problem).to.match(/second image for linux\/amd64/);
+      const unnamed = mp({ declared: [amd64, undefined] });
+      expect(read(craftTar(unnamed.entries)).problem).to.match(/second image for no platform/);
+    });
+    it('refuses an index that lists the pinned image under another platform than its config says', () => {
+      expect(read(craftTar(mp({ declared: [arm64, amd64] }).entries)).problem).to.match(/lists the image for linux\/arm64\/v8, but its config is for linux\/amd64/);
+    });
+    it('refuses an index whose saved manifests do not include the pinned one', () => {
+      // manifest.json names the amd64 config, its layers are there, but not its manifest
+      const img = mp();
+      const isPinnedManifest = (e: CraftEntry) => 'data' in e && String(e.data).includes(`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"${img.configDigest}"`);
+      expect(img.entries.filter(isPinnedManifest)).to.have.length(1);
+      expect(problemOf(img.entries.filter((e) => !isPinnedManifest(e)))).to.match(/leads to no image manifest in it/);
+    });
   });
 
   describe('judging the loaded image against what the archive pins', () => {

@@ -17,11 +17,11 @@ const ID = `sha256:${'a'.repeat(64)}`;
 const ARCHIVE_BYTES = 4 * 1024 * 1024;
 
 /** How the fake engine answers each POST /images/load, in order. */
-type LoadBehaviour = 'dies-during-upload' | 'dies-after-upload' | 'loads';
+type LoadBehaviour = 'dies-during-upload' | 'dies-after-upload' | 'loads-then-dies' | 'loads';
 
 class FakeEngine {
   readonly loads: LoadBehaviour[] = [];
-  private loaded = false;
+  loaded = false;
   private server: Server;
 
   constructor(readonly socketPath: string, private readonly plan: LoadBehaviour[]) {
@@ -45,6 +45,11 @@ class FakeEngine {
       return void res.end(JSON.stringify(this.loaded ? [{ Id: ID, RepoTags: [REF] }] : []));
     }
     if (req.method === 'POST' && url.includes('/images/load')) return this.load(req, res);
+    if (req.method === 'DELETE' && url.includes(`/images/${REF}`)) {
+      this.loaded = false; // the tag removed (the only image this engine has)
+      res.setHeader('Content-Type', 'application/json');
+      return void res.end(JSON.stringify([{ Untagged: REF }]));
+    }
     res.statusCode = 404;
     res.end('{"message":"not faked"}');
   }
@@ -59,6 +64,11 @@ class FakeEngine {
     });
     req.on('end', () => {
       if (behaviour === 'dies-after-upload') return void req.socket.destroy();
+      if (behaviour === 'loads-then-dies') {
+        // a dockerd shutting down finishes the load but never answers it
+        this.loaded = true;
+        return void req.socket.destroy();
+      }
       this.loaded = true;
       res.setHeader('Content-Type', 'application/json');
       // what Docker 20.10 sends with quiet=0, the layer's end twice included
@@ -114,5 +124,13 @@ describe('image import when the engine goes away (fake engine)', function () {
     expect((r.outcome as CaissonError).code).to.equal('docker.unreachable');
     expect(r.loads).to.deep.equal(['dies-after-upload']);
     expect(r.uploaded).to.equal(1);
+  });
+
+  it('removes the tag a load that was never answered still made (a dockerd restart finishing it)', async () => {
+    const r = await run(['loads-then-dies']);
+    expect(r.outcome).to.be.instanceOf(CaissonError);
+    expect((r.outcome as CaissonError).code).to.equal('docker.unreachable');
+    expect(r.loads).to.deep.equal(['loads-then-dies']);
+    expect(engine!.loaded, 'the reference is gone again').to.equal(false);
   });
 });
