@@ -9,9 +9,9 @@ import { CaissonError, toCaissonError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Progress } from '../log/progress.js';
 import { stagePackage } from '../package/reader.js';
-import { parseManifest } from '../package/manifest.js';
+import { parseServiceManifest } from '../package/manifest.js';
 import { validateStaged } from '../package/validate.js';
-import type { Manifest, StagedPackage } from '../package/types.js';
+import type { ServiceManifest, StagedPackage } from '../package/types.js';
 import { UPDATER_VERSION } from '../version.js';
 import type { Journal } from '../store/journal.js';
 import { stagingDirFor } from '../store/staging.js';
@@ -128,7 +128,7 @@ export class UpdatePipeline {
     id: string,
     req: Pick<UpdateRequest, 'packagePath' | 'source' | 'allowDowngrade'>,
     stageOpts: { copyImage?: boolean } = {},
-  ): Promise<{ manifest: Manifest; staged: StagedPackage; service: ServiceSpec; alreadyInstalled?: string }> {
+  ): Promise<{ manifest: ServiceManifest; staged: StagedPackage; service: ServiceSpec; alreadyInstalled?: string }> {
     const { journal, progress, log } = this.deps;
     const stagingDir = stagingDirFor(this.deps.stateDir, id);
     await checkDiskSpace(this.deps.engine, this.deps.stateDir, req.packagePath);
@@ -143,7 +143,7 @@ export class UpdatePipeline {
     });
     log.info(`  staged package ${staged.packageId.slice(0, 16)}…`); // its size is on the progress line
 
-    const manifest = parseManifest(staged.manifestBytes);
+    const manifest = parseServiceManifest(staged.manifestBytes);
     this.records.annotate(id, {
       detail: `manifest ${manifest.target.service} ${manifest.package_version}`,
       patch: { package_version: manifest.package_version, service: manifest.target.service, to_image: manifest.image.reference, to_version: manifest.package_version },
@@ -163,7 +163,7 @@ export class UpdatePipeline {
     return { manifest, staged, service };
   }
 
-  private async loadImage(id: string, manifest: Manifest, staged: StagedPackage): Promise<void> {
+  private async loadImage(id: string, manifest: ServiceManifest, staged: StagedPackage): Promise<void> {
     const { engine, progress, log } = this.deps;
     const ref = manifest.image.reference;
     const dropped: { staged?: Promise<unknown> } = {};
@@ -191,7 +191,7 @@ export class UpdatePipeline {
     this.records.removeStaging(id);
   }
 
-  private async switchAndVerify(id: string, manifest: Manifest, service: ServiceSpec): Promise<void> {
+  private async switchAndVerify(id: string, manifest: ServiceManifest, service: ServiceSpec): Promise<void> {
     const { log, progress, engine } = this.deps;
     const driver = engine.driverFor(service);
     await flushEngineWrites(engine);
