@@ -4,9 +4,25 @@ import { CaissonError } from '../errors.js';
 import { compareSemver } from '../package/semver.js';
 import type { Journal } from '../store/journal.js';
 
+/** What the policy needs to know of a service's installed version (a row of `installed`). */
+export interface InstalledVersion {
+  package_version: string;
+  highest_version: string;
+  package_id: string;
+}
+
+/** Where the policy looks installed versions up: the journal, or a map in a test. */
+export interface InstalledLookup {
+  installed(service: string): InstalledVersion | undefined;
+}
+
 export function checkPolicy(journal: Journal, service: string, version: string, packageId: string, allowDowngrade: boolean): void {
+  checkVersionPolicy(journal.installed(service), service, version, packageId, allowDowngrade);
+}
+
+/** The policy for one service, given what is installed (pure; a stack checks each member). */
+export function checkVersionPolicy(installed: InstalledVersion | undefined, service: string, version: string, packageId: string, allowDowngrade: boolean): void {
   if (allowDowngrade) return;
-  const installed = journal.installed(service);
   if (!installed) return;
   const order = compareSemver(version, installed.highest_version);
   if (order < 0) {
