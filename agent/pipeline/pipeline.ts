@@ -2,7 +2,6 @@
 // back. Every state is saved in the journal before the side effect it announces
 // (states.ts), so recover.ts can finish or reverse an update cut short at any point.
 import { rm } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { KeyObject } from 'node:crypto';
 import type { Catalog, ServiceSpec } from '../config/services.js';
 import { CaissonError, toCaissonError } from '../errors.js';
@@ -22,29 +21,14 @@ import { checkDiskSpace } from './disk.js';
 import { checkPolicy } from './policy.js';
 import { importImage, restoreImageTags } from './image-import.js';
 import { faultPoint } from './fault.js';
+import { DEFAULT_TIMING, restorePrevious, withEngine, type EngineSteps, type PipelineTiming } from './engine-steps.js';
 import { flushEngineWrites } from './flush.js';
 import { touchedService } from './states.js';
 import { UpdateRecords } from './record.js';
 import { compareSemver as compareVersions } from '../package/semver.js';
 import type { ErrorSummary, UpdateRequest, UpdateResult } from './types.js';
 
-/** How long the pipeline waits for an engine that went away, and how often it retries a restore. */
-export interface PipelineTiming {
-  /** How long to wait for an engine that stopped answering mid-update, per attempt. */
-  engineWaitMs: number;
-  engineAttempts: number;
-  /** How often a rollback restores the previous container when it does not stay healthy. */
-  restoreAttempts: number;
-  /** Pauses between restore attempts: long enough for a stopping engine to finish stopping. */
-  restorePausesMs: number[];
-}
-
-export const DEFAULT_TIMING: PipelineTiming = {
-  engineWaitMs: 60_000,
-  engineAttempts: 3,
-  restoreAttempts: 5,
-  restorePausesMs: [1_000, 3_000, 6_000, 10_000],
-};
+export { DEFAULT_TIMING, type PipelineTiming } from './engine-steps.js';
 
 export interface PipelineDeps {
   catalog: Catalog;
@@ -263,7 +247,7 @@ export class UpdatePipeline {
     try {
       // an engine that went away (restart, crash) gets a bounded wait, then the whole
       // (idempotent) rollback runs again; the previous container is still there
-      await this.withEngine(`rolling back ${service.name}`, () => this.restorePrevious(id, service, plan));
+      await this.withEngine(`rolling back ${service.name}`, () => restorePrevious(this.steps, service, plan, (step) => this.records.save(id, 'rolling_back', {}, step)));
       try {
         await this.undoImport(id);
       } catch (err) {
@@ -280,35 +264,6 @@ export class UpdatePipeline {
     }
     this.records.finish(id, 'rolled_back', cause);
     log.warn(`rolled back: ${service.name} runs ${plan.previous.imageRef} again (${cause.code})`);
-  }
-
-  /**
-   * Put the previous container back (idempotent driver step) and, if it ran before, watch it
-   * for the service's whole stable window. An engine that is shutting down still answers
-   * while it stops every container and closes its stores: a restore can fail outright
-   * ("failed to update store … endpoint") or be killed right after it passed. Either redoes
-   * the restore after a growing pause (bounded), and once the engine stops answering,
-   * withEngine waits for it and redoes the whole step.
-   */
-  private async restorePrevious(id: string, service: ServiceSpec, plan: SwitchPlan): Promise<string> {
-    const { engine, log } = this.deps;
-    const { restoreAttempts, restorePausesMs, engineWaitMs } = this.timing;
-    const driver = engine.driverFor(service);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const containerId = await driver.rollback(plan, (step) => this.records.save(id, 'rolling_back', {}, step));
-        await waitHealthy(engine, containerId, service.health_check);
-        return containerId;
-      } catch (err) {
-        const error = toCaissonError(err, 'rollback.failed');
-        if (error.code === 'docker.unreachable' || attempt >= restoreAttempts) throw err;
-        if (await driver.previousGone(plan)) throw err;
-        const pause = restorePausesMs[attempt - 1] ?? restorePausesMs.at(-1) ?? 0;
-        log.warn(`  restoring the previous ${service.name} failed (${error.code}: ${error.message}); trying again in ${pause / 1000} s`);
-        await sleep(pause);
-        await engine.ping({ waitMs: engineWaitMs });
-      }
-    }
   }
 
   /** Close a record whose service was never touched: tags restored, staging removed. */
@@ -332,23 +287,13 @@ export class UpdatePipeline {
     await restoreImageTags(this.deps.engine, data.tagsBefore, ids, data.imageRef);
   }
 
-  /**
-   * Run an idempotent engine step; when the engine does not answer, wait for it (bounded by
-   * ENGINE_WAIT_MS per attempt) and run the step again. Still unreachable after that:
-   * docker.unreachable, and the record stays open for `caisson recover`.
-   */
-  private async withEngine<T>(doing: string, step: () => Promise<T>): Promise<T> {
-    const { engineAttempts, engineWaitMs } = this.timing;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await step();
-      } catch (err) {
-        const error = toCaissonError(err, 'docker.error');
-        if (error.code !== 'docker.unreachable' || attempt >= engineAttempts) throw err;
-        this.deps.log.warn(`  the Docker engine went away while ${doing}; waiting up to ${engineWaitMs / 1000} s for it`);
-        await this.deps.engine.ping({ waitMs: engineWaitMs });
-      }
-    }
+  /** What the shared engine steps (engine-steps.ts) need. */
+  private get steps(): EngineSteps {
+    return { engine: this.deps.engine, log: this.deps.log, timing: this.timing };
+  }
+
+  private withEngine<T>(doing: string, step: () => Promise<T>): Promise<T> {
+    return withEngine(this.steps, doing, step);
   }
 }
 

@@ -1,7 +1,9 @@
 // The journal states of one update, as data: what each announces, where it may go next and
 // what recovery does when a crash leaves a record there. Each state is saved before the
 // side effect it announces, so on restart the state alone says what to do. A driver's
-// sub-steps are saved as "<state>.<step>" and belong to their state. The pipeline
+// sub-steps are saved as "<state>.<step>" and belong to their state; a stack update (one
+// record for several services, stack.ts) saves each service's part as "<state>.<service>"
+// and its driver's sub-steps as "<state>.<service>.<step>". The pipeline
 // (pipeline.ts) refuses a move this table does not list; recovery (recover.ts) re-enters
 // it; docs/architecture.md shows it (a unit test keeps the two in step).
 
@@ -58,32 +60,33 @@ export const STATE_TABLE: { readonly [S in State]: StateSpec } = {
     recovery: 'discard',
   },
   loading_image: {
-    announces: 'importing the image into the engine (tags snapshotted before)',
+    announces: 'importing the image (a stack: every image) into the engine (tags snapshotted before)',
     next: ['image_loaded', 'closed'],
     recovery: 'discard',
   },
   image_loaded: {
-    announces: 'image imported and verified; service not touched yet',
+    announces: 'image (a stack: every image) imported and verified; no service touched yet',
     next: ['switching', 'closed'],
     recovery: 'discard',
   },
   switching: {
-    announces: 'replacing the running container (previous one kept)',
+    announces: 'replacing the running container (previous one kept); a stack: one service at a time, in order',
     next: ['health_checking', 'rolling_back', 'closed'],
     recovery: 'reverse',
   },
   health_checking: {
-    announces: 'new version started; waiting for it to prove healthy',
-    next: ['committing', 'rolling_back', 'closed'],
+    announces: 'new version started; waiting for it to prove healthy (a stack: each service, then all together)',
+    // a stack switches its next service once the previous one passed its probe
+    next: ['switching', 'committing', 'rolling_back', 'closed'],
     recovery: 'reverse',
   },
   committing: {
-    announces: 'new version healthy; dropping what was kept for rollback',
+    announces: 'new version healthy (a stack: every service); dropping what was kept for rollback',
     next: ['closed'],
     recovery: 'finish',
   },
   rolling_back: {
-    announces: 'putting the previous version back',
+    announces: 'putting the previous version back (a stack: every switched service, in reverse order)',
     next: ['closed'],
     recovery: 'reverse',
   },
