@@ -27,8 +27,8 @@ export interface UpdateRow {
   error_next: string | null;
   data: string;
   medium_uuid: string | null;
-  /** A stack update: the stack's name (its services are update_members rows). */
-  stack: string | null;
+  /** A stack update: the stack's name (its services are update_members rows); absent in a database an older Caisson wrote. */
+  stack?: string | null;
   started_at: string;
   finished_at: string | null;
   closed: number;
@@ -59,8 +59,8 @@ export interface InstalledRow {
   installed_at: string;
   highest_version: string;
   /** Installed by a stack package: its name and version (null for a service package). */
-  stack: string | null;
-  stack_version: string | null;
+  stack?: string | null;
+  stack_version?: string | null;
 }
 
 export class Journal {
