@@ -16,7 +16,7 @@ import { ImageArchiveInspector } from './image-inspector.js';
 import { READ_CHUNK } from './source.js';
 import { signManifest } from './signature.js';
 import { tarEnd, tarHeader, tarPadding } from './tar-stream.js';
-import type { Manifest } from './types.js';
+import type { ServiceManifest } from './types.js';
 import { UPDATER_VERSION } from '../version.js';
 
 export interface BuildOptions {
@@ -83,7 +83,7 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
     if (differs) {
       throw new CaissonError('docker.error', `docker save of ${opts.imageRef} produced another image than ${inspect.Id} (the tag moved?): ${differs}`);
     }
-    const manifest: Manifest = {
+    const manifest: ServiceManifest = {
       format_version: 1,
       package_type: 'service',
       package_version: opts.version,

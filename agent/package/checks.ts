@@ -3,10 +3,10 @@
 import { CaissonError } from '../errors.js';
 import { findService, type Catalog, type ServiceSpec } from '../config/services.js';
 import { compareSemver } from './semver.js';
-import type { Manifest, StagedPackage } from './types.js';
+import type { Manifest, ServiceManifest, StagedPackage } from './types.js';
 
 /** The catalog entry the package is for; its revision and platform must match exactly. */
-export function checkTarget(manifest: Manifest, catalog: Catalog): ServiceSpec {
+export function checkTarget(manifest: ServiceManifest, catalog: Catalog): ServiceSpec {
   const { service, service_revision: revision, platform } = manifest.target;
   const spec = findService(catalog, service);
   if (!spec) {
@@ -50,7 +50,7 @@ export function checkIntegrity(manifest: Manifest, staged: StagedPackage): void 
  * image.tar must be a docker-save archive of exactly one image whose tags are exactly
  * [manifest.image.reference]: `docker load` would otherwise (re)tag other images.
  */
-export function checkImageArchive(manifest: Manifest, staged: StagedPackage): void {
+export function checkImageArchive(manifest: ServiceManifest, staged: StagedPackage): void {
   const info = staged.imageArchive;
   if (!info) {
     const why = staged.imageArchiveProblem ?? 'it is not a docker save archive';

@@ -4,9 +4,9 @@ import type { KeyObject } from 'node:crypto';
 import type { Catalog, ServiceSpec } from '../config/services.js';
 import { checkImageArchive, checkIntegrity, checkTarget, checkUpdaterVersion } from './checks.js';
 import { inflateLimit, inspectCompressedImage } from './inflate.js';
-import { parseManifest } from './manifest.js';
+import { parseServiceManifest } from './manifest.js';
 import { checkSignature, type SignatureResult } from './signature.js';
-import { DEFAULT_STAGE_LIMITS, type Manifest, type StagedPackage, type StageLimits } from './types.js';
+import { DEFAULT_STAGE_LIMITS, type ServiceManifest, type StagedPackage, type StageLimits } from './types.js';
 
 export interface ValidationContext {
   catalog: Catalog;
@@ -17,7 +17,7 @@ export interface ValidationContext {
 }
 
 export interface ValidatedPackage {
-  manifest: Manifest;
+  manifest: ServiceManifest;
   service: ServiceSpec;
   signature: SignatureResult;
 }
@@ -30,7 +30,7 @@ export interface ValidatedPackage {
 export async function validateStaged(
   staged: StagedPackage,
   ctx: ValidationContext,
-  manifest: Manifest = parseManifest(staged.manifestBytes),
+  manifest: ServiceManifest = parseServiceManifest(staged.manifestBytes),
 ): Promise<ValidatedPackage> {
   const service = checkTarget(manifest, ctx.catalog);
   checkUpdaterVersion(manifest, ctx.updaterVersion);

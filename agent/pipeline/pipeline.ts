@@ -10,7 +10,7 @@ import type { Progress } from '../log/progress.js';
 import { stagePackage } from '../package/reader.js';
 import { parseManifest } from '../package/manifest.js';
 import { validateStaged } from '../package/validate.js';
-import type { Manifest, StagedPackage } from '../package/types.js';
+import type { ServiceManifest, StackManifest, StagedPackage } from '../package/types.js';
 import { UPDATER_VERSION } from '../version.js';
 import type { Journal } from '../store/journal.js';
 import { stagingDirFor } from '../store/staging.js';
@@ -25,6 +25,8 @@ import { DEFAULT_TIMING, restorePrevious, withEngine, type EngineSteps, type Pip
 import { flushEngineWrites } from './flush.js';
 import { touchedService } from './states.js';
 import { UpdateRecords } from './record.js';
+import { StackUpdate, type StackTarget } from './stack.js';
+import { validateStack } from './stack-target.js';
 import { compareSemver as compareVersions } from '../package/semver.js';
 import type { ErrorSummary, UpdateRequest, UpdateResult } from './types.js';
 
@@ -43,13 +45,29 @@ export interface PipelineDeps {
   timing?: Partial<PipelineTiming>;
 }
 
+/** A package that passed every check, with what it updates; alreadyInstalled: committed before by that update. */
+type Checked =
+  | { kind: 'service'; manifest: ServiceManifest; staged: StagedPackage; service: ServiceSpec; alreadyInstalled?: string }
+  | { kind: 'stack'; staged: StagedPackage; target: StackTarget; alreadyInstalled?: string };
+
 export class UpdatePipeline {
   private readonly timing: PipelineTiming;
   private readonly records: UpdateRecords;
+  /** The stack path (stack.ts); recovery uses its commit and rollback. */
+  readonly stack: StackUpdate;
 
   constructor(private readonly deps: PipelineDeps) {
     this.timing = { ...DEFAULT_TIMING, ...deps.timing };
     this.records = new UpdateRecords(deps.journal, deps.afterSave ?? faultPoint);
+    this.stack = new StackUpdate({
+      journal: deps.journal,
+      engine: deps.engine,
+      log: deps.log,
+      progress: deps.progress,
+      records: this.records,
+      timing: this.timing,
+      undoImport: (id) => this.undoImport(id),
+    });
   }
 
   /** Run one update end to end. Package and service failures come back as outcomes, not throws. */
@@ -63,14 +81,19 @@ export class UpdatePipeline {
         this.records.finish(id, 'already_installed', undefined, `already installed by ${checked.alreadyInstalled}`);
         return journal.toResult(id);
       }
-      const { manifest, staged, service } = checked;
-      if (req.confirm) {
-        const current = await this.deps.engine.driverFor(service).inspect();
-        const ok = await req.confirm({ service: service.name, from: current.imageRef, to: manifest.image.reference, version: manifest.package_version });
-        if (!ok) throw new CaissonError('update.cancelled', 'cancelled by the operator before anything changed');
+      if (checked.kind === 'stack') {
+        await this.confirmStack(req, checked.target);
+        await this.stack.apply(id, checked.target, checked.staged);
+      } else {
+        const { manifest, staged, service } = checked;
+        if (req.confirm) {
+          const current = await this.deps.engine.driverFor(service).inspect();
+          const ok = await req.confirm({ service: service.name, from: current.imageRef, to: manifest.image.reference, version: manifest.package_version });
+          if (!ok) throw new CaissonError('update.cancelled', 'cancelled by the operator before anything changed');
+        }
+        await this.loadImage(id, manifest, staged);
+        await this.switchAndVerify(id, manifest, service);
       }
-      await this.loadImage(id, manifest, staged);
-      await this.switchAndVerify(id, manifest, service);
     } catch (err) {
       const error = toCaissonError(err);
       const row = journal.get(id);
@@ -112,8 +135,8 @@ export class UpdatePipeline {
     id: string,
     req: Pick<UpdateRequest, 'packagePath' | 'source' | 'allowDowngrade'>,
     stageOpts: { copyImage?: boolean } = {},
-  ): Promise<{ manifest: Manifest; staged: StagedPackage; service: ServiceSpec; alreadyInstalled?: string }> {
-    const { journal, progress, log } = this.deps;
+  ): Promise<Checked> {
+    const { progress, log } = this.deps;
     const stagingDir = stagingDirFor(this.deps.stateDir, id);
     await checkDiskSpace(this.deps.engine, this.deps.stateDir, req.packagePath);
     this.records.save(id, 'received', { data: { stagingDir } });
@@ -128,6 +151,12 @@ export class UpdatePipeline {
     log.info(`  staged package ${staged.packageId.slice(0, 16)}…`); // its size is on the progress line
 
     const manifest = parseManifest(staged.manifestBytes);
+    if (manifest.package_type === 'stack') return this.checkStack(id, staged, manifest, req.allowDowngrade === true);
+    return this.checkService(id, staged, manifest, req.allowDowngrade === true);
+  }
+
+  private async checkService(id: string, staged: StagedPackage, manifest: ServiceManifest, allowDowngrade: boolean): Promise<Checked> {
+    const { journal, log } = this.deps;
     this.records.annotate(id, {
       detail: `manifest ${manifest.target.service} ${manifest.package_version}`,
       patch: { package_version: manifest.package_version, service: manifest.target.service, to_image: manifest.image.reference, to_version: manifest.package_version },
@@ -137,17 +166,47 @@ export class UpdatePipeline {
     // once only: a package committed before is not applied again (unless the local
     // operator explicitly asks to go back to it with --allow-downgrade)
     const committedBy = journal.committedPackage(staged.packageId);
-    if (committedBy && committedBy.service === service.name && !req.allowDowngrade) {
-      return { manifest, staged, service, alreadyInstalled: committedBy.update_id };
+    if (committedBy && committedBy.service === service.name && !allowDowngrade) {
+      return { kind: 'service', manifest, staged, service, alreadyInstalled: committedBy.update_id };
     }
-    checkPolicy(journal, service.name, manifest.package_version, staged.packageId, req.allowDowngrade === true);
+    checkPolicy(journal, service.name, manifest.package_version, staged.packageId, allowDowngrade);
     const installed = journal.installed(service.name);
     this.records.save(id, 'validated', { detail: 'all checks passed', patch: { from_version: installed?.package_version ?? null } });
     log.info(`  valid: ${service.name} ${installed?.package_version ?? '(no version installed by Caisson yet)'} → ${manifest.package_version}`);
-    return { manifest, staged, service };
+    return { kind: 'service', manifest, staged, service };
   }
 
-  private async loadImage(id: string, manifest: Manifest, staged: StagedPackage): Promise<void> {
+  /** A stack: every check of a service package for each of its services, and the policy for each. */
+  private async checkStack(id: string, staged: StagedPackage, manifest: StackManifest, allowDowngrade: boolean): Promise<Checked> {
+    const { journal, log } = this.deps;
+    const name = manifest.stack.name;
+    this.records.annotate(id, {
+      detail: `manifest stack ${name} ${manifest.package_version}: ${manifest.services.map((s) => `${s.service} ${s.version}`).join(', ')}`,
+      patch: { package_version: manifest.package_version, stack: name, to_version: manifest.package_version },
+    });
+    const target = await validateStack(staged, manifest, { catalog: this.deps.catalog, trustedKeys: this.deps.trustedKeys, updaterVersion: UPDATER_VERSION });
+    const committedBy = journal.committedPackage(staged.packageId);
+    if (committedBy && committedBy.service === name && !allowDowngrade) {
+      return { kind: 'stack', staged, target, alreadyInstalled: committedBy.update_id };
+    }
+    for (const m of target.members) checkPolicy(journal, m.service.name, m.version, staged.packageId, allowDowngrade);
+    const rows = StackUpdate.pendingRows(journal, target);
+    this.records.save(id, 'validated', { detail: 'all checks passed, for every service', members: rows });
+    log.info(`  valid: stack ${name} ${manifest.package_version}: ${rows.map((r) => `${r.service} ${r.from_version ?? '(none)'} → ${r.to_version}`).join(', ')}`);
+    return { kind: 'stack', staged, target };
+  }
+
+  /** Ask the operator once for the whole stack, after validation and before anything changes. */
+  private async confirmStack(req: UpdateRequest, target: StackTarget): Promise<void> {
+    if (!req.confirm) return;
+    const from: string[] = [];
+    for (const m of target.members) from.push(`${m.service.name} ${(await this.deps.engine.driverFor(m.service).inspect()).imageRef ?? '(none)'}`);
+    const to = target.members.map((m) => `${m.service.name} ${m.reference}`).join(', ');
+    const ok = await req.confirm({ service: `stack ${target.name}`, from: from.join(', '), to, version: target.version });
+    if (!ok) throw new CaissonError('update.cancelled', 'cancelled by the operator before anything changed');
+  }
+
+  private async loadImage(id: string, manifest: ServiceManifest, staged: StagedPackage): Promise<void> {
     const { engine, progress, log } = this.deps;
     const ref = manifest.image.reference;
     const dropped: { staged?: Promise<unknown> } = {};
@@ -175,7 +234,7 @@ export class UpdatePipeline {
     this.records.removeStaging(id);
   }
 
-  private async switchAndVerify(id: string, manifest: Manifest, service: ServiceSpec): Promise<void> {
+  private async switchAndVerify(id: string, manifest: ServiceManifest, service: ServiceSpec): Promise<void> {
     const { log, progress, engine } = this.deps;
     const driver = engine.driverFor(service);
     await flushEngineWrites(engine);
@@ -283,8 +342,8 @@ export class UpdatePipeline {
   private async undoImport(id: string): Promise<void> {
     const data = this.records.data(id);
     if (!data.tagsBefore) return;
-    const ids = [data.loadedImageId, data.expectedImageId].filter((x): x is string => !!x);
-    await restoreImageTags(this.deps.engine, data.tagsBefore, ids, data.imageRef);
+    const ids = [data.loadedImageId, data.expectedImageId, ...(data.loadedImageIds ?? []), ...(data.expectedImageIds ?? [])].filter((x): x is string => !!x);
+    await restoreImageTags(this.deps.engine, data.tagsBefore, ids, data.imageRefs ?? data.imageRef);
   }
 
   /** What the shared engine steps (engine-steps.ts) need. */

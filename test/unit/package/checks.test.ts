@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { CaissonError, type ErrorCode } from '../../../agent/errors.js';
 import { parseCatalog } from '../../../agent/config/services.js';
 import { checkImageArchive, checkIntegrity, fullImageName, checkTarget, checkUpdaterVersion } from '../../../agent/package/checks.js';
-import type { ImageArchiveInfo, Manifest, StagedPackage } from '../../../agent/package/types.js';
+import type { ImageArchiveInfo, ServiceManifest, StagedPackage } from '../../../agent/package/types.js';
 
 const catalog = parseCatalog(`catalog_version = 1
 [[services]]
@@ -14,7 +14,7 @@ runtime_mode = "docker"
 container_name = "frontend"
 `);
 
-const manifest = (over: Partial<Manifest> = {}): Manifest => ({
+const manifest = (over: Partial<ServiceManifest> = {}): ServiceManifest => ({
   format_version: 1,
   package_type: 'service',
   package_version: '1.2.3',
