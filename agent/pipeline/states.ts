@@ -60,33 +60,33 @@ export const STATE_TABLE: { readonly [S in State]: StateSpec } = {
     recovery: 'discard',
   },
   loading_image: {
-    announces: 'importing the image (a stack: every image) into the engine (tags snapshotted before)',
+    announces: 'importing the image into the engine (tags snapshotted before)',
     next: ['image_loaded', 'closed'],
     recovery: 'discard',
   },
   image_loaded: {
-    announces: 'image (a stack: every image) imported and verified; no service touched yet',
+    announces: 'image imported and verified; service not touched yet',
     next: ['switching', 'closed'],
     recovery: 'discard',
   },
   switching: {
-    announces: 'replacing the running container (previous one kept); a stack: one service at a time, in order',
+    announces: 'replacing the running container (previous one kept)',
     next: ['health_checking', 'rolling_back', 'closed'],
     recovery: 'reverse',
   },
   health_checking: {
-    announces: 'new version started; waiting for it to prove healthy (a stack: each service, then all together)',
+    announces: 'new version started; waiting for it to prove healthy',
     // a stack switches its next service once the previous one passed its probe
     next: ['switching', 'committing', 'rolling_back', 'closed'],
     recovery: 'reverse',
   },
   committing: {
-    announces: 'new version healthy (a stack: every service); dropping what was kept for rollback',
+    announces: 'new version healthy; dropping what was kept for rollback',
     next: ['closed'],
     recovery: 'finish',
   },
   rolling_back: {
-    announces: 'putting the previous version back (a stack: every switched service, in reverse order)',
+    announces: 'putting the previous version back',
     next: ['closed'],
     recovery: 'reverse',
   },

@@ -90,7 +90,7 @@ container_name = "${name}"
 kind = "running"
 timeout_secs = 2
 poll_interval_secs = 0.05
-stable_secs = 0.1
+stable_secs = 0.05
 `,
   )
   .join('')}
@@ -107,7 +107,7 @@ service = "front"
 kind = "running"
 timeout_secs = 2
 poll_interval_secs = 0.05
-stable_secs = 0.1
+stable_secs = 0.05
 
 [[services]]
 name = "manual"
