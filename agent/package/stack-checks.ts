@@ -6,7 +6,7 @@
 // the images and tags the manifest pins.
 import { CaissonError } from '../errors.js';
 import { dependenciesOf, findService, type Catalog, type ServiceSpec } from '../config/services.js';
-import { checkVersionPolicy, type InstalledLookup } from '../pipeline/policy.js';
+import { checkVersionPolicy, type InstalledLookup } from './version-policy.js';
 import { fullImageName } from './checks.js';
 import type { ImageArchiveInfo, StackManifest, StackServiceEntry } from './types.js';
 

@@ -3,7 +3,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Catalog, ServiceSpec } from '../config/services.js';
 import { CaissonError } from '../errors.js';
-import type { InstalledLookup } from '../pipeline/policy.js';
+import type { InstalledLookup } from './version-policy.js';
 import { checkImageArchive, checkIntegrity, checkTarget, checkUpdaterVersion } from './checks.js';
 import { recordInspection } from './image-inspector.js';
 import { inflateLimit, inspectCompressedImage } from './inflate.js';

@@ -13,7 +13,7 @@ import { stagePackage } from '../../../agent/package/reader.js';
 import { generateKeyPair, loadTrustedKeys } from '../../../agent/package/signature.js';
 import type { StackManifest } from '../../../agent/package/types.js';
 import { validateStagedStack } from '../../../agent/package/validate.js';
-import type { InstalledLookup } from '../../../agent/pipeline/policy.js';
+import type { InstalledLookup } from '../../../agent/package/version-policy.js';
 import { caisson, ensureBuilt } from '../../support/cli.js';
 import { buildTestImage, cleanupTestObjects, differsFromArchive, docker, imageExists, imageId } from '../../support/images.js';
 

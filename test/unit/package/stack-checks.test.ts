@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { parseCatalog } from '../../../agent/config/services.js';
 import { CaissonError, type ErrorCode } from '../../../agent/errors.js';
 import { checkStack, checkStackImages, checkStackOrder } from '../../../agent/package/stack-checks.js';
-import type { InstalledLookup, InstalledVersion } from '../../../agent/pipeline/policy.js';
+import type { InstalledLookup, InstalledVersion } from '../../../agent/package/version-policy.js';
 import type { ImageArchiveInfo, StackManifest, StackServiceEntry } from '../../../agent/package/types.js';
 
 // db <- api <- worker; cache stands alone; web depends on api through nothing in the stack
