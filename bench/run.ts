@@ -1,6 +1,7 @@
 // `npm run bench` (scripts/bench.sh): measure Caisson against the machine's limits and the
 // raw docker path, for packages of about 10 MB, 200 MB and 1 GB (BENCH_SIZES=10,200 picks
-// sizes in MB). Prints tables with ratios and writes bench/results/latest.json.
+// sizes in MB; 0 none), and a stack of three services, 200 MB of images together
+// (BENCH_STACK_MB; 0 skips it). Prints tables with ratios and writes bench/results/latest.json.
 // Everything it creates is named caisson-bench-* (label caisson.bench=1), uses ports
 // 18400-18499 on 127.0.0.1 only, and is removed at the end.
 import { execFileSync } from 'node:child_process';
@@ -466,8 +467,10 @@ async function main(): Promise<void> {
       results.push(await benchSize(size, i));
       printSize(results[results.length - 1]!);
     }
-    log('inbox detection (caisson agent)');
-    inbox = await benchInbox(join(WORK, `web-${SIZES[0]}mb.edgepkg`));
+    if (SIZES.length) {
+      log('inbox detection (caisson agent)');
+      inbox = await benchInbox(join(WORK, `web-${SIZES[0]}mb.edgepkg`));
+    }
     if (STACK_MB > 0) {
       stack = await benchStack({ cli: CLI, work: WORK, health: HC, freshState, log }, STACK_MB);
       printStack(stack);
