@@ -536,6 +536,7 @@ function printStack(r: StackResult): void {
 }
 
 function printSummary(results: SizeResult[], inbox: InboxResult | undefined, stack?: StackResult): Record<string, unknown> {
+  if (results.length === 0) return { stack_load_ratio_vs_raw: stack?.ratio_vs_raw };
   const rows = [['target', ...results.map((r) => `${r.size_mb} MiB`), 'goal']];
   const pass = (ok: boolean | undefined) => (ok === undefined ? '' : ok ? ' ok' : ' MISS');
   rows.push(['validate: openssl time ÷ caisson time', ...results.map((r) => `${r.validate.ratio_vs_openssl.toFixed(2)}×${pass(r.validate.ratio_vs_openssl >= 0.8)}`), '≥ 0.80×']);
