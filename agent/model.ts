@@ -27,6 +27,22 @@ export interface StepRecord {
   detail?: string;
 }
 
+/**
+ * One service of a stack update (a package of package_type "stack"): what it ran before,
+ * what the stack brings, and how far its part got. A stack commits or rolls back whole, so
+ * `outcome` of the update says where every service ended; `state` is this service's last
+ * step (planned: its switch plan is saved; switched: the new version started; healthy: it
+ * passed its probe; restored: the previous version runs again, verified; committed).
+ */
+export interface ServiceResult {
+  service: string;
+  from_version?: string;
+  to_version?: string;
+  from_image?: string;
+  to_image?: string;
+  state: 'pending' | 'planned' | 'switched' | 'healthy' | 'restored' | 'committed';
+}
+
 export interface UpdateResult {
   update_id: string;
   outcome: Outcome;
@@ -39,6 +55,10 @@ export interface UpdateResult {
   to_image?: string;
   from_version?: string;
   to_version?: string;
+  /** A stack update: the stack's name (`package_version` is the stack's version). */
+  stack?: string;
+  /** A stack update: each service in switch order. */
+  services?: ServiceResult[];
   error?: ErrorSummary;
   started_at: string;
   finished_at: string;

@@ -25,6 +25,8 @@ interface ServiceView {
   container_id?: string;
   installed_version?: string;
   installed_package_id?: string;
+  /** Installed by a stack package: the stack's name and version. */
+  installed_stack?: { name: string; version: string };
   last_update?: { update_id: string; outcome: string | null; at: string; error_code?: string };
 }
 
@@ -34,9 +36,17 @@ export function serviceCommand(): Command {
     .action((opts: CommonOptions) =>
       runCommand(opts, async () => {
         const views = await describeServices(opts, loadCatalog(opts.services).services);
-        const rows = [['SERVICE', 'MODE', 'STATUS', 'IMAGE', 'VERSION', 'LAST RESULT']];
+        const rows = [['SERVICE', 'MODE', 'STATUS', 'IMAGE', 'VERSION', 'STACK', 'LAST RESULT']];
         for (const v of views) {
-          rows.push([v.name, v.runtime_mode, v.status, v.running_image ?? '-', v.installed_version ?? '-', v.last_update ? `${v.last_update.outcome ?? 'open'} ${v.last_update.at}` : '-']);
+          rows.push([
+            v.name,
+            v.runtime_mode,
+            v.status,
+            v.running_image ?? '-',
+            v.installed_version ?? '-',
+            v.installed_stack ? `${v.installed_stack.name} ${v.installed_stack.version}` : '-',
+            v.last_update ? `${v.last_update.outcome ?? 'open'} ${v.last_update.at}` : '-',
+          ]);
         }
         emit(opts, views, `${table(rows)}\n${signaturesLine(opts.trustedKeys)}`);
         return 0;
@@ -86,11 +96,12 @@ export function historyCommand(): Command {
           return 0;
         }
         const rows = journal.list({ limit: Number(opts.limit) || 20, service: opts.service });
+        const results = rows.map((r) => (r.stack ? journal.toResult(r.id) : rowToResult(r, [])));
         journal.db.close();
-        const results = rows.map((r) => rowToResult(r, []));
         const lines = [['ID', 'KIND', 'SERVICE', 'VERSION', 'OUTCOME', 'ERROR', 'STARTED']];
-        for (const r of rows) {
-          lines.push([r.id, r.kind, r.service ?? '-', r.package_version ?? '-', r.outcome ?? `open (${r.state})`, r.error_code ?? '-', r.started_at]);
+        for (const [i, r] of rows.entries()) {
+          const service = r.stack ? `stack ${r.stack} (${(results[i]!.services ?? []).map((m) => m.service).join(', ')})` : (r.service ?? '-');
+          lines.push([r.id, r.kind, service, r.package_version ?? '-', r.outcome ?? `open (${r.state})`, r.error_code ?? '-', r.started_at]);
         }
         emit(opts, results.map((r, i) => ({ ...r, kind: rows[i]!.kind, state: rows[i]!.state })), rows.length ? table(lines) : 'no history yet');
         return 0;
@@ -109,10 +120,17 @@ export function historyCommand(): Command {
         if (!row) throw new CaissonError('usage.invalid', `there is no history record ${id}`, { next: 'See `caisson history list`.' });
         id = row.id;
         const result = { ...journal.toResult(id), kind: row.kind, state: row.state };
-        const head = `${row.id} ${row.kind} ${row.outcome ?? `open (${row.state})`} ${row.service ?? ''} ${row.from_version ?? ''} → ${row.to_version ?? ''}`;
+        const head = row.stack
+          ? `${row.id} ${row.kind} ${row.outcome ?? `open (${row.state})`} stack ${row.stack} ${row.package_version ?? ''}`
+          : `${row.id} ${row.kind} ${row.outcome ?? `open (${row.state})`} ${row.service ?? ''} ${row.from_version ?? ''} → ${row.to_version ?? ''}`;
         const err = result.error ? `\nerror ${result.error.code}: ${result.error.message}\nnext: ${result.error.next}` : '';
+        // a stack: each service with its versions and where it ended, then the steps (a
+        // service's own steps are named <state>.<service>[.<step>])
+        const services = (result.services ?? [])
+          .map((m) => `  ${m.service}  ${m.from_version ?? m.from_image ?? '-'} → ${m.to_version ?? m.to_image ?? '-'}  ${m.state}`)
+          .join('\n');
         const steps = result.steps.map((s) => `  ${s.at}  ${s.state}${s.detail ? `  ${s.detail}` : ''}`).join('\n');
-        emit(opts, result, `${head}\npackage ${row.package_file} ${row.package_id ?? ''}${err}\n${steps}`);
+        emit(opts, result, `${head}\npackage ${row.package_file} ${row.package_id ?? ''}${err}${services ? `\nservices (in switch order):\n${services}` : ''}\nsteps:\n${steps}`);
         return 0;
       }),
     );
@@ -149,6 +167,7 @@ async function describeServices(opts: CommonOptions, specs: ServiceSpec[]): Prom
       container_id: state.containerId,
       installed_version: installed?.package_version,
       installed_package_id: installed?.package_id,
+      installed_stack: installed?.stack && installed.stack_version ? { name: installed.stack, version: installed.stack_version } : undefined,
       last_update: last ? { update_id: last.id, outcome: last.outcome, at: last.finished_at ?? last.started_at, ...(last.error_code ? { error_code: last.error_code } : {}) } : undefined,
     });
   }

@@ -45,6 +45,13 @@ const ServiceSchema = v.strictObject({
       stop_timeout_secs: StopTimeoutSchema,
     }),
   ),
+  /**
+   * Services of the catalog this one needs running first: a stack package switches them
+   * before it (and rolls them back after it). Unknown names and cycles are config errors.
+   */
+  depends_on: v.optional(
+    v.pipe(v.array(v.pipe(v.string(), v.regex(NAME_PATTERN, 'depends_on lists service names'))), v.maxLength(64, 'depends_on lists at most 64 services')),
+  ),
   health_check: v.optional(HealthCheckSchema, { kind: 'running' }),
   rollback: v.optional(v.strictObject({ automatic: v.optional(v.boolean(), true) }), { automatic: true }),
 });
@@ -75,6 +82,7 @@ export function parseCatalog(text: string, source = 'services.toml'): Catalog {
     checkModeSection(service, source);
     checkHealthSection(service, source);
   }
+  checkDependencies(catalog, source);
   return catalog;
 }
 
@@ -112,4 +120,48 @@ function checkHealthSection(service: ServiceSpec, source: string): void {
   if (hc.kind === 'http' && !hc.url) throw new CaissonError('config.invalid', `${where}: kind "http" needs url`);
   if (hc.kind === 'tcp' && !hc.port) throw new CaissonError('config.invalid', `${where}: kind "tcp" needs port`);
   if (hc.kind === 'exec' && !hc.command) throw new CaissonError('config.invalid', `${where}: kind "exec" needs command (an array)`);
+}
+
+/** depends_on names services of this catalog, never the service itself, and forms no cycle. */
+function checkDependencies(catalog: Catalog, source: string): void {
+  const byName = new Map(catalog.services.map((s) => [s.name, s]));
+  for (const service of catalog.services) {
+    const seen = new Set<string>();
+    for (const dep of service.depends_on ?? []) {
+      if (!byName.has(dep)) throw new CaissonError('config.invalid', `${source}: service "${service.name}" depends_on "${dep}", which is not in the catalog`);
+      if (seen.has(dep)) throw new CaissonError('config.invalid', `${source}: service "${service.name}" lists "${dep}" twice in depends_on`);
+      seen.add(dep);
+    }
+  }
+  // depth-first search; a service met again while still on the path closes a cycle
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (name: string, path: string[]): void => {
+    if (state.get(name) === 'done') return;
+    if (state.get(name) === 'visiting') {
+      const cycle = [...path.slice(path.indexOf(name)), name].join(' -> ');
+      throw new CaissonError('config.invalid', `${source}: depends_on forms a cycle: ${cycle}`);
+    }
+    state.set(name, 'visiting');
+    for (const dep of byName.get(name)!.depends_on ?? []) visit(dep, [...path, name]);
+    state.set(name, 'done');
+  };
+  for (const service of catalog.services) visit(service.name, []);
+}
+
+/**
+ * Every service `name` depends on, directly or through others (the catalog was checked for
+ * cycles when it loaded).
+ */
+export function dependenciesOf(catalog: Catalog, name: string): Set<string> {
+  const out = new Set<string>();
+  const walk = (n: string): void => {
+    for (const dep of findService(catalog, n)?.depends_on ?? []) {
+      if (!out.has(dep)) {
+        out.add(dep);
+        walk(dep);
+      }
+    }
+  };
+  walk(name);
+  return out;
 }

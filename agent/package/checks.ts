@@ -4,10 +4,10 @@ import { CaissonError } from '../errors.js';
 import { findService, type Catalog, type ServiceSpec } from '../config/services.js';
 import { imagePlatform, samePlatform } from './image-archive.js';
 import { compareSemver } from './semver.js';
-import type { Manifest, StagedPackage } from './types.js';
+import type { Manifest, ServiceManifest, StagedPackage } from './types.js';
 
 /** The catalog entry the package is for; its revision and platform must match exactly. */
-export function checkTarget(manifest: Manifest, catalog: Catalog): ServiceSpec {
+export function checkTarget(manifest: ServiceManifest, catalog: Catalog): ServiceSpec {
   const { service, service_revision: revision, platform } = manifest.target;
   const spec = findService(catalog, service);
   if (!spec) {
@@ -51,10 +51,11 @@ export function checkIntegrity(manifest: Manifest, staged: StagedPackage): void 
  * image.tar must be a docker-save archive of exactly one image whose tags are exactly
  * [manifest.image.reference]: `docker load` would otherwise (re)tag other images.
  */
-export function checkImageArchive(manifest: Manifest, staged: StagedPackage): void {
+export function checkImageArchive(manifest: ServiceManifest, staged: StagedPackage): void {
   const info = staged.imageArchive;
   if (!info) {
-    const why = staged.imageArchiveProblem ?? 'it is not a docker save archive';
+    const several = staged.archiveImages && `it holds ${staged.archiveImages.length} images; a service package holds exactly one`;
+    const why = staged.imageArchiveProblem ?? several ?? 'it is not a docker save archive';
     throw new CaissonError('image.invalid', `${staged.imageFileName} cannot be loaded: ${why}`);
   }
   const want = manifest.image.reference;

@@ -1,5 +1,7 @@
 // manifest.toml: parsed strictly. Every string that later reaches Docker, Compose, a file
-// name or a report must match a fixed pattern; unknown keys are errors.
+// name or a report must match a fixed pattern; unknown keys are errors. Two package types
+// share the common keys: "service" (one service: [target], [image]) and "stack" (several
+// services at once: [stack], [image], [[services]]).
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import * as v from 'valibot';
 import { CaissonError, describe } from '../errors.js';
@@ -11,9 +13,12 @@ import {
   firstIssue,
 } from '../config/patterns.js';
 import { isSemver } from './semver.js';
-import type { Manifest } from './types.js';
+import { MAX_STACK_SERVICES, type Manifest, type ManifestCommon, type PackageType, type ServiceManifest, type StackManifest } from './types.js';
 
 export const MAX_MANIFEST_BYTES = 64 * 1024;
+
+/** An image's config digest as the manifest spells it. */
+export const IMAGE_ID_PATTERN = /^sha256:[0-9a-f]{64}$/;
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-](\d{2}):(\d{2}))$/;
 
@@ -32,33 +37,93 @@ export function isRfc3339(text: string): boolean {
 
 const name = (what: string) => v.pipe(v.string(), v.regex(NAME_PATTERN, `${what} must match [a-z0-9][a-z0-9_.-]{0,62}`));
 const semver = (what: string) => v.pipe(v.string(), v.check(isSemver, `${what} must be a semantic version like 1.2.3`));
+const platform = (what: string) => v.pipe(v.string(), v.regex(PLATFORM_PATTERN, `${what} must look like linux/amd64`));
+const reference = (what: string) =>
+  v.pipe(
+    v.string(),
+    v.maxLength(255, `${what} is too long`),
+    v.regex(IMAGE_REFERENCE_PATTERN, `${what} must be a plain image reference like example/app:1.2.3`),
+  );
+const sha256Hex = v.optional(v.pipe(v.string(), v.regex(SHA256_HEX_PATTERN, 'image.sha256 must be 64 lower-case hex digits')));
+const imageSize = v.optional(v.pipe(v.number(), v.integer('image.size must be an integer'), v.minValue(1), v.maxValue(Number.MAX_SAFE_INTEGER)));
 
-const ManifestSchema = v.strictObject({
+/**
+ * The keys of every package type. A key every package gains is added here (and to
+ * ManifestCommon and commonOf), once.
+ */
+const COMMON_KEYS = {
   format_version: v.literal(1),
-  package_type: v.literal('service'),
   package_version: semver('package_version'),
   created_at: v.pipe(v.string(), v.check(isRfc3339, 'created_at must be an RFC 3339 date-time like 2026-03-16T18:30:00Z')),
-  target: v.strictObject({
-    service: name('target.service'),
-    service_revision: name('target.service_revision'),
-    platform: v.pipe(v.string(), v.regex(PLATFORM_PATTERN, 'target.platform must look like linux/amd64')),
-  }),
-  image: v.strictObject({
-    reference: v.pipe(
-      v.string(),
-      v.maxLength(255, 'image.reference is too long'),
-      v.regex(IMAGE_REFERENCE_PATTERN, 'image.reference must be a plain image reference like example/app:1.2.3'),
-    ),
-    sha256: v.optional(v.pipe(v.string(), v.regex(SHA256_HEX_PATTERN, 'image.sha256 must be 64 lower-case hex digits'))),
-    size: v.optional(v.pipe(v.number(), v.integer('image.size must be an integer'), v.minValue(1), v.maxValue(Number.MAX_SAFE_INTEGER))),
-  }),
   compatibility: v.strictObject({
     min_updater_version: semver('compatibility.min_updater_version'),
   }),
+};
+
+const ServiceManifestSchema = v.strictObject({
+  ...COMMON_KEYS,
+  package_type: v.literal('service'),
+  target: v.strictObject({
+    service: name('target.service'),
+    service_revision: name('target.service_revision'),
+    platform: platform('target.platform'),
+  }),
+  image: v.strictObject({
+    reference: reference('image.reference'),
+    sha256: sha256Hex,
+    size: imageSize,
+  }),
 });
+
+const StackServiceSchema = v.strictObject({
+  service: name('services.service'),
+  service_revision: name('services.service_revision'),
+  version: semver('services.version'),
+  reference: reference('services.reference'),
+  image_id: v.pipe(v.string(), v.regex(IMAGE_ID_PATTERN, 'services.image_id must be sha256: and 64 lower-case hex digits')),
+});
+
+const StackManifestSchema = v.strictObject({
+  ...COMMON_KEYS,
+  package_type: v.literal('stack'),
+  stack: v.strictObject({
+    name: name('stack.name'),
+    platform: platform('stack.platform'),
+  }),
+  image: v.strictObject({ sha256: sha256Hex, size: imageSize }),
+  services: v.pipe(
+    v.array(StackServiceSchema),
+    v.minLength(1, 'services must list at least one service'),
+    v.maxLength(MAX_STACK_SERVICES, `services may list at most ${MAX_STACK_SERVICES} services`),
+  ),
+});
+
+const PACKAGE_TYPES: readonly PackageType[] = ['service', 'stack'];
 
 /** Parse and validate the exact bytes of manifest.toml. */
 export function parseManifest(bytes: Buffer): Manifest {
+  const top = readToml(bytes);
+  const fv = top['format_version'];
+  if (typeof fv === 'number' && fv !== 1) {
+    throw new CaissonError('manifest.unsupported_format', `manifest.toml has format_version ${String(fv)}; this updater reads format_version 1`);
+  }
+  const pt = top['package_type'];
+  if (typeof pt === 'string' && !(PACKAGE_TYPES as readonly string[]).includes(pt)) {
+    throw new CaissonError('manifest.unsupported_type', `manifest.toml has package_type "${printable(pt)}"; this device accepts "service" and "stack"`);
+  }
+  return pt === 'stack' ? parseStack(top) : parseService(top);
+}
+
+/** The manifest of a service package; a stack's manifest is manifest.unsupported_type here. */
+export function parseServiceManifest(bytes: Buffer): ServiceManifest {
+  const manifest = parseManifest(bytes);
+  if (manifest.package_type !== 'service') {
+    throw new CaissonError('manifest.unsupported_type', `manifest.toml has package_type "${manifest.package_type}"; a service package was expected here`);
+  }
+  return manifest;
+}
+
+function readToml(bytes: Buffer): Record<string, unknown> {
   if (bytes.length > MAX_MANIFEST_BYTES) {
     throw new CaissonError('manifest.too_large', `manifest.toml is ${bytes.length} bytes (limit ${MAX_MANIFEST_BYTES})`);
   }
@@ -69,52 +134,66 @@ export function parseManifest(bytes: Buffer): Manifest {
     throw new CaissonError('manifest.not_utf8', 'manifest.toml is not valid UTF-8');
   }
   if (text.includes('\0')) throw new CaissonError('manifest.invalid_toml', 'manifest.toml contains a NUL character');
-  let raw: unknown;
   try {
     // Integers beyond 2^53 come back as bigint and are then refused by the schema (never rounded).
-    raw = parseToml(text, { integersAsBigInt: 'asNeeded' });
+    return parseToml(text, { integersAsBigInt: 'asNeeded' }) as Record<string, unknown>;
   } catch (err) {
     throw new CaissonError('manifest.invalid_toml', `manifest.toml: ${describe(err)}`);
   }
-  const top = raw as Record<string, unknown>;
-  const fv = top['format_version'];
-  if (typeof fv === 'number' && fv !== 1) {
-    throw new CaissonError('manifest.unsupported_format', `manifest.toml has format_version ${String(fv)}; this updater reads format_version 1`);
-  }
-  const pt = top['package_type'];
-  if (typeof pt === 'string' && pt !== 'service') {
-    throw new CaissonError('manifest.unsupported_type', `manifest.toml has package_type "${printable(pt)}"; this device accepts "service" only`);
-  }
-  const result = v.safeParse(ManifestSchema, raw);
-  if (!result.success) {
-    throw new CaissonError('manifest.invalid', `manifest.toml: ${firstIssue(result.issues)}`);
-  }
-  const m = result.output;
-  const manifest: Manifest = {
+}
+
+function checked<S extends v.GenericSchema>(schema: S, raw: unknown): v.InferOutput<S> {
+  const result = v.safeParse(schema, raw);
+  if (!result.success) throw new CaissonError('manifest.invalid', `manifest.toml: ${firstIssue(result.issues)}`);
+  return result.output;
+}
+
+/** The shared keys, copied out of a parsed manifest. */
+function commonOf(m: ManifestCommon): ManifestCommon {
+  return {
     format_version: 1,
-    package_type: 'service',
     package_version: m.package_version,
     created_at: m.created_at,
-    target: { ...m.target },
-    image: { reference: m.image.reference },
     compatibility: { ...m.compatibility },
   };
-  if (m.image.sha256 !== undefined) manifest.image.sha256 = m.image.sha256;
-  if (m.image.size !== undefined) manifest.image.size = m.image.size;
-  return manifest;
+}
+
+/** Only the pins that are there: an absent key stays absent (not `undefined`). */
+function pinsOf(image: { sha256?: string | undefined; size?: number | undefined }): { sha256?: string; size?: number } {
+  const out: { sha256?: string; size?: number } = {};
+  if (image.sha256 !== undefined) out.sha256 = image.sha256;
+  if (image.size !== undefined) out.size = image.size;
+  return out;
+}
+
+function parseService(raw: unknown): ServiceManifest {
+  const m = checked(ServiceManifestSchema, raw);
+  return {
+    ...commonOf(m),
+    package_type: 'service',
+    target: { ...m.target },
+    image: { reference: m.image.reference, ...pinsOf(m.image) },
+  };
+}
+
+function parseStack(raw: unknown): StackManifest {
+  const m = checked(StackManifestSchema, raw);
+  return {
+    ...commonOf(m),
+    package_type: 'stack',
+    stack: { ...m.stack },
+    image: pinsOf(m.image),
+    services: m.services.map((s) => ({ ...s })),
+  };
 }
 
 /** The TOML text the builder writes (and tests use). Validated before it is returned. */
 export function renderManifest(m: Manifest): string {
-  const doc = {
-    format_version: m.format_version,
-    package_type: m.package_type,
-    package_version: m.package_version,
-    created_at: m.created_at,
-    target: { ...m.target },
-    image: { ...m.image },
-    compatibility: { ...m.compatibility },
-  };
+  const common = { format_version: m.format_version, package_type: m.package_type, package_version: m.package_version, created_at: m.created_at };
+  const doc =
+    m.package_type === 'service'
+      ? { ...common, target: { ...m.target }, image: { ...m.image }, compatibility: { ...m.compatibility } }
+      : { ...common, stack: { ...m.stack }, image: { ...m.image }, services: m.services.map((s) => ({ ...s })), compatibility: { ...m.compatibility } };
   const text = stringifyToml(doc).replace(/\n*$/, '\n');
   parseManifest(Buffer.from(text, 'utf8'));
   return text;

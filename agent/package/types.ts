@@ -18,25 +18,69 @@ export interface StagedPackage {
   /** Contents of manifest.toml.sig, when present. */
   signature?: Buffer;
   /**
-   * What the docker-save archive says about itself: read during the same pass for image.tar;
-   * for image.tar.gz only after the signature and pins were checked (validate.ts, inflate.ts).
+   * What the docker-save archive says about EVERY image it holds, in its manifest.json order
+   * (config digest, diff IDs, repo tags, platform each): read during the same pass for
+   * image.tar; for image.tar.gz only after the signature and pins were checked (validate.ts,
+   * inflate.ts). A stack package's validation finds each service's image here.
    */
+  archiveImages?: ImageArchiveInfo[];
+  /** The archive's only image, when it holds exactly one (what a service package needs). */
   imageArchive?: ImageArchiveInfo;
-  /** Why imageArchive is missing (not a docker-save archive, several images, …), when known. */
+  /** Why archiveImages is missing (not a docker-save archive, broken, …), when known. */
   imageArchiveProblem?: string;
 }
 
 export type { ImageArchiveInfo } from './image-archive.js';
 
-export interface Manifest {
+/**
+ * The keys every package type shares, in one place (manifest.ts parses them once for all
+ * types), so a key added for every package lands here and nowhere else.
+ */
+export interface ManifestCommon {
   format_version: 1;
-  package_type: 'service';
   package_version: string;
   created_at: string;
-  target: { service: string; service_revision: string; platform: string };
-  image: { reference: string; sha256?: string; size?: number };
   compatibility: { min_updater_version: string };
 }
+
+/** A package of one new version of one service (package_type = "service"). */
+export interface ServiceManifest extends ManifestCommon {
+  package_type: 'service';
+  target: { service: string; service_revision: string; platform: string };
+  image: { reference: string; sha256?: string; size?: number };
+}
+
+/** One service of a stack: which catalog entry, its new version and its image in the archive. */
+export interface StackServiceEntry {
+  /** The catalog name (services.toml `name`). */
+  service: string;
+  /** Must equal the catalog's service_revision, as target.service_revision does. */
+  service_revision: string;
+  /** This service's new version (semantic version): downgrade policy and reports use it. */
+  version: string;
+  /** The tag the image carries in the archive and on the device. */
+  reference: string;
+  /** sha256:<hex> of the image's config: which image of the archive is this service's. */
+  image_id: string;
+}
+
+/**
+ * A package that updates several services of the catalog at once, all or nothing
+ * (package_type = "stack"). `services` is the switch order (checked against depends_on).
+ * `image` pins the one image archive entry, which holds every service's image.
+ */
+export interface StackManifest extends ManifestCommon {
+  package_type: 'stack';
+  stack: { name: string; platform: string };
+  image: { sha256?: string; size?: number };
+  services: StackServiceEntry[];
+}
+
+export type Manifest = ServiceManifest | StackManifest;
+export type PackageType = Manifest['package_type'];
+
+/** Most services one stack package may update. */
+export const MAX_STACK_SERVICES = 16;
 
 export interface StageLimits {
   /** Largest .edgepkg accepted, in bytes. */

@@ -18,15 +18,17 @@ export async function snapshotImageTags(engine: Engine): Promise<TagSnapshot> {
   return Object.fromEntries(await engine.tags());
 }
 
-export interface ImportOptions {
-  imagePath: string;
+/** One image the archive must bring: the reference it must tag and what the archive pins for it. */
+export interface ImportTarget {
   reference: string;
-  /** What image.tar pins, read while staging (undefined when it could not be read, e.g. some image.tar.gz). */
-  expectedImage?: ImageArchiveInfo | undefined;
+  /** What image.tar pins for it, read while staging (undefined when it could not be read, e.g. some image.tar.gz). */
+  expected?: ImageArchiveInfo | undefined;
+}
+
+interface ImportCommon {
+  imagePath: string;
   /** Called with the tag snapshot before the engine is touched; must save it durably. */
   beforeLoad: (tagsBefore: TagSnapshot) => void;
-  /** Called with the ID the reference points at after the load, before it is judged. */
-  afterLoad?: (loadedImageId: string) => void;
   onProgress?: (done: number, total: number) => void;
   /**
    * The engine has the whole archive and is unpacking it; imagePath is not read again, not
@@ -37,7 +39,37 @@ export interface ImportOptions {
   onUnpack?: (layer: string, done: number, total: number) => void;
 }
 
+export interface ImportOptions extends ImportCommon {
+  reference: string;
+  /** What image.tar pins (undefined when it could not be read, e.g. some image.tar.gz). */
+  expectedImage?: ImageArchiveInfo | undefined;
+  /** Called with the ID the reference points at after the load, before it is judged. */
+  afterLoad?: (loadedImageId: string) => void;
+}
+
+export interface ImportManyOptions extends ImportCommon {
+  /** Every image the archive must bring (a stack package: one per service). */
+  images: readonly ImportTarget[];
+  /** Called with reference → loaded ID after the load, before the images are judged. */
+  afterLoad?: (loaded: Record<string, string>) => void;
+}
+
+/** Import an archive holding one image (a service package). */
 export async function importImage(engine: Engine, opts: ImportOptions): Promise<string> {
+  const { reference, expectedImage, afterLoad, ...common } = opts;
+  const loaded = await importImages(engine, {
+    ...common,
+    images: [{ reference, expected: expectedImage }],
+    afterLoad: afterLoad && ((ids) => afterLoad(ids[reference]!)),
+  });
+  return loaded[reference]!;
+}
+
+/**
+ * Import an archive and prove it brought exactly the images listed: each reference points
+ * at the image the archive pins for it, and no other tag moved. Returns reference → ID.
+ */
+export async function importImages(engine: Engine, opts: ImportManyOptions): Promise<Record<string, string>> {
   const tagsBefore = await snapshotImageTags(engine);
   opts.beforeLoad(tagsBefore);
   let uploaded = false;
@@ -70,23 +102,29 @@ export async function importImage(engine: Engine, opts: ImportOptions): Promise<
     }
     tagsAfter = await snapshotImageTags(engine);
   } catch (err) {
-    await undoFailedLoad(engine, tagsBefore, opts.reference);
+    await undoFailedLoad(engine, tagsBefore, opts.images.map((i) => i.reference));
     throw err;
   }
-  const loadedId = tagsAfter[opts.reference];
-  if (loadedId) opts.afterLoad?.(loadedId);
-  if (!loadedId) {
-    throw new CaissonError('image.reference_mismatch', `after import, ${opts.reference} does not exist: image.tar holds another image`);
+  const loaded: Record<string, string> = {};
+  for (const { reference } of opts.images) if (tagsAfter[reference]) loaded[reference] = tagsAfter[reference];
+  if (Object.keys(loaded).length > 0) opts.afterLoad?.(loaded);
+  const missing = opts.images.find((i) => !loaded[i.reference]);
+  if (missing) {
+    throw new CaissonError('image.reference_mismatch', `after import, ${missing.reference} does not exist: image.tar holds another image`);
   }
-  const moved = movedTags(tagsBefore, tagsAfter).filter((ref) => ref !== opts.reference);
+  const mine = new Set(opts.images.map((i) => i.reference));
+  const moved = movedTags(tagsBefore, tagsAfter).filter((ref) => !mine.has(ref));
   if (moved.length > 0) {
-    throw new CaissonError('image.tag_moved', `the import also changed ${moved.slice(0, 10).join(', ')}${moved.length > 10 ? ', …' : ''}; only ${opts.reference} may change`);
+    const allowed = [...mine].join(', ');
+    throw new CaissonError('image.tag_moved', `the import also changed ${moved.slice(0, 10).join(', ')}${moved.length > 10 ? ', …' : ''}; only ${allowed} may change`);
   }
-  if (opts.expectedImage) {
-    const why = judgeLoadedImage(await inspectLoaded(engine, loadedId), opts.expectedImage);
-    if (why) throw new CaissonError('image.id_mismatch', `${opts.reference} is ${short(loadedId)} after import, not the image image.tar holds (${short(opts.expectedImage.imageId)}): ${why}`);
+  for (const { reference, expected } of opts.images) {
+    if (!expected) continue;
+    const loadedId = loaded[reference]!;
+    const why = judgeLoadedImage(await inspectLoaded(engine, loadedId), expected);
+    if (why) throw new CaissonError('image.id_mismatch', `${reference} is ${short(loadedId)} after import, not the image image.tar holds (${short(expected.imageId)}): ${why}`);
   }
-  return loadedId;
+  return loaded;
 }
 
 /**
@@ -95,10 +133,10 @@ export async function importImage(engine: Engine, opts: ImportOptions): Promise<
  * engine (bounded) and put every tag back, so that a refused update leaves the tags as they
  * were; if the engine stays away, the caller's clean-up and recovery try again.
  */
-async function undoFailedLoad(engine: Engine, tagsBefore: TagSnapshot, reference: string): Promise<void> {
+async function undoFailedLoad(engine: Engine, tagsBefore: TagSnapshot, references: readonly string[]): Promise<void> {
   try {
     await engine.ping({ waitMs: ENGINE_WAIT_MS });
-    await restoreImageTags(engine, tagsBefore, [], reference);
+    await restoreImageTags(engine, tagsBefore, [], references);
   } catch {
     // left to the caller (discard) and to recovery
   }
@@ -125,14 +163,16 @@ export function movedTags(before: TagSnapshot, after: TagSnapshot): string[] {
  * tag named before: a second image inside the archive) but did not before go back to
  * their previous image, or are removed if they did not exist (an unused image left without
  * tags is deleted by the engine). Tags moved onto images that were tagged before are left
- * alone. Idempotent, so recovery may call it again.
+ * alone. A stack passes every reference it imported. Idempotent, so recovery may call it again.
  */
-export async function restoreImageTags(engine: Engine, before: TagSnapshot, loadedIds: string[], reference?: string): Promise<void> {
+export async function restoreImageTags(engine: Engine, before: TagSnapshot, loadedIds: string[], reference?: string | readonly string[]): Promise<void> {
   const after = await engine.tags();
   const known = new Set(Object.values(before));
   const ids = new Set([...loadedIds, ...[...after.values()].filter((id) => !known.has(id))]);
-  const current = reference ? after.get(reference) : undefined;
-  if (reference && current && before[reference] !== current) ids.add(current);
+  for (const ref of typeof reference === 'string' ? [reference] : (reference ?? [])) {
+    const current = after.get(ref);
+    if (current && before[ref] !== current) ids.add(current);
+  }
   const scope = [...after].filter(([ref, id]) => ids.has(id) && before[ref] !== id).map(([ref]) => ref);
   if (scope.length === 0) return;
   const scopedBefore = new Map(scope.filter((ref) => before[ref]).map((ref) => [ref, before[ref]!]));

@@ -2,7 +2,6 @@
 // back. Every state is saved in the journal before the side effect it announces
 // (states.ts), so recover.ts can finish or reverse an update cut short at any point.
 import { rm } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { KeyObject } from 'node:crypto';
 import type { Catalog, ServiceSpec } from '../config/services.js';
 import { CaissonError, toCaissonError } from '../errors.js';
@@ -11,7 +10,7 @@ import type { Progress } from '../log/progress.js';
 import { stagePackage } from '../package/reader.js';
 import { parseManifest } from '../package/manifest.js';
 import { validateStaged } from '../package/validate.js';
-import type { Manifest, StagedPackage } from '../package/types.js';
+import type { ServiceManifest, StackManifest, StagedPackage } from '../package/types.js';
 import { UPDATER_VERSION } from '../version.js';
 import type { Journal } from '../store/journal.js';
 import { stagingDirFor } from '../store/staging.js';
@@ -22,29 +21,16 @@ import { checkDiskSpace } from './disk.js';
 import { checkPolicy } from './policy.js';
 import { importImage, restoreImageTags } from './image-import.js';
 import { faultPoint } from './fault.js';
+import { DEFAULT_TIMING, restorePrevious, withEngine, type EngineSteps, type PipelineTiming } from './engine-steps.js';
 import { flushEngineWrites } from './flush.js';
 import { touchedService } from './states.js';
 import { UpdateRecords } from './record.js';
+import { StackUpdate, type StackTarget } from './stack.js';
+import { validateStack } from './stack-target.js';
 import { compareSemver as compareVersions } from '../package/semver.js';
 import type { ErrorSummary, UpdateRequest, UpdateResult } from './types.js';
 
-/** How long the pipeline waits for an engine that went away, and how often it retries a restore. */
-export interface PipelineTiming {
-  /** How long to wait for an engine that stopped answering mid-update, per attempt. */
-  engineWaitMs: number;
-  engineAttempts: number;
-  /** How often a rollback restores the previous container when it does not stay healthy. */
-  restoreAttempts: number;
-  /** Pauses between restore attempts: long enough for a stopping engine to finish stopping. */
-  restorePausesMs: number[];
-}
-
-export const DEFAULT_TIMING: PipelineTiming = {
-  engineWaitMs: 60_000,
-  engineAttempts: 3,
-  restoreAttempts: 5,
-  restorePausesMs: [1_000, 3_000, 6_000, 10_000],
-};
+export { DEFAULT_TIMING, type PipelineTiming } from './engine-steps.js';
 
 export interface PipelineDeps {
   catalog: Catalog;
@@ -59,13 +45,29 @@ export interface PipelineDeps {
   timing?: Partial<PipelineTiming>;
 }
 
+/** A package that passed every check, with what it updates; alreadyInstalled: committed before by that update. */
+type Checked =
+  | { kind: 'service'; manifest: ServiceManifest; staged: StagedPackage; service: ServiceSpec; alreadyInstalled?: string }
+  | { kind: 'stack'; staged: StagedPackage; target: StackTarget; alreadyInstalled?: string };
+
 export class UpdatePipeline {
   private readonly timing: PipelineTiming;
   private readonly records: UpdateRecords;
+  /** The stack path (stack.ts); recovery uses its commit and rollback. */
+  readonly stack: StackUpdate;
 
   constructor(private readonly deps: PipelineDeps) {
     this.timing = { ...DEFAULT_TIMING, ...deps.timing };
     this.records = new UpdateRecords(deps.journal, deps.afterSave ?? faultPoint);
+    this.stack = new StackUpdate({
+      journal: deps.journal,
+      engine: deps.engine,
+      log: deps.log,
+      progress: deps.progress,
+      records: this.records,
+      timing: this.timing,
+      undoImport: (id) => this.undoImport(id),
+    });
   }
 
   /** Run one update end to end. Package and service failures come back as outcomes, not throws. */
@@ -79,14 +81,19 @@ export class UpdatePipeline {
         this.records.finish(id, 'already_installed', undefined, `already installed by ${checked.alreadyInstalled}`);
         return journal.toResult(id);
       }
-      const { manifest, staged, service } = checked;
-      if (req.confirm) {
-        const current = await this.deps.engine.driverFor(service).inspect();
-        const ok = await req.confirm({ service: service.name, from: current.imageRef, to: manifest.image.reference, version: manifest.package_version });
-        if (!ok) throw new CaissonError('update.cancelled', 'cancelled by the operator before anything changed');
+      if (checked.kind === 'stack') {
+        await this.confirmStack(req, checked.target);
+        await this.stack.apply(id, checked.target, checked.staged);
+      } else {
+        const { manifest, staged, service } = checked;
+        if (req.confirm) {
+          const current = await this.deps.engine.driverFor(service).inspect();
+          const ok = await req.confirm({ service: service.name, from: current.imageRef, to: manifest.image.reference, version: manifest.package_version });
+          if (!ok) throw new CaissonError('update.cancelled', 'cancelled by the operator before anything changed');
+        }
+        await this.loadImage(id, manifest, staged);
+        await this.switchAndVerify(id, manifest, service);
       }
-      await this.loadImage(id, manifest, staged);
-      await this.switchAndVerify(id, manifest, service);
     } catch (err) {
       const error = toCaissonError(err);
       const row = journal.get(id);
@@ -128,8 +135,8 @@ export class UpdatePipeline {
     id: string,
     req: Pick<UpdateRequest, 'packagePath' | 'source' | 'allowDowngrade'>,
     stageOpts: { copyImage?: boolean } = {},
-  ): Promise<{ manifest: Manifest; staged: StagedPackage; service: ServiceSpec; alreadyInstalled?: string }> {
-    const { journal, progress, log } = this.deps;
+  ): Promise<Checked> {
+    const { progress, log } = this.deps;
     const stagingDir = stagingDirFor(this.deps.stateDir, id);
     await checkDiskSpace(this.deps.engine, this.deps.stateDir, req.packagePath);
     this.records.save(id, 'received', { data: { stagingDir } });
@@ -144,6 +151,12 @@ export class UpdatePipeline {
     log.info(`  staged package ${staged.packageId.slice(0, 16)}…`); // its size is on the progress line
 
     const manifest = parseManifest(staged.manifestBytes);
+    if (manifest.package_type === 'stack') return this.checkStack(id, staged, manifest, req.allowDowngrade === true);
+    return this.checkService(id, staged, manifest, req.allowDowngrade === true);
+  }
+
+  private async checkService(id: string, staged: StagedPackage, manifest: ServiceManifest, allowDowngrade: boolean): Promise<Checked> {
+    const { journal, log } = this.deps;
     this.records.annotate(id, {
       detail: `manifest ${manifest.target.service} ${manifest.package_version}`,
       patch: { package_version: manifest.package_version, service: manifest.target.service, to_image: manifest.image.reference, to_version: manifest.package_version },
@@ -153,17 +166,47 @@ export class UpdatePipeline {
     // once only: a package committed before is not applied again (unless the local
     // operator explicitly asks to go back to it with --allow-downgrade)
     const committedBy = journal.committedPackage(staged.packageId);
-    if (committedBy && committedBy.service === service.name && !req.allowDowngrade) {
-      return { manifest, staged, service, alreadyInstalled: committedBy.update_id };
+    if (committedBy && committedBy.service === service.name && !allowDowngrade) {
+      return { kind: 'service', manifest, staged, service, alreadyInstalled: committedBy.update_id };
     }
-    checkPolicy(journal, service.name, manifest.package_version, staged.packageId, req.allowDowngrade === true);
+    checkPolicy(journal, service.name, manifest.package_version, staged.packageId, allowDowngrade);
     const installed = journal.installed(service.name);
     this.records.save(id, 'validated', { detail: 'all checks passed', patch: { from_version: installed?.package_version ?? null } });
     log.info(`  valid: ${service.name} ${installed?.package_version ?? '(no version installed by Caisson yet)'} → ${manifest.package_version}`);
-    return { manifest, staged, service };
+    return { kind: 'service', manifest, staged, service };
   }
 
-  private async loadImage(id: string, manifest: Manifest, staged: StagedPackage): Promise<void> {
+  /** A stack: every check of a service package for each of its services, and the policy for each. */
+  private async checkStack(id: string, staged: StagedPackage, manifest: StackManifest, allowDowngrade: boolean): Promise<Checked> {
+    const { journal, log } = this.deps;
+    const name = manifest.stack.name;
+    this.records.annotate(id, {
+      detail: `manifest stack ${name} ${manifest.package_version}: ${manifest.services.map((s) => `${s.service} ${s.version}`).join(', ')}`,
+      patch: { package_version: manifest.package_version, stack: name, to_version: manifest.package_version },
+    });
+    const target = await validateStack(staged, manifest, { catalog: this.deps.catalog, trustedKeys: this.deps.trustedKeys, updaterVersion: UPDATER_VERSION });
+    const committedBy = journal.committedPackage(staged.packageId);
+    if (committedBy && committedBy.service === name && !allowDowngrade) {
+      return { kind: 'stack', staged, target, alreadyInstalled: committedBy.update_id };
+    }
+    for (const m of target.members) checkPolicy(journal, m.service.name, m.version, staged.packageId, allowDowngrade);
+    const rows = StackUpdate.pendingRows(journal, target);
+    this.records.save(id, 'validated', { detail: 'all checks passed, for every service', members: rows });
+    log.info(`  valid: stack ${name} ${manifest.package_version}: ${rows.map((r) => `${r.service} ${r.from_version ?? '(none)'} → ${r.to_version}`).join(', ')}`);
+    return { kind: 'stack', staged, target };
+  }
+
+  /** Ask the operator once for the whole stack, after validation and before anything changes. */
+  private async confirmStack(req: UpdateRequest, target: StackTarget): Promise<void> {
+    if (!req.confirm) return;
+    const from: string[] = [];
+    for (const m of target.members) from.push(`${m.service.name} ${(await this.deps.engine.driverFor(m.service).inspect()).imageRef ?? '(none)'}`);
+    const to = target.members.map((m) => `${m.service.name} ${m.reference}`).join(', ');
+    const ok = await req.confirm({ service: `stack ${target.name}`, from: from.join(', '), to, version: target.version });
+    if (!ok) throw new CaissonError('update.cancelled', 'cancelled by the operator before anything changed');
+  }
+
+  private async loadImage(id: string, manifest: ServiceManifest, staged: StagedPackage): Promise<void> {
     const { engine, progress, log } = this.deps;
     const ref = manifest.image.reference;
     const dropped: { staged?: Promise<unknown> } = {};
@@ -191,7 +234,7 @@ export class UpdatePipeline {
     this.records.removeStaging(id);
   }
 
-  private async switchAndVerify(id: string, manifest: Manifest, service: ServiceSpec): Promise<void> {
+  private async switchAndVerify(id: string, manifest: ServiceManifest, service: ServiceSpec): Promise<void> {
     const { log, progress, engine } = this.deps;
     const driver = engine.driverFor(service);
     await flushEngineWrites(engine);
@@ -263,7 +306,7 @@ export class UpdatePipeline {
     try {
       // an engine that went away (restart, crash) gets a bounded wait, then the whole
       // (idempotent) rollback runs again; the previous container is still there
-      await this.withEngine(`rolling back ${service.name}`, () => this.restorePrevious(id, service, plan));
+      await this.withEngine(`rolling back ${service.name}`, () => restorePrevious(this.steps, service, plan, (step) => this.records.save(id, 'rolling_back', {}, step)));
       try {
         await this.undoImport(id);
       } catch (err) {
@@ -280,35 +323,6 @@ export class UpdatePipeline {
     }
     this.records.finish(id, 'rolled_back', cause);
     log.warn(`rolled back: ${service.name} runs ${plan.previous.imageRef} again (${cause.code})`);
-  }
-
-  /**
-   * Put the previous container back (idempotent driver step) and, if it ran before, watch it
-   * for the service's whole stable window. An engine that is shutting down still answers
-   * while it stops every container and closes its stores: a restore can fail outright
-   * ("failed to update store … endpoint") or be killed right after it passed. Either redoes
-   * the restore after a growing pause (bounded), and once the engine stops answering,
-   * withEngine waits for it and redoes the whole step.
-   */
-  private async restorePrevious(id: string, service: ServiceSpec, plan: SwitchPlan): Promise<string> {
-    const { engine, log } = this.deps;
-    const { restoreAttempts, restorePausesMs, engineWaitMs } = this.timing;
-    const driver = engine.driverFor(service);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const containerId = await driver.rollback(plan, (step) => this.records.save(id, 'rolling_back', {}, step));
-        await waitHealthy(engine, containerId, service.health_check);
-        return containerId;
-      } catch (err) {
-        const error = toCaissonError(err, 'rollback.failed');
-        if (error.code === 'docker.unreachable' || attempt >= restoreAttempts) throw err;
-        if (await driver.previousGone(plan)) throw err;
-        const pause = restorePausesMs[attempt - 1] ?? restorePausesMs.at(-1) ?? 0;
-        log.warn(`  restoring the previous ${service.name} failed (${error.code}: ${error.message}); trying again in ${pause / 1000} s`);
-        await sleep(pause);
-        await engine.ping({ waitMs: engineWaitMs });
-      }
-    }
   }
 
   /** Close a record whose service was never touched: tags restored, staging removed. */
@@ -328,27 +342,17 @@ export class UpdatePipeline {
   private async undoImport(id: string): Promise<void> {
     const data = this.records.data(id);
     if (!data.tagsBefore) return;
-    const ids = [data.loadedImageId, data.expectedImageId].filter((x): x is string => !!x);
-    await restoreImageTags(this.deps.engine, data.tagsBefore, ids, data.imageRef);
+    const ids = [data.loadedImageId, data.expectedImageId, ...(data.loadedImageIds ?? []), ...(data.expectedImageIds ?? [])].filter((x): x is string => !!x);
+    await restoreImageTags(this.deps.engine, data.tagsBefore, ids, data.imageRefs ?? data.imageRef);
   }
 
-  /**
-   * Run an idempotent engine step; when the engine does not answer, wait for it (bounded by
-   * ENGINE_WAIT_MS per attempt) and run the step again. Still unreachable after that:
-   * docker.unreachable, and the record stays open for `caisson recover`.
-   */
-  private async withEngine<T>(doing: string, step: () => Promise<T>): Promise<T> {
-    const { engineAttempts, engineWaitMs } = this.timing;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await step();
-      } catch (err) {
-        const error = toCaissonError(err, 'docker.error');
-        if (error.code !== 'docker.unreachable' || attempt >= engineAttempts) throw err;
-        this.deps.log.warn(`  the Docker engine went away while ${doing}; waiting up to ${engineWaitMs / 1000} s for it`);
-        await this.deps.engine.ping({ waitMs: engineWaitMs });
-      }
-    }
+  /** What the shared engine steps (engine-steps.ts) need. */
+  private get steps(): EngineSteps {
+    return { engine: this.deps.engine, log: this.deps.log, timing: this.timing };
+  }
+
+  private withEngine<T>(doing: string, step: () => Promise<T>): Promise<T> {
+    return withEngine(this.steps, doing, step);
   }
 }
 

@@ -5,9 +5,10 @@
 import { rmSync } from 'node:fs';
 import { CaissonError } from '../errors.js';
 import type { ErrorSummary, Outcome } from '../model.js';
-import type { Journal, JournalData, TransitionOptions } from '../store/journal.js';
+import type { Journal, JournalData, MemberRow, TransitionOptions } from '../store/journal.js';
 import type { SwitchPlan } from '../runtime/driver.js';
 import type { TagSnapshot } from './image-import.js';
+import type { MemberData } from './stack.js';
 import { mayMove, type Next, type State } from './states.js';
 
 /** Journal data of one update (JOURNAL_DATA_VERSION, store/journal-data.ts). */
@@ -20,6 +21,11 @@ export interface UpdateData extends JournalData {
   plan?: SwitchPlan;
   newContainerId?: string;
   originalError?: ErrorSummary;
+  // a stack update (stack.ts): every image it imports, and each service's plan in switch order
+  imageRefs?: string[];
+  expectedImageIds?: string[];
+  loadedImageIds?: string[];
+  members?: MemberData[];
 }
 
 export class UpdateRecords {
@@ -45,10 +51,16 @@ export class UpdateRecords {
   }
 
   /** Close the record with its outcome, then remove its staging copy. */
-  finish(id: string, outcome: Outcome, error?: ErrorSummary, detail?: string, opts: { next?: string; onClose?: () => void } = {}): void {
+  finish(
+    id: string,
+    outcome: Outcome,
+    error?: ErrorSummary,
+    detail?: string,
+    opts: { next?: string; onClose?: () => void; members?: readonly MemberRow[] } = {},
+  ): void {
     this.checkMove(id, 'closed');
     const err = error && opts.next ? { ...error, next: opts.next } : error;
-    this.journal.close(id, outcome, err, { detail, onClose: opts.onClose });
+    this.journal.close(id, outcome, err, { detail, onClose: opts.onClose, members: opts.members });
     this.afterSave(`closed:${outcome}`);
     this.removeStaging(id);
   }

@@ -13,6 +13,7 @@ import type { SwitchPlan } from '../runtime/driver.js';
 import type { ErrorSummary, UpdateResult } from './types.js';
 import { recoveryFor, type Recovery } from './states.js';
 import type { UpdatePipeline } from './pipeline.js';
+import type { MemberData, PlannedMember } from './stack.js';
 
 export async function recoverOpenUpdates(
   pipeline: UpdatePipeline,
@@ -50,9 +51,13 @@ export async function recoverOpenUpdates(
 
 async function recoverOne(pipeline: UpdatePipeline, journal: Journal, catalog: Catalog, row: UpdateRow, action: Recovery): Promise<void> {
   const interrupted = new CaissonError('update.interrupted', `update was interrupted in state ${row.state} and recovered on restart`);
-  const data = journal.data(row.id) as { plan?: SwitchPlan; originalError?: ErrorSummary };
+  const data = journal.data(row.id) as { plan?: SwitchPlan; originalError?: ErrorSummary; members?: MemberData[] };
   if (action === 'discard') {
     await pipeline.discard(row.id, interrupted);
+    return;
+  }
+  if (row.stack) {
+    await recoverStack(pipeline, catalog, row, action, data.members ?? [], data.originalError ?? summaryOf(interrupted), interrupted);
     return;
   }
   const service = row.service ? findService(catalog, row.service) : undefined;
@@ -66,6 +71,36 @@ async function recoverOne(pipeline: UpdatePipeline, journal: Journal, catalog: C
     return;
   }
   await pipeline.rollback(row.id, service, data.plan, data.originalError ?? summaryOf(interrupted));
+}
+
+/**
+ * A stack record: the services whose plan was saved are the ones that may have been
+ * touched; finish commits them all, reverse puts them all back (in reverse order). None
+ * planned: nothing was touched. A planned service the catalog no longer names cannot be
+ * driven: the record stays open rather than be half recovered.
+ */
+async function recoverStack(
+  pipeline: UpdatePipeline,
+  catalog: Catalog,
+  row: UpdateRow,
+  action: Exclude<Recovery, 'discard'>,
+  members: MemberData[],
+  cause: ErrorSummary,
+  interrupted: CaissonError,
+): Promise<void> {
+  const planned: PlannedMember[] = [];
+  for (const m of members) {
+    if (!m.plan) continue;
+    const service = findService(catalog, m.service);
+    if (!service) throw new CaissonError('config.invalid', `update ${row.id} switched ${m.service}, which services.toml no longer lists: put it back and run caisson recover`);
+    planned.push({ service, plan: m.plan });
+  }
+  if (planned.length === 0) {
+    await pipeline.discard(row.id, interrupted);
+    return;
+  }
+  if (action === 'finish') await pipeline.stack.commit(row.id, planned);
+  else await pipeline.stack.rollback(row.id, planned, cause);
 }
 
 function summaryOf(err: CaissonError): ErrorSummary {

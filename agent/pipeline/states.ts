@@ -1,7 +1,9 @@
 // The journal states of one update, as data: what each announces, where it may go next and
 // what recovery does when a crash leaves a record there. Each state is saved before the
 // side effect it announces, so on restart the state alone says what to do. A driver's
-// sub-steps are saved as "<state>.<step>" and belong to their state. The pipeline
+// sub-steps are saved as "<state>.<step>" and belong to their state; a stack update (one
+// record for several services, stack.ts) saves each service's part as "<state>.<service>"
+// and its driver's sub-steps as "<state>.<service>.<step>". The pipeline
 // (pipeline.ts) refuses a move this table does not list; recovery (recover.ts) re-enters
 // it; docs/architecture.md shows it (a unit test keeps the two in step).
 
@@ -74,7 +76,8 @@ export const STATE_TABLE: { readonly [S in State]: StateSpec } = {
   },
   health_checking: {
     announces: 'new version started; waiting for it to prove healthy',
-    next: ['committing', 'rolling_back', 'closed'],
+    // a stack switches its next service once the previous one passed its probe
+    next: ['switching', 'committing', 'rolling_back', 'closed'],
     recovery: 'reverse',
   },
   committing: {

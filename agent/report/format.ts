@@ -2,6 +2,7 @@
 // caisson-result.txt, and a full report per package (JSON for tools, text for people).
 // Everything here comes from UpdateResult, which never holds container environment values.
 import type { Outcome, UpdateResult } from '../pipeline/types.js';
+import type { ServiceResult } from '../model.js';
 
 export const REPORT_FORMAT_VERSION = 1;
 
@@ -29,18 +30,27 @@ function versions(r: UpdateResult): string {
   return `${from} -> ${to}`;
 }
 
+/** A stack's services with their versions: `api 2.0.0 -> 2.1.0, worker 2.0.0 -> 2.1.0`. */
+export function stackVersions(r: UpdateResult): string {
+  return (r.services ?? []).map((m) => `${m.service} ${m.from_version ?? m.from_image ?? 'none'} -> ${m.to_version ?? m.to_image ?? 'unknown'}`).join(', ');
+}
+
 export function nextStep(r: UpdateResult): string {
+  const subject = r.stack ? `every service of stack ${r.stack}` : (r.service ?? 'the service');
   switch (r.outcome) {
     case 'committed':
-      return `Done: ${r.service ?? 'the service'} runs ${r.to_version ?? r.package_version ?? 'the new version'}. Remove the stick.`;
+      if (r.stack) return `Done: stack ${r.stack} ${r.package_version ?? ''} runs. Remove the stick.`.replace('  ', ' ');
+      return `Done: ${subject} runs ${r.to_version ?? r.package_version ?? 'the new version'}. Remove the stick.`;
     case 'already_installed':
       return 'Nothing to do: this package is already installed. Remove the stick.';
     default: {
       const what =
         r.outcome === 'rolled_back'
-          ? `rolled back to ${r.from_version ?? r.from_image ?? 'the previous version'}; `
+          ? r.stack
+            ? `${subject} rolled back to its previous version; `
+            : `rolled back to ${r.from_version ?? r.from_image ?? 'the previous version'}; `
           : r.outcome === 'rollback_failed'
-            ? 'ROLLBACK FAILED, the service needs a person; '
+            ? `ROLLBACK FAILED, ${r.stack ? `stack ${r.stack}` : 'the service'} needs a person; `
             : 'nothing was changed; ';
       const err = r.error ? `${r.error.code}: ${r.error.message}. Next: ${r.error.next}` : 'no error detail recorded';
       return `${what}${err}`;
@@ -48,14 +58,43 @@ export function nextStep(r: UpdateResult): string {
   }
 }
 
-/** One line of caisson-result.txt. No line breaks inside, whatever the messages hold. */
+/**
+ * One line of caisson-result.txt. No line breaks inside, whatever the messages hold. A
+ * stack's line names the stack and every service's versions.
+ */
 export function resultLine(r: UpdateResult): string {
-  const fields = [resultWord(r.outcome), packageName(r), `service ${r.service ?? 'unknown'}`, versions(r), nextStep(r)];
+  const fields = r.stack
+    ? [resultWord(r.outcome), packageName(r), `stack ${r.stack} ${r.package_version ?? ''}`.trim(), stackVersions(r) || 'no services', nextStep(r)]
+    : [resultWord(r.outcome), packageName(r), `service ${r.service ?? 'unknown'}`, versions(r), nextStep(r)];
   return fields.map(oneLine).join(' | ');
 }
 
+/** What one service of a stack ended as, for its own result line. */
+function serviceOutcome(r: UpdateResult, m: ServiceResult): string {
+  switch (r.outcome) {
+    case 'committed':
+      return `runs ${m.to_version ?? m.to_image ?? 'the new version'} (stack ${r.stack ?? ''} ${r.package_version ?? ''})`;
+    case 'already_installed':
+      return 'already installed';
+    case 'rollback_failed':
+      return m.state === 'restored' ? 'rolled back, runs its previous version again' : m.state === 'pending' ? 'not touched' : 'NOT RESTORED: needs a person';
+    default:
+      return m.state === 'restored' ? 'rolled back, runs its previous version again' : 'not touched';
+  }
+}
+
+/** The lines of one result: one for a service package; for a stack, its line and one per service. */
+export function resultLines(r: UpdateResult): string[] {
+  const lines = [resultLine(r)];
+  for (const m of r.stack ? (r.services ?? []) : []) {
+    const fields = [resultWord(r.outcome), packageName(r), `service ${m.service}`, `${m.from_version ?? m.from_image ?? 'none'} -> ${m.to_version ?? m.to_image ?? 'unknown'}`, serviceOutcome(r, m)];
+    lines.push(fields.map(oneLine).join(' | '));
+  }
+  return lines;
+}
+
 export function resultFileText(results: UpdateResult[], note?: string): string {
-  const lines = results.map(resultLine);
+  const lines = results.flatMap(resultLines);
   if (note) lines.push(oneLine(note));
   return lines.join('\n') + '\n';
 }
@@ -89,6 +128,8 @@ export function reportText(r: UpdateResult, meta: ReportMeta): string {
     ['Package version', r.package_version],
     ['Package ID', r.package_id],
     ['Service', r.service],
+    ['Stack', r.stack ? `${r.stack} ${r.package_version ?? ''}`.trim() : undefined],
+    ['Services', r.stack ? stackVersions(r) : undefined],
     ['From', [r.from_version, r.from_image].filter(Boolean).join(' ') || undefined],
     ['To', [r.to_version, r.to_image].filter(Boolean).join(' ') || undefined],
     ['Source', r.source],
@@ -104,6 +145,10 @@ export function reportText(r: UpdateResult, meta: ReportMeta): string {
   ];
   const out = ['Caisson update report', ''];
   for (const [k, val] of rows) if (val !== undefined && val !== '') out.push(`${k}: ${oneLine(val)}`);
+  if (r.services?.length) {
+    out.push('', 'Services (in switch order):');
+    for (const m of r.services) out.push(`  ${oneLine(m.service)}  ${oneLine(`${m.from_version ?? m.from_image ?? 'none'} -> ${m.to_version ?? m.to_image ?? 'unknown'}`)}  ${m.state}`);
+  }
   if (r.steps.length) {
     out.push('', 'Steps:');
     for (const s of r.steps) out.push(`  ${s.at}  ${oneLine(s.state)}${s.detail ? `  ${oneLine(s.detail)}` : ''}`);

@@ -80,6 +80,24 @@ export const MIGRATIONS: string[] = [
      created_at TEXT NOT NULL
    );
    CREATE INDEX IF NOT EXISTS agent_stick_reports_uuid ON agent_stick_reports (medium_uuid, id);`,
+  // Stack packages: one update record for several services. Each service's part (what it
+  // ran, what the stack brings, how far it got) is a row of update_members, so history
+  // and "the last update of a service" find it; a service installed by a stack says which.
+  `ALTER TABLE updates ADD COLUMN stack TEXT;
+   CREATE TABLE update_members (
+     update_id TEXT NOT NULL REFERENCES updates (id) ON DELETE CASCADE,
+     seq INTEGER NOT NULL,              -- switch order, from 0
+     service TEXT NOT NULL,
+     state TEXT NOT NULL,               -- pending | planned | switched | healthy | restored | committed
+     from_version TEXT,
+     to_version TEXT,
+     from_image TEXT,
+     to_image TEXT,
+     PRIMARY KEY (update_id, seq)
+   );
+   CREATE INDEX update_members_service ON update_members (service);
+   ALTER TABLE installed ADD COLUMN stack TEXT;
+   ALTER TABLE installed ADD COLUMN stack_version TEXT;`,
 ];
 
 export function openDatabase(stateDir: string): Db {

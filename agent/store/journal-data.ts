@@ -6,7 +6,7 @@
 import { CaissonError } from '../errors.js';
 
 /** Bump when the shape of `data` changes, and add the step from the previous version below. */
-export const JOURNAL_DATA_VERSION = 2;
+export const JOURNAL_DATA_VERSION = 3;
 
 export interface JournalData {
   v: number;
@@ -26,6 +26,10 @@ const UPGRADES: Record<number, Upgrade> = {
     const { details, ...rest } = plan;
     return { ...data, plan: { ...details, ...rest } };
   },
+  // v3 adds stack records (`members`: each service's switch plan and progress). Nothing
+  // older changes shape; the bump is there so that a Caisson before stacks refuses such a
+  // record (it would see no plan and discard it) instead of guessing.
+  2: (data) => data,
 };
 
 /** Parse a record's data and bring it to JOURNAL_DATA_VERSION. */

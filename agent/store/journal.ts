@@ -3,7 +3,7 @@
 // side effect it announces; a restart reads the open rows to finish or reverse them.
 import { randomBytes } from 'node:crypto';
 import type { Db } from './db.js';
-import type { ErrorSummary, Outcome, StepRecord, UpdateResult, UpdateSource } from '../model.js';
+import type { ErrorSummary, Outcome, ServiceResult, StepRecord, UpdateResult, UpdateSource } from '../model.js';
 import { JOURNAL_DATA_VERSION, readJournalData, type JournalData } from './journal-data.js';
 
 export { JOURNAL_DATA_VERSION, JournalDataTooNew, type JournalData } from './journal-data.js';
@@ -27,6 +27,8 @@ export interface UpdateRow {
   error_next: string | null;
   data: string;
   medium_uuid: string | null;
+  /** A stack update: the stack's name (its services are update_members rows); absent in a database an older Caisson wrote. */
+  stack?: string | null;
   started_at: string;
   finished_at: string | null;
   closed: number;
@@ -34,13 +36,18 @@ export interface UpdateRow {
 
 /** Columns a transition may fill in as the update learns more. */
 export type UpdatePatch = Partial<
-  Pick<UpdateRow, 'package_id' | 'package_version' | 'service' | 'from_image' | 'to_image' | 'from_version' | 'to_version'>
+  Pick<UpdateRow, 'package_id' | 'package_version' | 'service' | 'from_image' | 'to_image' | 'from_version' | 'to_version' | 'stack'>
 >;
+
+/** One service of a stack update, as update_members keeps it. */
+export type MemberRow = ServiceResult;
 
 export interface TransitionOptions {
   detail?: string;
   data?: Partial<JournalData>;
   patch?: UpdatePatch;
+  /** A stack update's services, in switch order: written whole, in the same transaction. */
+  members?: readonly MemberRow[];
 }
 
 export interface InstalledRow {
@@ -51,6 +58,9 @@ export interface InstalledRow {
   update_id: string;
   installed_at: string;
   highest_version: string;
+  /** Installed by a stack package: its name and version (null for a service package). */
+  stack?: string | null;
+  stack_version?: string | null;
 }
 
 export class Journal {
@@ -96,12 +106,49 @@ export class Journal {
       const cols = Object.keys(patch) as (keyof UpdatePatch)[];
       const sets = ['state = ?', 'data = ?', ...cols.map((c) => `${c} = ?`)].join(', ');
       this.db.prepare(`UPDATE updates SET ${sets} WHERE id = ?`).run(state, data, ...cols.map((c) => patch[c] ?? null), id);
+      if (opts.members) this.writeMembers(id, opts.members);
       this.insertStep(id, state, at, opts.detail);
     })();
   }
 
+  private writeMembers(id: string, members: readonly MemberRow[]): void {
+    this.db.prepare('DELETE FROM update_members WHERE update_id = ?').run(id);
+    const insert = this.db.prepare(
+      `INSERT INTO update_members (update_id, seq, service, state, from_version, to_version, from_image, to_image)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    members.forEach((m, seq) => insert.run(id, seq, m.service, m.state, m.from_version ?? null, m.to_version ?? null, m.from_image ?? null, m.to_image ?? null));
+  }
+
+  /**
+   * Rows of one service: its own updates and the stacks it was part of (two parameters: the
+   * name twice). A database an older Caisson wrote, opened read-only (not migrated), has no
+   * stacks yet.
+   */
+  private ofService(): string {
+    const migrated = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'update_members'`).get();
+    return migrated ? '(service = ? OR id IN (SELECT update_id FROM update_members WHERE service = ?))' : '(service = ? OR service = ?)';
+  }
+
+  /** A stack update's services in switch order (empty for a service update). */
+  members(id: string): MemberRow[] {
+    const rows = this.db
+      .prepare('SELECT service, state, from_version, to_version, from_image, to_image FROM update_members WHERE update_id = ? ORDER BY seq')
+      .all(id) as Record<string, string | null>[];
+    return rows.map((r) => {
+      const m: Record<string, string> = {};
+      for (const [k, v] of Object.entries(r)) if (v != null) m[k] = v;
+      return m as unknown as MemberRow;
+    });
+  }
+
   /** Close a record with its outcome; the row is final after this. */
-  close(id: string, outcome: Outcome, error?: ErrorSummary, opts: { state?: string; detail?: string; onClose?: () => void } = {}): void {
+  close(
+    id: string,
+    outcome: Outcome,
+    error?: ErrorSummary,
+    opts: { state?: string; detail?: string; onClose?: () => void; members?: readonly MemberRow[] } = {},
+  ): void {
     const at = now();
     this.db.transaction(() => {
       const row = this.get(id);
@@ -113,6 +160,7 @@ export class Journal {
            WHERE id = ?`,
         )
         .run(state, outcome, error?.code ?? null, error?.message ?? null, error?.next ?? null, at, id);
+      if (opts.members) this.writeMembers(id, opts.members);
       this.insertStep(id, `closed:${outcome}`, at, opts.detail ?? error?.code);
       opts.onClose?.();
     })();
@@ -146,7 +194,7 @@ export class Journal {
   list(opts: { limit?: number; service?: string } = {}): UpdateRow[] {
     const limit = opts.limit ?? 50;
     if (opts.service) {
-      return this.db.prepare('SELECT * FROM updates WHERE service = ? ORDER BY started_at DESC, rowid DESC LIMIT ?').all(opts.service, limit) as UpdateRow[];
+      return this.db.prepare(`SELECT * FROM updates WHERE ${this.ofService()} ORDER BY started_at DESC, rowid DESC LIMIT ?`).all(opts.service, opts.service, limit) as UpdateRow[];
     }
     return this.db.prepare('SELECT * FROM updates ORDER BY started_at DESC, rowid DESC LIMIT ?').all(limit) as UpdateRow[];
   }
@@ -157,10 +205,11 @@ export class Journal {
       this.db.prepare(`SELECT * FROM updates WHERE kind = 'update' ORDER BY started_at DESC, rowid DESC LIMIT 1`).get()) as UpdateRow | undefined;
   }
 
+  /** The newest update of a service, its own package or a stack it was part of. */
   lastUpdateFor(service: string): UpdateRow | undefined {
     return this.db
-      .prepare(`SELECT * FROM updates WHERE service = ? AND kind = 'update' ORDER BY started_at DESC, rowid DESC LIMIT 1`)
-      .get(service) as UpdateRow | undefined;
+      .prepare(`SELECT * FROM updates WHERE ${this.ofService()} AND kind = 'update' ORDER BY started_at DESC, rowid DESC LIMIT 1`)
+      .get(service, service) as UpdateRow | undefined;
   }
 
   installed(service: string): InstalledRow | undefined {
@@ -174,30 +223,52 @@ export class Journal {
       | undefined;
   }
 
-  /** Record what is installed now; part of the commit transaction (see close onClose). */
-  recordInstalled(input: { service: string; version: string; packageId: string; imageRef: string; updateId: string; highest: string }): void {
+  /**
+   * Record what is installed now; part of the commit transaction (see close onClose). A
+   * stack's services each get their row (with the stack's name and version); the package
+   * itself is recorded once, under the stack's name (`packageOwner`).
+   */
+  recordInstalled(input: {
+    service: string;
+    version: string;
+    packageId: string;
+    imageRef: string;
+    updateId: string;
+    highest: string;
+    stack?: { name: string; version: string };
+  }): void {
     const at = now();
     this.db
       .prepare(
-        `INSERT INTO installed (service, package_version, package_id, image_ref, update_id, installed_at, highest_version)
-         VALUES (@service, @version, @packageId, @imageRef, @updateId, @at, @highest)
+        `INSERT INTO installed (service, package_version, package_id, image_ref, update_id, installed_at, highest_version, stack, stack_version)
+         VALUES (@service, @version, @packageId, @imageRef, @updateId, @at, @highest, @stack, @stackVersion)
          ON CONFLICT (service) DO UPDATE SET package_version = @version, package_id = @packageId, image_ref = @imageRef,
-           update_id = @updateId, installed_at = @at, highest_version = @highest`,
+           update_id = @updateId, installed_at = @at, highest_version = @highest, stack = @stack, stack_version = @stackVersion`,
       )
-      .run({ ...input, at });
+      .run({
+        service: input.service,
+        version: input.version,
+        packageId: input.packageId,
+        imageRef: input.imageRef,
+        updateId: input.updateId,
+        highest: input.highest,
+        at,
+        stack: input.stack?.name ?? null,
+        stackVersion: input.stack?.version ?? null,
+      });
     this.db
       .prepare(
         `INSERT INTO installed_packages (package_id, service, package_version, update_id) VALUES (?, ?, ?, ?)
          ON CONFLICT (package_id) DO UPDATE SET update_id = excluded.update_id`,
       )
-      .run(input.packageId, input.service, input.version, input.updateId);
+      .run(input.packageId, input.stack?.name ?? input.service, input.version, input.updateId);
   }
 
   /** The public view of one record (CLI --json, reports). */
   toResult(id: string): UpdateResult {
     const row = this.get(id);
     if (!row) throw new Error(`no journal record ${id}`);
-    return rowToResult(row, this.steps(id));
+    return rowToResult(row, this.steps(id), row.stack ? this.members(id) : undefined);
   }
 
   private insertStep(id: string, state: string, at: string, detail?: string): void {
@@ -206,7 +277,7 @@ export class Journal {
   }
 }
 
-export function rowToResult(row: UpdateRow, steps: StepRecord[]): UpdateResult {
+export function rowToResult(row: UpdateRow, steps: StepRecord[], members?: MemberRow[]): UpdateResult {
   const result: UpdateResult = {
     update_id: row.id,
     outcome: row.outcome ?? ('open' as Outcome),
@@ -224,8 +295,10 @@ export function rowToResult(row: UpdateRow, steps: StepRecord[]): UpdateResult {
     to_image: row.to_image,
     from_version: row.from_version,
     to_version: row.to_version,
+    stack: row.stack,
   };
   for (const [key, value] of Object.entries(optional)) if (value != null) (result as unknown as Record<string, unknown>)[key] = value;
+  if (members) result.services = members;
   if (row.error_code) result.error = { code: row.error_code as ErrorSummary['code'], message: row.error_message ?? '', next: row.error_next ?? '' };
   return result;
 }

@@ -164,19 +164,24 @@ export class FakeEngine implements Engine {
   /**
    * Reads the archive's manifest.json (a docker-save layout, as test/support/fake-packages.ts
    * writes it): the config name is the image ID, RepoTags are tagged. A "Behaviour" key in
-   * the manifest entry says how its containers behave.
+   * the manifest entry says how its containers behave; a "Broken" one makes the load fail
+   * there (the engine's answer to a corrupt layer), after the images before it were loaded.
    */
   async loadImage(path: string, opts: LoadImageOptions = {}): Promise<void> {
     this.enter('loadImage');
     const bytes = readFileSync(path);
     opts.onBytes?.(bytes.length, bytes.length);
     opts.onUploaded?.();
-    const entry = readImageManifest(bytes);
-    if (!entry) throw new CaissonError('docker.load_failed', 'the engine refused the archive: no manifest.json');
-    const id = `sha256:${entry.Config.replace(/\.json$/, '')}`;
-    this.behaviour.set(id, entry.Behaviour ?? 'healthy');
-    for (const ref of entry.RepoTags ?? []) this.tagMap.set(ref, id);
-    opts.onProgress?.({ status: 'Loading layer', id: 'l1', progressDetail: { current: 1, total: 1 } });
+    const entries = readImageManifest(bytes);
+    if (!entries) throw new CaissonError('docker.load_failed', 'the engine refused the archive: no manifest.json');
+    // like docker load: images before a broken one are in; the broken one and later ones are not
+    for (const entry of entries) {
+      if (entry.Broken) throw new CaissonError('docker.load_failed', `the engine refused ${entry.Config}: unexpected EOF`);
+      const id = `sha256:${entry.Config.replace(/\.json$/, '')}`;
+      this.behaviour.set(id, entry.Behaviour ?? 'healthy');
+      for (const ref of entry.RepoTags ?? []) this.tagMap.set(ref, id);
+      opts.onProgress?.({ status: 'Loading layer', id: entry.Config.slice(0, 12), progressDetail: { current: 1, total: 1 } });
+    }
   }
 
   async container(id: string): Promise<ContainerInfo | undefined> {
@@ -456,18 +461,18 @@ interface ImageManifestEntry {
   Config: string;
   RepoTags?: string[];
   Behaviour?: Behaviour;
+  Broken?: boolean;
 }
 
 /** manifest.json of a plain ustar docker-save archive (test data only). */
-function readImageManifest(tar: Buffer): ImageManifestEntry | undefined {
+function readImageManifest(tar: Buffer): ImageManifestEntry[] | undefined {
   for (let o = 0; o + 512 <= tar.length; ) {
     const h = tar.subarray(o, o + 512);
     if (h.every((b) => b === 0)) return undefined;
     const name = h.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '');
     const size = parseInt(h.subarray(124, 136).toString('utf8').replace(/\0.*$/s, '').trim() || '0', 8);
     if (name === 'manifest.json') {
-      const doc = JSON.parse(tar.subarray(o + 512, o + 512 + size).toString('utf8')) as ImageManifestEntry[];
-      return doc[0];
+      return JSON.parse(tar.subarray(o + 512, o + 512 + size).toString('utf8')) as ImageManifestEntry[];
     }
     o += 512 + Math.ceil(size / 512) * 512;
   }

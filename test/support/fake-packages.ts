@@ -63,3 +63,85 @@ min_updater_version = "0.1.0"
 function sha256(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
 }
+
+export interface FakeStackImage {
+  service: string;
+  revision: string;
+  /** This service's new version. */
+  version: string;
+  reference: string;
+  behaviour?: Behaviour;
+  /** The engine refuses this image while loading it (a corrupt layer). */
+  broken?: boolean;
+  /** Leave this image out of the archive while the manifest still lists it. */
+  missing?: boolean;
+  /** The tags the archive carries for it (default: the reference). */
+  repoTags?: string[];
+}
+
+export interface FakeStackPackage {
+  path: string;
+  name: string;
+  version: string;
+  /** Per service, in switch order: its image ID and reference. */
+  images: { service: string; imageId: string; reference: string }[];
+}
+
+export interface FakeStackPackageOptions {
+  out: string;
+  name: string;
+  version: string;
+  services: FakeStackImage[];
+  platform?: string;
+}
+
+/** A stack package: one docker-save-shaped archive holding every service's image (package_type = "stack"). */
+export function writeFakeStackPackage(o: FakeStackPackageOptions): FakeStackPackage {
+  const entries: Record<string, unknown>[] = [];
+  const files: Buffer[] = [];
+  const images = o.services.map((s) => {
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, nonce: randomBytes(8).toString('hex') }));
+    const configHex = sha256(config);
+    if (!s.missing) {
+      const entry: Record<string, unknown> = { Config: `${configHex}.json`, RepoTags: s.repoTags ?? [s.reference], Layers: [] };
+      if (s.behaviour && s.behaviour !== 'healthy') entry.Behaviour = s.behaviour;
+      if (s.broken) entry.Broken = true;
+      entries.push(entry);
+      files.push(tarEntry({ name: `${configHex}.json` }, config));
+    }
+    return { service: s.service, imageId: `sha256:${configHex}`, reference: s.reference };
+  });
+  const image = Buffer.concat([tarEntry({ name: 'manifest.json' }, Buffer.from(JSON.stringify(entries))), ...files, tarEnd()]);
+  const services = o.services
+    .map(
+      (s, i) => `
+[[services]]
+service = "${s.service}"
+service_revision = "${s.revision}"
+version = "${s.version}"
+reference = "${s.reference}"
+image_id = "${images[i]!.imageId}"
+`,
+    )
+    .join('');
+  const manifest = `format_version = 1
+package_type = "stack"
+package_version = "${o.version}"
+created_at = "2026-03-16T18:30:00Z"
+
+[stack]
+name = "${o.name}"
+platform = "${o.platform ?? 'linux/amd64'}"
+
+[image]
+sha256 = "${sha256(image)}"
+size = ${image.length}
+${services}
+[compatibility]
+min_updater_version = "0.1.0"
+`;
+  const pkg = Buffer.concat([tarEntry({ name: 'manifest.toml' }, Buffer.from(manifest)), tarEntry({ name: 'image.tar' }, image), tarEnd()]);
+  mkdirSync(dirname(o.out), { recursive: true });
+  writeFileSync(o.out, pkg);
+  return { path: o.out, name: o.name, version: o.version, images };
+}

@@ -407,7 +407,9 @@ export function hostileCases(): HostileCase[] {
     withManifest(ctx, manifestText(ctx, ctx.imageTar, { created_at: '"2026-02-30T10:00:00Z"' })));
   add('manifest format_version as string', 'manifest.invalid', (ctx) => withManifest(ctx, manifestText(ctx, ctx.imageTar, { format_version: '"1"' })));
   add('manifest format_version 2', 'manifest.unsupported_format', (ctx) => withManifest(ctx, manifestText(ctx, ctx.imageTar, { format_version: '2' })));
-  add('manifest package_type stack', 'manifest.unsupported_type', (ctx) =>
+  add('manifest package_type bundle', 'manifest.unsupported_type', (ctx) =>
+    withManifest(ctx, manifestText(ctx, ctx.imageTar, { package_type: '"bundle"' })));
+  add('manifest package_type stack with a service package\'s keys', 'manifest.invalid', (ctx) =>
     withManifest(ctx, manifestText(ctx, ctx.imageTar, { package_type: '"stack"' })));
 
   // --- the device ---

@@ -16,7 +16,14 @@ import { openDatabase, type Db } from '../../agent/store/db.js';
 import { Journal } from '../../agent/store/journal.js';
 import { CaissonError } from '../../agent/errors.js';
 import { FakeEngine } from './fake-engine.js';
-import { writeFakePackage, type FakePackage, type FakePackageOptions } from './fake-packages.js';
+import {
+  writeFakePackage,
+  writeFakeStackPackage,
+  type FakePackage,
+  type FakePackageOptions,
+  type FakeStackPackage,
+  type FakeStackPackageOptions,
+} from './fake-packages.js';
 
 /** No waiting in unit tests: an engine that is gone is retried at once. */
 export const FAST_TIMING: PipelineTiming = { engineWaitMs: 0, engineAttempts: 3, restoreAttempts: 3, restorePausesMs: [0] };
@@ -67,6 +74,57 @@ stable_secs = 0
 automatic = false
 `;
 
+/** A catalog for stack updates: two docker-mode services and a compose one, each with a longer stable window than 0. */
+export const STACK_SERVICES_TOML = `catalog_version = 1
+${['api', 'worker']
+  .map(
+    (name) => `
+[[services]]
+name = "${name}"
+service_revision = "${name}-v1"
+platform = "linux/amd64"
+runtime_mode = "docker"
+[services.docker]
+container_name = "${name}"
+[services.health_check]
+kind = "running"
+timeout_secs = 2
+poll_interval_secs = 0.05
+stable_secs = 0.05
+`,
+  )
+  .join('')}
+[[services]]
+name = "front"
+service_revision = "front-v1"
+platform = "linux/amd64"
+runtime_mode = "compose"
+[services.compose]
+project = "shop"
+file = "/fake/shop/docker-compose.yml"
+service = "front"
+[services.health_check]
+kind = "running"
+timeout_secs = 2
+poll_interval_secs = 0.05
+stable_secs = 0.05
+
+[[services]]
+name = "manual"
+service_revision = "manual-v1"
+platform = "linux/amd64"
+runtime_mode = "docker"
+[services.docker]
+container_name = "manual"
+[services.health_check]
+kind = "running"
+timeout_secs = 2
+poll_interval_secs = 0.05
+stable_secs = 0
+[services.rollback]
+automatic = false
+`;
+
 /** Thrown by the crash hook: the simulated kill. */
 export class SimulatedCrash extends Error {
   constructor(readonly point: string) {
@@ -79,9 +137,13 @@ export class PipelineHarness {
   readonly dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'caisson-unit-pipeline-'));
   readonly stateDir = join(this.dir, 'state');
   readonly engine = new FakeEngine();
-  readonly catalog: Catalog = parseCatalog(SERVICES_TOML);
+  readonly catalog: Catalog;
   db: Db = openDatabase(this.stateDir);
   private n = 0;
+
+  constructor(servicesToml = SERVICES_TOML) {
+    this.catalog = parseCatalog(servicesToml);
+  }
 
   service(name: string): ServiceSpec {
     return findService(this.catalog, name)!;
@@ -93,6 +155,10 @@ export class PipelineHarness {
 
   package(o: Omit<FakePackageOptions, 'out'>): FakePackage {
     return writeFakePackage({ ...o, out: join(this.dir, 'pkg', `${o.service}-${o.version}-${this.n++}.edgepkg`) });
+  }
+
+  stackPackage(o: Omit<FakeStackPackageOptions, 'out'>): FakeStackPackage {
+    return writeFakeStackPackage({ ...o, out: join(this.dir, 'pkg', `stack-${o.version}-${this.n++}.edgepkg`) });
   }
 
   /** A pipeline over the current database; `afterSave` sees every saved state. */
@@ -110,7 +176,7 @@ export class PipelineHarness {
     });
   }
 
-  run(pkg: FakePackage, over: Partial<UpdateRequest> = {}): Promise<UpdateResult> {
+  run(pkg: { path: string }, over: Partial<UpdateRequest> = {}): Promise<UpdateResult> {
     return this.pipeline().run({ packagePath: pkg.path, source: 'cli', ...over });
   }
 
@@ -118,7 +184,7 @@ export class PipelineHarness {
    * Run an update that is killed right after `point` was saved. Returns the states saved
    * before the kill. Throws if the run never reached the point.
    */
-  async runUntilCrash(pkg: FakePackage, point: string): Promise<string[]> {
+  async runUntilCrash(pkg: { path: string }, point: string): Promise<string[]> {
     const saved: string[] = [];
     let crashed = false;
     const pipeline = this.pipeline((state) => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { parseCatalog, findService } from '../../../agent/config/services.js';
+import { parseCatalog, findService, dependenciesOf } from '../../../agent/config/services.js';
 import { CaissonError } from '../../../agent/errors.js';
 
 const VALID = `
@@ -68,6 +68,16 @@ describe('services.toml catalog', function () {
     expect(findService(catalog, 'backend')!.compose!.stop_timeout_secs).to.equal(0);
   });
 
+  it('reads depends_on (none by default) and follows it through other services', function () {
+    const three = VALID.replace('runtime_mode = "compose"', 'runtime_mode = "compose"\ndepends_on = ["frontend"]') +
+      '\n[[services]]\nname = "worker"\nservice_revision = "w1"\nplatform = "linux/amd64"\nruntime_mode = "docker"\ndepends_on = ["backend"]\n[services.docker]\ncontainer_name = "worker"\n';
+    const catalog = parseCatalog(three);
+    expect(findService(catalog, 'frontend')!.depends_on ?? []).to.deep.equal([]);
+    expect(findService(catalog, 'worker')!.depends_on).to.deep.equal(['backend']);
+    expect([...dependenciesOf(catalog, 'worker')].sort()).to.deep.equal(['backend', 'frontend']);
+    expect([...dependenciesOf(catalog, 'frontend')]).to.deep.equal([]);
+  });
+
   const broken: [string, string, RegExp][] = [
     ['unknown key', VALID.replace('runtime_mode = "docker"', 'runtime_mode = "docker"\ncolour = "red"'), /colour|key/i],
     ['bad TOML', 'catalog_version = ', /services\.toml/],
@@ -80,6 +90,16 @@ describe('services.toml catalog', function () {
     ['relative compose file', VALID.replace('file = "/etc/caisson/compose/backend.compose.yaml"', 'file = "backend.yaml"'), /absolute/],
     ['unknown health kind', VALID.replace('kind = "http"', 'kind = "magic"'), /kind/],
     ['fractional stop_timeout_secs', VALID.replace('container_name = "frontend"', 'container_name = "frontend"\nstop_timeout_secs = 1.5'), /stop_timeout_secs must be whole seconds/],
+    ['depends_on an unknown service', VALID.replace('runtime_mode = "compose"', 'runtime_mode = "compose"\ndepends_on = ["db"]'), /depends_on "db", which is not in the catalog/],
+    ['depends_on itself', VALID.replace('runtime_mode = "compose"', 'runtime_mode = "compose"\ndepends_on = ["backend"]'), /cycle: backend -> backend/],
+    [
+      'depends_on in a cycle',
+      VALID.replace('runtime_mode = "compose"', 'runtime_mode = "compose"\ndepends_on = ["frontend"]').replace('runtime_mode = "docker"', 'runtime_mode = "docker"\ndepends_on = ["backend"]'),
+      /cycle: (frontend -> backend -> frontend|backend -> frontend -> backend)/,
+    ],
+    ['depends_on a name twice', VALID.replace('runtime_mode = "compose"', 'runtime_mode = "compose"\ndepends_on = ["frontend", "frontend"]'), /twice/],
+    ['depends_on with a bad name', VALID.replace('runtime_mode = "compose"', 'runtime_mode = "compose"\ndepends_on = ["../x"]'), /depends_on/],
+    ['depends_on as a string', VALID.replace('runtime_mode = "compose"', 'runtime_mode = "compose"\ndepends_on = "frontend"'), /depends_on/],
     ['negative stop_timeout_secs', VALID.replace('service = "backend"', 'service = "backend"\nstop_timeout_secs = -1'), /stop_timeout_secs/],
   ];
   for (const [name, text, message] of broken) {

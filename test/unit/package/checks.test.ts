@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { CaissonError, type ErrorCode } from '../../../agent/errors.js';
 import { parseCatalog } from '../../../agent/config/services.js';
 import { checkImageArchive, checkIntegrity, fullImageName, checkTarget, checkUpdaterVersion } from '../../../agent/package/checks.js';
-import type { ImageArchiveInfo, Manifest, StagedPackage } from '../../../agent/package/types.js';
+import type { ImageArchiveInfo, ServiceManifest, StagedPackage } from '../../../agent/package/types.js';
 
 const catalog = parseCatalog(`catalog_version = 1
 [[services]]
@@ -14,7 +14,7 @@ runtime_mode = "docker"
 container_name = "frontend"
 `);
 
-const manifest = (over: Partial<Manifest> = {}): Manifest => ({
+const manifest = (over: Partial<ServiceManifest> = {}): ServiceManifest => ({
   format_version: 1,
   package_type: 'service',
   package_version: '1.2.3',
@@ -85,6 +85,9 @@ describe('package checks', () => {
     delete none.imageArchive;
     none.imageArchiveProblem = 'it holds 2 images; a package holds exactly one';
     expect(() => checkImageArchive(manifest(), none)).to.throw(CaissonError, /2 images/);
+    const two = staged({ archiveImages: [archiveInfo(['example/frontend:1.2.3']), archiveInfo(['example/other:1'])] });
+    delete two.imageArchive;
+    expect(() => checkImageArchive(manifest(), two)).to.throw(CaissonError, /holds 2 images; a service package holds exactly one/).with.property('code', 'image.invalid');
     expect(codeOf(() => checkImageArchive(manifest(), none))).to.equal('image.invalid');
   });
 

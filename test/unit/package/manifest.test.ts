@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import { CaissonError, type ErrorCode } from '../../../agent/errors.js';
-import { isRfc3339, parseManifest, renderManifest } from '../../../agent/package/manifest.js';
+import { isRfc3339, parseManifest, parseServiceManifest, renderManifest } from '../../../agent/package/manifest.js';
 import type { Manifest } from '../../../agent/package/types.js';
 
 const SHA = 'a'.repeat(64);
@@ -72,7 +73,7 @@ describe('manifest', () => {
     ['format_version 2', good({ format_version: '2' }), 'manifest.unsupported_format'],
     ['format_version 2^60 (beyond 2^53)', good({ format_version: '1152921504606846976' }), 'manifest.invalid'],
     ['format_version 0', good({ format_version: '0' }), 'manifest.unsupported_format'],
-    ['package_type stack', good({ package_type: '"stack"' }), 'manifest.unsupported_type'],
+    ['package_type stack with a service package\'s keys', good({ package_type: '"stack"' }), 'manifest.invalid'],
     ['package_type agent', good({ package_type: '"agent"' }), 'manifest.unsupported_type'],
   ];
   for (const [name, text, code] of cases) {
@@ -90,4 +91,65 @@ describe('manifest', () => {
     const m: Manifest = parseManifest(Buffer.from(good()));
     expect(parseManifest(Buffer.from(renderManifest(m)))).to.deep.equal(m);
   });
+});
+
+const ID = (service: string): string => `sha256:${createHash('sha256').update(service).digest('hex')}`;
+const stackService = (service: string, over: Record<string, string> = {}): string => {
+  const f = { service: `"${service}"`, service_revision: `"${service}-v1"`, version: '"2.1.0"', reference: `"example/${service}:2.1.0"`, image_id: `"${ID(service)}"`, ...over };
+  return `[[services]]\nservice = ${f.service}\nservice_revision = ${f.service_revision}\nversion = ${f.version}\nreference = ${f.reference}\nimage_id = ${f.image_id}\n`;
+};
+const goodStack = (over: Record<string, string> = {}, services = [stackService('db'), stackService('api'), stackService('worker')].join('\n')): string => {
+  const f = {
+    package_type: '"stack"', name: '"shop"', platform: '"linux/amd64"', pins: `sha256 = "${SHA}"\nsize = 123456789`, extra: '', ...over,
+  };
+  return `format_version = 1\npackage_type = ${f.package_type}\npackage_version = "2.1.0"\ncreated_at = "2026-03-16T18:30:00Z"\n${f.extra}
+[stack]\nname = ${f.name}\nplatform = ${f.platform}\n
+[image]\n${f.pins}\n
+${services}
+[compatibility]\nmin_updater_version = "0.1.0"\n`;
+};
+
+describe('manifest of a stack package', () => {
+  it('parses the documented example, services in their order', () => {
+    const m = parseManifest(Buffer.from(goodStack()));
+    expect(m).to.deep.equal({
+      format_version: 1, package_type: 'stack', package_version: '2.1.0', created_at: '2026-03-16T18:30:00Z',
+      stack: { name: 'shop', platform: 'linux/amd64' },
+      image: { sha256: SHA, size: 123456789 },
+      services: ['db', 'api', 'worker'].map((s) => ({ service: s, service_revision: `${s}-v1`, version: '2.1.0', reference: `example/${s}:2.1.0`, image_id: ID(s) })),
+      compatibility: { min_updater_version: '0.1.0' },
+    });
+  });
+  it('accepts a stack without image pins (unsigned)', () => {
+    const m = parseManifest(Buffer.from(goodStack({ pins: '' })));
+    expect(m.image).to.deep.equal({});
+  });
+  it('renders a stack manifest that parses back to itself', () => {
+    const m = parseManifest(Buffer.from(goodStack()));
+    expect(parseManifest(Buffer.from(renderManifest(m)))).to.deep.equal(m);
+  });
+  it('is refused where a service package is expected', () => {
+    expect(() => parseServiceManifest(Buffer.from(goodStack()))).to.throw(CaissonError).with.property('code', 'manifest.unsupported_type');
+    expect(parseServiceManifest(Buffer.from(good())).package_type).to.equal('service');
+  });
+  const seventeen = Array.from({ length: 17 }, (_, i) => stackService(`s${i}`)).join('\n');
+  const cases: Array<[string, string, ErrorCode]> = [
+    ['no services', goodStack({}, ''), 'manifest.invalid'],
+    ['17 services', goodStack({}, seventeen), 'manifest.invalid'],
+    ['a [target] table', goodStack({ extra: '[target]\nservice = "api"\n' }), 'manifest.invalid'],
+    ['image.reference', goodStack({ pins: 'reference = "example/api:2.1.0"' }), 'manifest.invalid'],
+    ['an unknown key in a service', goodStack({}, stackService('api') + 'command = "sh"\n'), 'manifest.invalid'],
+    ['a service without image_id', goodStack({}, stackService('api').replace(/image_id.*\n/, '')), 'manifest.invalid'],
+    ['an image_id without sha256:', goodStack({}, stackService('api', { image_id: `"${'a'.repeat(64)}"` })), 'manifest.invalid'],
+    ['an upper-case image_id', goodStack({}, stackService('api', { image_id: `"sha256:${'A'.repeat(64)}"` })), 'manifest.invalid'],
+    ['a service name with ../', goodStack({}, stackService('../api')), 'manifest.invalid'],
+    ['a reference with $(reboot)', goodStack({}, stackService('api', { reference: '"example/api:$(reboot)"' })), 'manifest.invalid'],
+    ['a version that is not semver', goodStack({}, stackService('api', { version: '"2.1"' })), 'manifest.invalid'],
+    ['a stack name with a slash', goodStack({ name: '"a/b"' }), 'manifest.invalid'],
+    ['a platform with a space', goodStack({ platform: '"linux amd64"' }), 'manifest.invalid'],
+    ['services as a table', goodStack({}, '[services]\nservice = "api"\n'), 'manifest.invalid'],
+  ];
+  for (const [name, text, code] of cases) {
+    it(`refuses ${name} with ${code}`, () => expect(codeOf(text)).to.equal(code));
+  }
 });
