@@ -27,9 +27,10 @@ import {
   history,
   imageExists,
   removeContainers,
+  dockerQuiet,
+  OWN_LABEL,
   removeImages,
   runCli,
-  runServiceContainer,
   stagingLeft,
   writeText,
 } from './pipeline-support.js';
@@ -37,6 +38,8 @@ import { buildStackPackage } from '../support/stack-package.js';
 
 const REPO = 'caisson-stack';
 const PROJECT = 'caisson-stack-shop';
+// the docker-mode services' own network (as a device's would be; compose makes the project's)
+const NETWORK = 'caisson-stack-net';
 const PORT = { api: 18731, front: 18732, worker: 18733, cache: 18734 } as const;
 const CONTAINER = { api: 'caisson-stack-api', worker: 'caisson-stack-worker' } as const;
 const PARKED = Object.values(CONTAINER).map((c) => `${c}.caisson-prev`);
@@ -85,6 +88,7 @@ describe('stack packages (real engine, CLI)', function () {
     }
     buildTestImage({ ref: ref('worker', '2.1.1'), version: 'worker 2.1.1', behaviour: 'exit' });
     buildTestImage({ ref: ref('cache', '1'), version: 'cache 1' });
+    if (dockerQuiet('network', 'inspect', NETWORK) !== 0) docker('network', 'create', '--label', OWN_LABEL, NETWORK);
     composeFile = writeText(
       join(work, 'compose', 'docker-compose.yml'),
       `version: "2.4"
@@ -142,6 +146,7 @@ services:
       // nothing to take down
     }
     removeImages(...NEW_REFS, ...OLD_REFS);
+    dockerQuiet('network', 'rm', NETWORK);
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
@@ -163,8 +168,9 @@ services:
       // not up
     }
     removeImages(...NEW_REFS);
-    runServiceContainer({ name: CONTAINER.api, image: ref('api', '2.0.0'), port: PORT.api });
-    runServiceContainer({ name: CONTAINER.worker, image: ref('worker', '2.0.0'), port: PORT.worker });
+    for (const s of ['api', 'worker'] as const) {
+      docker('run', '-d', '--name', CONTAINER[s], '--network', NETWORK, '--label', OWN_LABEL, '--stop-timeout', '1', '-p', `127.0.0.1:${PORT[s]}:8080`, ref(s, '2.0.0'));
+    }
     compose(PROJECT, composeFile, 'up', '-d');
     for (const s of ORDER) expect(await healthyVersion(PORT[s]), s).to.equal(`${s} 2.0.0`);
     const ids = {
