@@ -1,6 +1,7 @@
 // `npm run bench` (scripts/bench.sh): measure Caisson against the machine's limits and the
 // raw docker path, for packages of about 10 MB, 200 MB and 1 GB (BENCH_SIZES=10,200 picks
-// sizes in MB). Prints tables with ratios and writes bench/results/latest.json.
+// sizes in MB; 0 none), and a stack of three services, 200 MB of images together
+// (BENCH_STACK_MB; 0 skips it). Prints tables with ratios and writes bench/results/latest.json.
 // Everything it creates is named caisson-bench-* (label caisson.bench=1), uses ports
 // 18400-18499 on 127.0.0.1 only, and is removed at the end.
 import { execFileSync } from 'node:child_process';
@@ -13,10 +14,13 @@ import {
   BENCH_LABEL, MiB, Prober, buildImage, fmtDelta, fmtMs, fmtRate, longest, median, must, outages, ratio, run, sleep, table,
   waitAnswer, waitHealthyLikeAPerson, type Run, type Sample,
 } from './lib.js';
+import { benchStack, STACK_REPO, type StackResult } from './stack.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = process.env.CAISSON_BENCH_CLI ?? join(REPO, 'dist', 'agent', 'cli', 'main.js');
 const WORK = process.env.BENCH_DIR ?? '/var/tmp/caisson-bench';
+/** The stack case: three services with this many MiB of images together (0 skips it). */
+const STACK_MB = Number(process.env.BENCH_STACK_MB ?? 200);
 const SIZES = (process.env.BENCH_SIZES ?? '10,200,1024').split(',').map((s) => Number(s.trim())).filter((n) => n > 0);
 const CONTAINER = 'caisson-bench-web';
 const STH = 'caisson-bench-sth';
@@ -420,7 +424,9 @@ async function cleanup(): Promise<void> {
   const ids = execFileSync('docker', ['ps', '-aq', '--filter', `label=${BENCH_LABEL}`, '--filter', 'name=^/caisson-bench-'], { encoding: 'utf8' })
     .split('\n').filter(Boolean);
   if (ids.length) await quietDocker('rm', '-f', ...ids);
-  const refs = execFileSync('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}', REPO_REF], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  const refs = [REPO_REF, `${STACK_REPO}-*`]
+    .flatMap((r) => execFileSync('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}', r], { encoding: 'utf8' }).split('\n'))
+    .filter(Boolean);
   if (refs.length) await quietDocker('rmi', '-f', ...refs);
 }
 
@@ -449,6 +455,7 @@ async function main(): Promise<void> {
   await cleanup();
   const results: SizeResult[] = [];
   let inbox: InboxResult | undefined;
+  let stack: StackResult | undefined;
   try {
     log('building the old version and a broken version');
     await buildImage(BASE_REF, '1.0.0', 0, 'healthy', WORK);
@@ -460,13 +467,19 @@ async function main(): Promise<void> {
       results.push(await benchSize(size, i));
       printSize(results[results.length - 1]!);
     }
-    log('inbox detection (caisson agent)');
-    inbox = await benchInbox(join(WORK, `web-${SIZES[0]}mb.edgepkg`));
+    if (SIZES.length) {
+      log('inbox detection (caisson agent)');
+      inbox = await benchInbox(join(WORK, `web-${SIZES[0]}mb.edgepkg`));
+    }
+    if (STACK_MB > 0) {
+      stack = await benchStack({ cli: CLI, work: WORK, health: HC, freshState, log }, STACK_MB);
+      printStack(stack);
+    }
   } finally {
     await cleanup();
     for (const f of readdirSync(WORK)) if (f.endsWith('.edgepkg') || f.startsWith('state-')) rmSync(join(WORK, f), { recursive: true, force: true });
   }
-  const summary = printSummary(results, inbox);
+  const summary = printSummary(results, inbox, stack);
   const out = {
     measured_at: new Date().toISOString(),
     machine: machine(),
@@ -474,6 +487,7 @@ async function main(): Promise<void> {
     health_check: HC,
     sizes: results,
     inbox,
+    stack,
     targets: summary,
   };
   const file = join(REPO, 'bench', 'results', 'latest.json');
@@ -510,7 +524,19 @@ function printSize(r: SizeResult): void {
   console.log('  (start-to-answer twice: quiet = probed once started; knocking = probed from before the start, as clients are: they wait for the engine\'s network to come up)');
 }
 
-function printSummary(results: SizeResult[], inbox: InboxResult | undefined): Record<string, unknown> {
+function printStack(r: StackResult): void {
+  console.log(`\n=== stack package: ${r.services} services, ${r.image_mb} MiB of images (${(r.package_bytes / 1e6).toFixed(1)} MB) ===`);
+  console.log(table([
+    ['load', 'time', 'vs raw'],
+    ['raw: tar -xO | docker load; per service: rm -f; run; health', fmtMs(r.raw_ms), '1.00×'],
+    ['caisson package load --yes (all or nothing)', fmtMs(r.caisson_ms), ratio(r.caisson_ms, r.raw_ms)],
+  ]));
+  console.log(`  raw phases: load ${fmtMs(r.raw_phases_ms.load)}, switch and health ×${r.services} ${fmtMs(r.raw_phases_ms.switch_and_health)}; peak RSS of load ${r.caisson_max_rss_kb ? (r.caisson_max_rss_kb / 1024).toFixed(1) : '-'} MiB`);
+  console.log('  (caisson also waits until all three pass the stable window together before it commits: one more stable window than the raw path, which moves on as each is healthy)');
+}
+
+function printSummary(results: SizeResult[], inbox: InboxResult | undefined, stack?: StackResult): Record<string, unknown> {
+  if (results.length === 0) return { stack_load_ratio_vs_raw: stack?.ratio_vs_raw };
   const rows = [['target', ...results.map((r) => `${r.size_mb} MiB`), 'goal']];
   const pass = (ok: boolean | undefined) => (ok === undefined ? '' : ok ? ' ok' : ' MISS');
   rows.push(['validate: openssl time ÷ caisson time', ...results.map((r) => `${r.validate.ratio_vs_openssl.toFixed(2)}×${pass(r.validate.ratio_vs_openssl >= 0.8)}`), '≥ 0.80×']);
@@ -523,6 +549,7 @@ function printSummary(results: SizeResult[], inbox: InboxResult | undefined): Re
   rows.push(['  same, vs quiet start-to-answer', ...results.map((r) => fmtMs(r.downtime.overhead_vs_quiet_ms)), '(info)']);
   rows.push(['rollback − old container start (quiet)', ...results.map((r) => `${fmtMs(r.rollback.overhead_ms)}${pass(r.rollback.overhead_ms !== undefined ? r.rollback.overhead_ms < 3000 : undefined)}`), '< 3 s']);
   rows.push(['  same, vs knocking start', ...results.map((r) => fmtMs(r.rollback.overhead_vs_knocking_ms)), '(info)']);
+  if (stack) rows.push(['stack load (3 services): caisson ÷ raw docker', ...results.map(() => ''), `${stack.ratio_vs_raw.toFixed(2)}× (${stack.image_mb} MiB; info)`]);
   console.log('\n=== targets (issue 5) ===');
   console.log(table(rows));
   console.log(`  peak RSS spread across sizes: ${spread.toFixed(1)} MiB${pass(spread <= 20)}`);
@@ -538,6 +565,7 @@ function printSummary(results: SizeResult[], inbox: InboxResult | undefined): Re
     downtime_overhead_ms: Object.fromEntries(results.map((r) => [r.size_mb, r.downtime.overhead_ms])),
     rollback_overhead_ms: Object.fromEntries(results.map((r) => [r.size_mb, r.rollback.overhead_ms])),
     inbox_rename_to_received_ms: inbox?.rename_to_received_ms,
+    stack_load_ratio_vs_raw: stack?.ratio_vs_raw,
   };
 }
 

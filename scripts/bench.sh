@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # npm run bench: measure Caisson against openssl/sha256sum and the raw docker path.
-#   BENCH_SIZES=10,200      package sizes in MiB (default 10,200,1024)
+#   BENCH_SIZES=10,200      package sizes in MiB (default 10,200,1024; 0 for none)
+#   BENCH_STACK_MB=200      the stack case: 3 services with this many MiB of images (0 skips it)
 #   BENCH_DIR=/var/tmp/...  work folder (packages, state); needs ~5x the largest size free
 # Compiles the agent into a private folder (so a half-edited tree elsewhere is not used
 # mid-run), then runs bench/run.ts. See docs/performance.md.

@@ -8,7 +8,8 @@ import type { UpdateResult } from '../pipeline/types.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createProgress } from '../log/progress.js';
-import { buildPackage } from '../package/builder.js';
+import { buildPackage, buildStackPackage, type StackMemberInput } from '../package/builder.js';
+import { CaissonError } from '../errors.js';
 import { removeLeftoverStaging } from '../store/staging.js';
 import { emit, existingPackagePath, runCommand, withCommonOptions, type CommonOptions } from './common.js';
 import { resultLine } from './format.js';
@@ -54,28 +55,28 @@ export function packageCommand(): Command {
       }),
     );
 
-  withCommonOptions(pkg.command('build').description('vendor side: package a local image for a service'))
-    .requiredOption('--image <ref>', 'local image reference, e.g. example/frontend:1.2.3')
-    .requiredOption('--service <name>', 'service name from the device catalog')
-    .requiredOption('--service-revision <rev>', "the catalog's service_revision")
+  withCommonOptions(pkg.command('build').description('vendor side: package a local image for a service, or several for a stack'))
+    .option('--image <ref>', 'service package: local image reference, e.g. example/frontend:1.2.3')
+    .option('--service <name>', 'service package: service name from the device catalog')
+    .option('--service-revision <rev>', "service package: the catalog's service_revision")
+    .option('--stack <name>', 'stack package: its name (then one --member per service, in switch order)')
+    .option('--member <service,revision,image[,version]>', 'stack package: a service, its catalog revision, its local image and its version (--version by default); repeat, in switch order', collect, [])
     .requiredOption('--platform <platform>', 'e.g. linux/amd64')
     .requiredOption('--version <semver>', 'package_version')
     .requiredOption('-o, --out <file>', 'output .edgepkg')
     .option('--min-updater-version <semver>', 'oldest Caisson that may apply it', '0.1.0')
     .option('--sign <keyfile>', 'Ed25519 private key (PEM) to sign manifest.toml with')
-    .action((opts: CommonOptions & Record<string, string>) =>
+    .action((opts: CommonOptions & BuildFlags) =>
       runCommand(opts, async () => {
-        const built = await buildPackage({
-          imageRef: opts.image!,
-          service: opts.service!,
-          serviceRevision: opts.serviceRevision!,
-          platform: opts.platform!,
-          version: opts.version!,
-          out: resolve(opts.out!),
+        const common = {
+          platform: opts.platform,
+          version: opts.version,
+          out: resolve(opts.out),
           minUpdaterVersion: opts.minUpdaterVersion,
           signKeyPath: opts.sign,
           dockerSocket: opts.dockerSocket,
-        });
+        };
+        const built = opts.stack !== undefined ? await buildStackPackage({ ...common, stack: opts.stack, members: stackMembers(opts) }) : await buildPackage({ ...common, ...serviceFlags(opts) });
         emit(opts, built, `built ${built.out} (package ${built.packageId}, image ${built.imageSize} bytes)`);
         return 0;
       }),
@@ -95,6 +96,50 @@ export function packageCommand(): Command {
       }),
     );
   return pkg;
+}
+
+interface BuildFlags {
+  image?: string;
+  service?: string;
+  serviceRevision?: string;
+  stack?: string;
+  member: string[];
+  platform: string;
+  version: string;
+  out: string;
+  minUpdaterVersion?: string;
+  sign?: string;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** A service package's three flags, all required, and no stack flag. */
+function serviceFlags(opts: BuildFlags): { imageRef: string; service: string; serviceRevision: string } {
+  if (opts.member.length) throw new CaissonError('usage.invalid', '--member belongs to a stack package: give --stack NAME too');
+  const missing = (['image', 'service', 'serviceRevision'] as const).filter((k) => opts[k] === undefined);
+  if (missing.length) {
+    const flags = missing.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ');
+    throw new CaissonError('usage.invalid', `package build needs ${flags} (a service package) or --stack with --member (a stack package)`);
+  }
+  return { imageRef: opts.image!, service: opts.service!, serviceRevision: opts.serviceRevision! };
+}
+
+/** A stack package's members: `--member service,revision,image[,version]`, in switch order. */
+function stackMembers(opts: BuildFlags): StackMemberInput[] {
+  if (opts.image !== undefined || opts.service !== undefined || opts.serviceRevision !== undefined) {
+    throw new CaissonError('usage.invalid', 'a stack package takes its images from --member, not --image/--service/--service-revision');
+  }
+  if (opts.member.length === 0) throw new CaissonError('usage.invalid', 'a stack package needs at least one --member service,revision,image[,version]');
+  return opts.member.map((text) => {
+    const parts = text.split(',');
+    if (parts.length < 3 || parts.length > 4 || parts.some((p) => p === '')) {
+      throw new CaissonError('usage.invalid', `--member "${text.slice(0, 200)}" is not service,revision,image[,version]`);
+    }
+    const [service, serviceRevision, imageRef, version] = parts as [string, string, string, string | undefined];
+    return { service, serviceRevision, imageRef, version };
+  });
 }
 
 /** Open the pipeline for a changing command: take the lock, then finish what a crash left open. */

@@ -1,6 +1,8 @@
-// Build an .edgepkg from a local image: `docker save` (through dockerode) into a temporary
-// file while hashing it and reading it with the same strict rules devices apply, then write the package (manifest.toml,
-// image.tar, optional manifest.toml.sig) to a temporary file, fsync it and rename it into place.
+// Build an .edgepkg from local images: `docker save` (through dockerode) into a temporary
+// file while hashing it and reading it with the same strict rules devices apply, then write
+// the package (manifest.toml, image.tar, optional manifest.toml.sig) to a temporary file,
+// fsync it and rename it into place. A service package holds one image; a stack package the
+// images of all its services, saved together.
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
@@ -16,7 +18,7 @@ import { ImageArchiveInspector } from './image-inspector.js';
 import { READ_CHUNK } from './source.js';
 import { signManifest } from './signature.js';
 import { tarEnd, tarHeader, tarPadding } from './tar-stream.js';
-import type { ServiceManifest } from './types.js';
+import { MAX_STACK_SERVICES, type Manifest, type ManifestCommon, type ServiceManifest, type StackManifest } from './types.js';
 import { UPDATER_VERSION } from '../version.js';
 
 export interface BuildOptions {
@@ -45,53 +47,157 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
   checkInput(opts.imageRef, IMAGE_REFERENCE_PATTERN, '--image', 'a tagged image reference like example/app:1.2.3');
   checkInput(opts.service, NAME_PATTERN, '--service', 'a service name from services.toml');
   checkInput(opts.serviceRevision, NAME_PATTERN, '--service-revision', 'the catalog service_revision');
+  const common = await commonInputs(opts);
+  const docker = connectDocker(opts.dockerSocket);
+  const inspect = await inspectLocal(docker, opts.imageRef, opts.platform);
+  return writeBuilt(opts.out, docker, [opts.imageRef], common.signKey, (saved) => {
+    savedImageOf(saved, opts.imageRef, inspect);
+    const manifest: ServiceManifest = {
+      ...common.manifest,
+      package_type: 'service',
+      target: { service: opts.service, service_revision: opts.serviceRevision, platform: opts.platform },
+      image: { reference: opts.imageRef, sha256: saved.sha256, size: saved.size },
+    };
+    return manifest;
+  });
+}
+
+/** One service of a stack to build: the catalog entry and the local image for it. */
+export interface StackMemberInput {
+  service: string;
+  serviceRevision: string;
+  imageRef: string;
+  /** This service's version; the stack's version by default. */
+  version?: string | undefined;
+}
+
+export interface StackBuildOptions extends Omit<BuildOptions, 'imageRef' | 'service' | 'serviceRevision'> {
+  /** The stack's name ([stack] name). */
+  stack: string;
+  /** In switch order (a service after those it depends on). */
+  members: StackMemberInput[];
+}
+
+/**
+ * A stack package: every member's image in ONE `docker save` (shared layers stored once, the
+ * package read in one pass), each service pinned to its image's config digest.
+ */
+export async function buildStackPackage(opts: StackBuildOptions): Promise<BuildResult> {
+  checkInput(opts.stack, NAME_PATTERN, '--stack', 'a stack name like shop');
+  if (opts.members.length === 0 || opts.members.length > MAX_STACK_SERVICES) {
+    throw new CaissonError('usage.invalid', `a stack lists 1 to ${MAX_STACK_SERVICES} services, not ${opts.members.length}`);
+  }
+  const seen = new Set<string>();
+  for (const m of opts.members) {
+    checkInput(m.service, NAME_PATTERN, '--member service', 'a service name from services.toml');
+    checkInput(m.serviceRevision, NAME_PATTERN, '--member revision', 'the catalog service_revision');
+    checkInput(m.imageRef, IMAGE_REFERENCE_PATTERN, '--member image', 'a tagged image reference like example/app:1.2.3');
+    if (m.version !== undefined) checkInput(m.version, SEMVER_PATTERN, '--member version', 'a semantic version like 1.2.3');
+    if (seen.has(m.service)) throw new CaissonError('usage.invalid', `the stack names service ${m.service} twice`);
+    seen.add(m.service);
+  }
+  const common = await commonInputs(opts);
+  const docker = connectDocker(opts.dockerSocket);
+  const refs = [...new Set(opts.members.map((m) => m.imageRef))];
+  const inspects = new Map<string, Docker.ImageInspectInfo>();
+  for (const ref of refs) inspects.set(ref, await inspectLocal(docker, ref, opts.platform));
+  return writeBuilt(opts.out, docker, refs, common.signKey, (saved) => {
+    const manifest: StackManifest = {
+      ...common.manifest,
+      package_type: 'stack',
+      stack: { name: opts.stack, platform: opts.platform },
+      image: { sha256: saved.sha256, size: saved.size },
+      services: opts.members.map((m) => ({
+        service: m.service,
+        service_revision: m.serviceRevision,
+        version: m.version ?? opts.version,
+        reference: m.imageRef,
+        image_id: savedImageOf(saved, m.imageRef, inspects.get(m.imageRef)!).imageId,
+      })),
+    };
+    return manifest;
+  });
+}
+
+/** The inputs every package type takes, checked, and the manifest keys they make. */
+async function commonInputs(opts: Pick<BuildOptions, 'platform' | 'version' | 'minUpdaterVersion' | 'signKeyPath' | 'createdAt'>): Promise<{ manifest: ManifestCommon; signKey: Buffer | undefined }> {
   checkInput(opts.platform, PLATFORM_PATTERN, '--platform', 'like linux/amd64');
   checkInput(opts.version, SEMVER_PATTERN, '--version', 'a semantic version like 1.2.3');
   const minUpdater = opts.minUpdaterVersion ?? UPDATER_VERSION;
   checkInput(minUpdater, SEMVER_PATTERN, '--min-updater-version', 'a semantic version');
   const signKey = opts.signKeyPath ? await readKey(opts.signKeyPath) : undefined;
+  return {
+    manifest: {
+      format_version: 1,
+      package_version: opts.version,
+      created_at: opts.createdAt ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      compatibility: { min_updater_version: minUpdater },
+    },
+    signKey,
+  };
+}
 
-  const docker = connectDocker(opts.dockerSocket);
-  const image = docker.getImage(opts.imageRef);
+/** `docker image inspect` of a local image, which must be for `platform`. */
+async function inspectLocal(docker: Docker, ref: string, platform: string): Promise<Docker.ImageInspectInfo> {
   let inspect: Docker.ImageInspectInfo;
   try {
-    inspect = await image.inspect();
+    inspect = await docker.getImage(ref).inspect();
   } catch (err) {
     if ((err as { statusCode?: number }).statusCode === 404) {
-      throw new CaissonError('usage.invalid', `image ${opts.imageRef} is not in the local Docker engine`, {
+      throw new CaissonError('usage.invalid', `image ${ref} is not in the local Docker engine`, {
         next: 'Build or load the image first (`docker images` lists what is there), then build the package.',
       });
     }
     throw toCaissonError(err, 'docker.error');
   }
   const imagePlatform = [inspect.Os, inspect.Architecture, (inspect as { Variant?: string }).Variant].filter(Boolean).join('/');
-  if (imagePlatform !== opts.platform && `${inspect.Os}/${inspect.Architecture}` !== opts.platform) {
-    throw new CaissonError('usage.invalid', `image ${opts.imageRef} is for ${imagePlatform}, not ${opts.platform}`, {
+  if (imagePlatform !== platform && `${inspect.Os}/${inspect.Architecture}` !== platform) {
+    throw new CaissonError('usage.invalid', `image ${ref} is for ${imagePlatform}, not ${platform}`, {
       next: 'Build the image for the device platform, or pass the right --platform.',
     });
   }
+  return inspect;
+}
 
-  const outDir = dirname(opts.out);
+interface SavedArchive {
+  sha256: string;
+  size: number;
+  images: ImageArchiveInfo[];
+}
+
+/**
+ * The saved archive's image tagged `ref`, which must be the image inspected before the save.
+ * The engine's ID is the config digest on the classic store, a manifest digest on the
+ * containerd store: the archive is judged by what it pins, as a device judges what it loaded.
+ */
+function savedImageOf(saved: SavedArchive, ref: string, inspect: Docker.ImageInspectInfo): ImageArchiveInfo {
+  const info = saved.images.find((i) => i.repoTags.includes(ref));
+  if (!info) throw new CaissonError('docker.error', `docker save did not write an image tagged ${ref}`);
+  const differs = judgeLoadedImage(inspect as unknown as LoadedImage, info);
+  if (differs) {
+    throw new CaissonError('docker.error', `docker save of ${ref} produced another image than ${inspect.Id} (the tag moved?): ${differs}`);
+  }
+  return info;
+}
+
+/**
+ * Save `refs` in one `docker save`, make the manifest from what was saved, then write the
+ * package to a temporary file, fsync it and rename it to `out`.
+ */
+async function writeBuilt(
+  out: string,
+  docker: Docker,
+  refs: string[],
+  signKey: Buffer | undefined,
+  manifestFor: (saved: SavedArchive) => Manifest,
+): Promise<BuildResult> {
+  const outDir = dirname(out);
   const tag = randomBytes(6).toString('hex');
-  const imageTmp = join(outDir, `.${basename(opts.out)}.image-${tag}.tmp`);
-  const pkgTmp = join(outDir, `.${basename(opts.out)}.${tag}.tmp`);
+  const imageTmp = join(outDir, `.${basename(out)}.image-${tag}.tmp`);
+  const pkgTmp = join(outDir, `.${basename(out)}.${tag}.tmp`);
   try {
-    const saved = await saveImage(image, imageTmp, opts.imageRef);
-    // the engine's ID is the config digest on the classic store, a manifest digest on the
-    // containerd store: judge the saved archive by what it pins, as devices will
-    const differs = judgeLoadedImage(inspect as unknown as LoadedImage, saved.info);
-    if (differs) {
-      throw new CaissonError('docker.error', `docker save of ${opts.imageRef} produced another image than ${inspect.Id} (the tag moved?): ${differs}`);
-    }
-    const manifest: ServiceManifest = {
-      format_version: 1,
-      package_type: 'service',
-      package_version: opts.version,
-      created_at: opts.createdAt ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-      target: { service: opts.service, service_revision: opts.serviceRevision, platform: opts.platform },
-      image: { reference: opts.imageRef, sha256: saved.sha256, size: saved.size },
-      compatibility: { min_updater_version: minUpdater },
-    };
+    const saved = await saveImages(docker, refs, imageTmp);
+    const manifest = manifestFor(saved);
     let manifestText: string;
     try {
       manifestText = renderManifest(manifest);
@@ -101,9 +207,9 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
     const manifestBytes = Buffer.from(manifestText, 'utf8');
     const sig = signKey ? Buffer.from(signManifest(manifestBytes, signKey) + '\n', 'ascii') : undefined;
     await writePackage(pkgTmp, manifestBytes, imageTmp, saved.size, sig);
-    await rename(pkgTmp, opts.out);
+    await rename(pkgTmp, out);
     await syncDir(outDir);
-    return { out: opts.out, packageId: packageIdOf(manifestBytes, 'image.tar', saved.sha256), imageSha256: saved.sha256, imageSize: saved.size };
+    return { out, packageId: packageIdOf(manifestBytes, 'image.tar', saved.sha256), imageSha256: saved.sha256, imageSize: saved.size };
   } catch (err) {
     await unlink(pkgTmp).catch(() => undefined);
     throw toCaissonError(err, 'internal.error');
@@ -140,12 +246,11 @@ async function writeAll(fh: FileHandle, data: Buffer): Promise<void> {
   while (off < data.length) off += (await fh.write(data, off, data.length - off)).bytesWritten;
 }
 
-/** `docker save` into `path`, hashing and inspecting the stream as it goes. */
-async function saveImage(
-  image: Docker.Image,
-  path: string,
-  ref: string,
-): Promise<{ sha256: string; size: number; info: ImageArchiveInfo }> {
+/**
+ * One `docker save` of every ref into `path`, hashing and inspecting the stream as it goes.
+ * The archive's tags must be exactly `refs`: docker save writes the tags it was asked for.
+ */
+async function saveImages(docker: Docker, refs: string[], path: string): Promise<SavedArchive> {
   const out = await createExclusive(path);
   const hash = createHash('sha256');
   const inspector = new ImageArchiveInspector(false);
@@ -153,7 +258,8 @@ async function saveImage(
   try {
     let stream: NodeJS.ReadableStream;
     try {
-      stream = await image.get();
+      // dockerode: GET /images/get?names=a&names=b (one archive, shared layers once)
+      stream = refs.length === 1 ? await docker.getImage(refs[0]!).get() : await (docker as unknown as SaveMany).getImages({ names: refs });
     } catch (err) {
       throw toCaissonError(err, 'docker.error');
     }
@@ -168,11 +274,19 @@ async function saveImage(
     await out.close();
   }
   const result = await inspector.finish();
-  if (!result.info) throw new CaissonError('docker.error', `docker save of ${ref} did not produce a usable archive: ${result.problem ?? 'unknown'}`);
-  if (result.info.repoTags.length !== 1 || result.info.repoTags[0] !== ref) {
-    throw new CaissonError('docker.error', `docker save of ${ref} tagged ${JSON.stringify(result.info.repoTags)}`);
+  const what = refs.join(', ');
+  if (!result.images) throw new CaissonError('docker.error', `docker save of ${what} did not produce a usable archive: ${result.problem ?? 'unknown'}`);
+  if (result.images.some((i) => i.repoTags.length === 0)) throw new CaissonError('docker.error', `docker save of ${what} wrote an untagged image`);
+  const tags = result.images.flatMap((i) => i.repoTags).sort();
+  if (JSON.stringify(tags) !== JSON.stringify([...refs].sort())) {
+    throw new CaissonError('docker.error', `docker save of ${what} tagged ${JSON.stringify(tags)}`);
   }
-  return { sha256: hash.digest('hex'), size, info: result.info };
+  return { sha256: hash.digest('hex'), size, images: result.images };
+}
+
+/** dockerode's getImages (the typings lack it). */
+interface SaveMany {
+  getImages(opts: { names: string[] }): Promise<NodeJS.ReadableStream>;
 }
 
 async function writePackage(path: string, manifest: Buffer, imagePath: string, imageSize: number, sig: Buffer | undefined): Promise<void> {

@@ -53,7 +53,8 @@ export function checkIntegrity(manifest: Manifest, staged: StagedPackage): void 
 export function checkImageArchive(manifest: ServiceManifest, staged: StagedPackage): void {
   const info = staged.imageArchive;
   if (!info) {
-    const why = staged.imageArchiveProblem ?? 'it is not a docker save archive';
+    const several = staged.archiveImages && `it holds ${staged.archiveImages.length} images; a service package holds exactly one`;
+    const why = staged.imageArchiveProblem ?? several ?? 'it is not a docker save archive';
     throw new CaissonError('image.invalid', `${staged.imageFileName} cannot be loaded: ${why}`);
   }
   const want = manifest.image.reference;

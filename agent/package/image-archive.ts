@@ -26,12 +26,15 @@ export const MAX_ARCHIVE_JSON = 1024 * 1024;
 const MAX_KEPT_BYTES = 16 * 1024 * 1024;
 /** Most entries in one archive (a layer is 1–4 entries). */
 const MAX_ENTRIES = 4096;
+/** Most images one archive may hold (a stack package's limit; a service package holds one). */
+export const MAX_IMAGES = 16;
 
 export type ImageArchiveLayout = 'legacy' | 'oci';
 
 /** Runtime settings of an image that the engine reports in `docker image inspect` (.Config). */
 export type ImageRuntimeConfig = Record<string, unknown>;
 
+/** One image of a docker-save archive, as the archive pins it. */
 export interface ImageArchiveInfo {
   /** Digest of the image config (sha256:<hex>), computed from its bytes; the image ID on the classic store. */
   imageId: string;
@@ -45,12 +48,13 @@ export interface ImageArchiveInfo {
   variant?: string;
   /** The config's `config` object (Cmd, Env, …), null when it has none. */
   runtimeConfig: ImageRuntimeConfig | null;
-  /** OCI: image names index.json gives its manifests (io.containerd.image.name), which the containerd store tags. */
+  /** OCI: names index.json gives this image's manifests (io.containerd.image.name), which the containerd store tags. */
   indexNames: string[];
 }
 
 export interface InspectResult {
-  info?: ImageArchiveInfo;
+  /** Every image the archive holds, in manifest.json's order (at least one). */
+  images?: ImageArchiveInfo[];
   problem?: string;
 }
 
@@ -127,7 +131,7 @@ export class ImageArchiveReader {
     }
     if (this.problem) return { problem: this.problem };
     try {
-      return { info: this.analyse() };
+      return { images: this.analyse() };
     } catch (err) {
       return { problem: err instanceof ArchiveProblem ? err.message : describe(err) };
     }
@@ -160,7 +164,7 @@ export class ImageArchiveReader {
     }
   }
 
-  private analyse(): ImageArchiveInfo {
+  private analyse(): ImageArchiveInfo[] {
     if (this.layouts.size > 1) throw new ArchiveProblem('it mixes the legacy and the OCI layout, which docker save never does');
     const layout: ImageArchiveLayout = this.layouts.has('oci') ? 'oci' : 'legacy';
     if (layout === 'oci' && !this.kinds.has('index.json')) throw new ArchiveProblem('its OCI layout has no index.json');
@@ -169,8 +173,14 @@ export class ImageArchiveReader {
     }
     const manifestJson = this.kept.get('manifest.json');
     if (!manifestJson) throw new ArchiveProblem('it has no manifest.json (not a docker save archive)');
-    const entry = parseManifestJson(manifestJson);
+    const images = parseManifestJson(manifestJson).map((entry) => ({ ...this.readImage(entry), layout }));
+    checkDistinct(images);
+    const names = layout === 'oci' ? this.readIndex(images.map((i) => i.imageId)) : new Map<string, string[]>();
+    return images.map((img) => ({ ...img, indexNames: names.get(img.imageId) ?? [] }));
+  }
 
+  /** One image manifest.json lists: its config, read from the archive and hashed here. */
+  private readImage(entry: ManifestJsonEntry): Omit<ImageArchiveInfo, 'layout' | 'indexNames'> {
     const config = this.kept.get(entry.config);
     if (!config) throw new ArchiveProblem(`its manifest.json names the config "${show(entry.config)}", which is not in it`);
     const configHex = createHash('sha256').update(config).digest('hex');
@@ -181,47 +191,72 @@ export class ImageArchiveReader {
     }
     const parsed = parseConfig(config);
     if (parsed.diffIds.length !== entry.layers.length) {
-      throw new ArchiveProblem(`its config lists ${parsed.diffIds.length} layers but manifest.json ${entry.layers.length}`);
+      throw new ArchiveProblem(`its config sha256:${configHex.slice(0, 12)} lists ${parsed.diffIds.length} layers but manifest.json ${entry.layers.length}`);
     }
-    const indexNames = layout === 'oci' ? this.readIndex(`sha256:${configHex}`) : [];
-    return { imageId: `sha256:${configHex}`, repoTags: entry.repoTags, layout, ...parsed, indexNames };
+    return { imageId: `sha256:${configHex}`, repoTags: entry.repoTags, ...parsed };
   }
 
   /**
-   * index.json's names, after checking that every image manifest it leads to (through nested
-   * indexes, for the blobs the archive holds) uses this archive's one config.
+   * The names index.json gives each image (by config digest), after checking that every
+   * image manifest it leads to (through nested indexes, for the blobs the archive holds)
+   * uses a config manifest.json lists, and that it leads to each of them.
    */
-  private readIndex(configDigest: string): string[] {
+  private readIndex(configs: string[]): Map<string, string[]> {
     const index = parseJson(this.kept.get('index.json'), 'index.json') as { manifests?: unknown };
     if (!Array.isArray(index?.manifests)) throw new ArchiveProblem('its index.json lists no manifests');
-    const names: string[] = [];
-    let images = 0;
-    const visit = (descriptors: unknown[], depth: number): void => {
+    const listed = new Set(configs);
+    const reached = new Set<string>();
+    // the configs one descriptor leads to
+    const visit = (descriptors: unknown[], depth: number, found: Set<string>): void => {
       if (depth > 4) throw new ArchiveProblem('its index.json nests indexes too deeply');
-      for (const d of descriptors as Array<{ digest?: unknown; annotations?: Record<string, unknown> }>) {
+      for (const d of descriptors as Array<{ digest?: unknown }>) {
         const m = typeof d?.digest === 'string' ? /^sha256:([0-9a-f]{64})$/.exec(d.digest) : null;
         if (!m) throw new ArchiveProblem('its index.json has a manifest without a sha256 digest');
         const blob = this.kept.get(`blobs/sha256/${m[1]}`);
         if (!blob) continue; // another platform's manifest, not saved
         if (createHash('sha256').update(blob).digest('hex') !== m[1]) throw new ArchiveProblem(`its blob sha256:${m[1]!.slice(0, 12)} does not have that digest`);
         const doc = parseJson(blob, `manifest ${m[1]!.slice(0, 12)}`) as { manifests?: unknown; config?: { digest?: unknown } };
-        if (Array.isArray(doc?.manifests)) visit(doc.manifests, depth + 1);
+        if (Array.isArray(doc?.manifests)) visit(doc.manifests, depth + 1, found);
         else if (doc?.config?.digest !== undefined) {
-          if (doc.config.digest !== configDigest) throw new ArchiveProblem(`its index.json leads to a second image (config ${String(doc.config.digest).slice(0, 19)}); a package holds exactly one`);
-          images++;
+          const config = String(doc.config.digest);
+          if (!listed.has(config)) throw new ArchiveProblem(`its index.json leads to a second image (config ${config.slice(0, 19)}) that manifest.json does not list`);
+          found.add(config);
         }
       }
     };
-    visit(index.manifests, 0);
-    if (images === 0) throw new ArchiveProblem('its index.json leads to no image manifest in it');
+    const names = new Map<string, string[]>(configs.map((c) => [c, []]));
     for (const d of index.manifests as Array<{ annotations?: Record<string, unknown> }>) {
+      const found = new Set<string>();
+      visit([d], 0, found);
+      found.forEach((c) => reached.add(c));
       const name = d?.annotations?.['io.containerd.image.name'];
-      if (name !== undefined) {
-        if (typeof name !== 'string') throw new ArchiveProblem('its index.json has a malformed image name');
-        names.push(name);
-      }
+      if (name === undefined) continue;
+      if (typeof name !== 'string') throw new ArchiveProblem('its index.json has a malformed image name');
+      // a name whose manifest was not saved: with one image it can only be that image's
+      // (as docker save writes it); with several, nobody can tell whose
+      const owners = found.size ? [...found] : configs.length === 1 ? configs : [];
+      if (owners.length === 0) throw new ArchiveProblem(`its index.json names ${JSON.stringify(show(name))} but leads to no image in it`);
+      for (const c of owners) names.get(c)!.push(name);
+    }
+    const missing = configs.find((c) => !reached.has(c));
+    if (missing !== undefined) {
+      throw new ArchiveProblem(configs.length === 1 ? 'its index.json leads to no image manifest in it' : `its index.json leads to no manifest of the image ${missing.slice(0, 19)}`);
     }
     return names;
+  }
+}
+
+/** Each image once, each tag on one image: `docker load` would give a tag to whichever came last. */
+function checkDistinct(images: Array<{ imageId: string; repoTags: string[] }>): void {
+  const ids = new Set<string>();
+  const tags = new Set<string>();
+  for (const img of images) {
+    if (ids.has(img.imageId)) throw new ArchiveProblem(`its manifest.json lists the image ${img.imageId.slice(0, 19)} twice`);
+    ids.add(img.imageId);
+    for (const tag of img.repoTags) {
+      if (tags.has(tag)) throw new ArchiveProblem(`its manifest.json gives the tag ${JSON.stringify(show(tag))} to two images`);
+      tags.add(tag);
+    }
   }
 }
 
@@ -236,11 +271,22 @@ function parseJson(bytes: Buffer | undefined, what: string): unknown {
   }
 }
 
-function parseManifestJson(bytes: Buffer): { config: string; layers: string[]; repoTags: string[] } {
+interface ManifestJsonEntry {
+  config: string;
+  layers: string[];
+  repoTags: string[];
+}
+
+function parseManifestJson(bytes: Buffer): ManifestJsonEntry[] {
   const doc = parseJson(bytes, 'manifest.json');
   if (!Array.isArray(doc)) throw new ArchiveProblem('its manifest.json is not a list');
-  if (doc.length !== 1) throw new ArchiveProblem(`it holds ${doc.length} images; a package holds exactly one`);
-  const entry = doc[0] as { Config?: unknown; RepoTags?: unknown; Layers?: unknown };
+  if (doc.length === 0) throw new ArchiveProblem('its manifest.json lists no image');
+  if (doc.length > MAX_IMAGES) throw new ArchiveProblem(`it holds ${doc.length} images (limit ${MAX_IMAGES})`);
+  return doc.map((e) => parseManifestJsonEntry(e));
+}
+
+function parseManifestJsonEntry(e: unknown): ManifestJsonEntry {
+  const entry = e as { Config?: unknown; RepoTags?: unknown; Layers?: unknown };
   if (typeof entry?.Config !== 'string' || !RULES.some((r) => r.kinds.includes('file') && r.re.test(entry.Config as string)) || !/[0-9a-f]{64}(\.json)?$/.test(entry.Config)) {
     throw new ArchiveProblem('its manifest.json names no image config');
   }

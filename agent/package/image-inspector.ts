@@ -4,8 +4,22 @@ import { once } from 'node:events';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import { describe } from '../errors.js';
 import { ImageArchiveReader, type InspectResult } from './image-archive.js';
+import type { StagedPackage } from './types.js';
 
 export type { InspectResult } from './image-archive.js';
+
+/**
+ * What an inspection found, into the staged package: every image (archiveImages), the only
+ * one when there is exactly one (imageArchive), or why the archive cannot be loaded.
+ */
+export function recordInspection(staged: StagedPackage, result: InspectResult | undefined): void {
+  if (result?.images) {
+    staged.archiveImages = result.images;
+    if (result.images.length === 1) staged.imageArchive = result.images[0]!;
+  } else if (result?.problem) {
+    staged.imageArchiveProblem = result.problem;
+  }
+}
 
 /**
  * Reads a docker-save archive as it streams by (image-archive.ts), optionally gunzipping it

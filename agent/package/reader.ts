@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { CaissonError, toCaissonError } from '../errors.js';
 import { checkEntry, MANIFEST_NAME, SIGNATURE_NAME } from './entry-rules.js';
 import { packageIdOf } from './identity.js';
-import { ImageArchiveInspector, type InspectResult } from './image-inspector.js';
+import { ImageArchiveInspector, recordInspection, type InspectResult } from './image-inspector.js';
 import { parseManifest } from './manifest.js';
 import { MediumStalled, openSource, ReadAhead, withDeadline } from './source.js';
 import { StagingArea, writeAll } from './staging-area.js';
@@ -165,7 +165,6 @@ async function streamPackage(
     imageSize: image.size,
   };
   if (signature) staged.signature = signature;
-  if (image.info?.info) staged.imageArchive = image.info.info;
-  else if (image.info?.problem) staged.imageArchiveProblem = image.info.problem;
+  recordInspection(staged, image.info);
   return staged;
 }

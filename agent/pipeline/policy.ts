@@ -1,22 +1,9 @@
 // Downgrade policy: a service never goes below the highest package_version it has had,
-// and one version means one package, unless the local operator says otherwise.
-import { CaissonError } from '../errors.js';
-import { compareSemver } from '../package/semver.js';
+// and one version means one package, unless the local operator says otherwise
+// (the rule itself: package/version-policy.ts).
+import { checkVersionPolicy } from '../package/version-policy.js';
 import type { Journal } from '../store/journal.js';
 
 export function checkPolicy(journal: Journal, service: string, version: string, packageId: string, allowDowngrade: boolean): void {
-  if (allowDowngrade) return;
-  const installed = journal.installed(service);
-  if (!installed) return;
-  const order = compareSemver(version, installed.highest_version);
-  if (order < 0) {
-    throw new CaissonError('policy.downgrade', `${service} ${version} is older than ${installed.highest_version}, which this device has had`);
-  }
-  if (order === 0 && packageId !== installed.package_id) {
-    throw new CaissonError('policy.downgrade', `${service} ${version} is already installed from a different package (other content); a new version needs a new number`);
-  }
-  if (order === 0 && installed.package_version !== version) {
-    // same precedence, different build metadata: treat as a different package of the same version
-    throw new CaissonError('policy.downgrade', `${service} ${version} has the same precedence as ${installed.highest_version}`);
-  }
+  checkVersionPolicy(journal.installed(service), service, version, packageId, allowDowngrade);
 }

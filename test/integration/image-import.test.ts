@@ -28,9 +28,10 @@ describe('image import on the real engine: identity and tags', function () {
   const pinned = (tar: Buffer) => {
     const r = new ImageArchiveReader();
     r.write(tar);
-    const { info, problem } = r.finish();
+    const { images, problem } = r.finish();
     expect(problem).to.equal(undefined);
-    return info!;
+    expect(images).to.have.length(1);
+    return images![0]!;
   };
 
   before(() => {

@@ -156,3 +156,39 @@ export function twoImageLegacyArchive(ref: string, otherRef: string): Buffer {
   const body = (img: CraftedImage) => img.entries.filter((e) => e.name !== 'manifest.json' && e.name !== 'repositories');
   return craftTar([...body(a), ...body(b), { name: 'manifest.json', data: JSON.stringify(manifests) }]);
 }
+
+export const dataOf = (img: CraftedImage, name: string): string => String((img.entries.find((e) => e.name === name) as { data: string }).data);
+
+/**
+ * Several images in one archive, as `docker save a b c` writes them: each image's files once
+ * (a blob two images share, once), one manifest.json listing them all in this order and, for
+ * the OCI layout, one index.json naming each. All images must be of one layout.
+ */
+export function multiImageArchive(images: CraftedImage[]): Buffer {
+  return craftTar(multiImageEntries(images));
+}
+
+/** The entries of multiImageArchive, to edit before craftTar(). */
+export function multiImageEntries(images: CraftedImage[]): CraftEntry[] {
+  const oci = images[0]!.entries.some((e) => e.name === 'index.json');
+  const shared = new Set(['manifest.json', 'repositories', 'index.json', 'oci-layout']);
+  const seen = new Set<string>();
+  const body: CraftEntry[] = [];
+  for (const img of images) {
+    for (const e of img.entries) {
+      if (shared.has(e.name) || seen.has(e.name)) continue;
+      seen.add(e.name);
+      body.push(e);
+    }
+  }
+  const manifests = images.flatMap((img) => JSON.parse(dataOf(img, 'manifest.json')) as unknown[]);
+  body.push({ name: 'manifest.json', data: JSON.stringify(manifests) });
+  if (oci) {
+    const descriptors = images.flatMap((img) => (JSON.parse(dataOf(img, 'index.json')) as { manifests: unknown[] }).manifests);
+    body.push({ name: 'index.json', data: JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: descriptors }) });
+    body.push({ name: 'oci-layout', data: '{"imageLayoutVersion": "1.0.0"}' });
+  } else {
+    body.push({ name: 'repositories', data: '{}' });
+  }
+  return body;
+}

@@ -85,6 +85,9 @@ describe('package checks', () => {
     delete none.imageArchive;
     none.imageArchiveProblem = 'it holds 2 images; a package holds exactly one';
     expect(() => checkImageArchive(manifest(), none)).to.throw(CaissonError, /2 images/);
+    const two = staged({ archiveImages: [archiveInfo(['example/frontend:1.2.3']), archiveInfo(['example/other:1'])] });
+    delete two.imageArchive;
+    expect(() => checkImageArchive(manifest(), two)).to.throw(CaissonError, /holds 2 images; a service package holds exactly one/).with.property('code', 'image.invalid');
     expect(codeOf(() => checkImageArchive(manifest(), none))).to.equal('image.invalid');
   });
 

@@ -2,16 +2,18 @@
 // writes, and what the archive pins (config digest, diff IDs, platform, settings, names).
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { ImageArchiveReader, judgeLoadedImage, type ImageArchiveInfo, type LoadedImage } from '../../../agent/package/image-archive.js';
-import { craftLayer, craftTar, legacyImage, ociImage, twoImageLegacyArchive, type CraftEntry, type CraftedImage } from '../../support/image-archives.js';
+import { ImageArchiveReader, judgeLoadedImage, MAX_IMAGES, type ImageArchiveInfo, type LoadedImage } from '../../../agent/package/image-archive.js';
+import { craftLayer, craftTar, dataOf, legacyImage, multiImageArchive, multiImageEntries, ociImage, type CraftEntry, type CraftedImage } from '../../support/image-archives.js';
 
 const REF = 'example/app:1.2.3';
 
-/** Feed the archive in small pieces, as a stream would. */
-function read(tar: Buffer): { info?: ImageArchiveInfo; problem?: string } {
+/** Feed the archive in small pieces, as a stream would; `info` is the only image, if one. */
+function read(tar: Buffer): { info?: ImageArchiveInfo; images?: ImageArchiveInfo[]; problem?: string } {
   const r = new ImageArchiveReader();
   for (let i = 0; i < tar.length; i += 700) r.write(tar.subarray(i, i + 700));
-  return r.finish();
+  const { images, problem } = r.finish();
+  if (!images) return { problem: problem! };
+  return images.length === 1 ? { images, info: images[0]! } : { images };
 }
 
 const problemOf = (entries: CraftEntry[]): string | undefined => read(craftTar(entries)).problem;
@@ -37,6 +39,24 @@ describe('image archive rules (image.tar)', () => {
       expect(problem).to.equal(undefined);
       expect(info).to.deep.include({ imageId: img.configDigest, repoTags: [REF], layout: 'oci', diffIds: img.diffIds, indexNames: ['docker.io/example/app:1.2.3'] });
     });
+
+    for (const [layout, craft] of [['legacy', legacyImage], ['OCI', ociImage]] as const) {
+      it(`several images in the ${layout} layout, each with its config digest, diff IDs, tags and names, in manifest.json's order`, () => {
+        const base = craftLayer('base.txt', 'shared base\n');
+        const imgs = ['db', 'api', 'worker'].map((s) => craft({ ref: `example/${s}:2.1.0`, layers: [base, craftLayer(`${s}.txt`, `${s}\n`)], cmd: [`/bin/${s}`] }));
+        const { images, problem } = read(multiImageArchive(imgs));
+        expect(problem).to.equal(undefined);
+        expect(images!.map((i) => i.imageId)).to.deep.equal(imgs.map((i) => i.configDigest));
+        images!.forEach((info, n) => {
+          const s = ['db', 'api', 'worker'][n]!;
+          expect(info).to.deep.include({ repoTags: [`example/${s}:2.1.0`], diffIds: imgs[n]!.diffIds, layout: layout === 'OCI' ? 'oci' : 'legacy' });
+          expect(info.indexNames).to.deep.equal(layout === 'OCI' ? [`docker.io/example/${s}:2.1.0`] : []);
+          expect(info.runtimeConfig).to.deep.equal({ Env: ['PATH=/bin'], Cmd: [`/bin/${s}`] });
+        });
+        // the shared base layer is the first diff ID of each
+        expect(new Set(images!.map((i) => i.diffIds[0])).size).to.equal(1);
+      });
+    }
 
     it('an untagged image (RepoTags null) as having no tags', () => {
       expect(read(craftTar(legacyImage().entries)).info?.repoTags).to.deep.equal([]);
@@ -116,10 +136,34 @@ describe('image archive rules (image.tar)', () => {
         aIndex.manifests.push(...bIndex.manifests);
         const bBlobs = b.entries.filter((e) => e.name.length > 'blobs/sha256/'.length && e.name.startsWith('blobs/sha256/'));
         return [...replace(a, 'index.json', [{ name: 'index.json', data: JSON.stringify(aIndex) }]), ...bBlobs];
-      }, /leads to a second image/],
+      }, /leads to a second image \(config sha256:[0-9a-f]{12}\) that manifest\.json does not list/],
     ];
-    it('two images in manifest.json', () => {
-      expect(read(twoImageLegacyArchive(REF, 'busybox:latest')).problem).to.match(/holds 2 images/);
+    it('an image manifest.json lists twice', () => {
+      const img = legacy();
+      const doc = JSON.parse(manifestJsonOf(img));
+      const twice = [...img.entries.filter((e) => e.name !== 'manifest.json'), { name: 'manifest.json', data: JSON.stringify([doc[0], { ...doc[0], RepoTags: ['example/other:1'] }]) }];
+      expect(problemOf(twice)).to.match(/lists the image sha256:[0-9a-f]{12} twice/);
+    });
+    it('one tag on two images', () => {
+      const a = legacyImage({ ref: REF, layers: [craftLayer('a', 'a')] });
+      const b = legacyImage({ ref: REF, layers: [craftLayer('b', 'b')] });
+      expect(read(multiImageArchive([a, b])).problem).to.match(/gives the tag "example\/app:1\.2\.3" to two images/);
+    });
+    it(`more than ${MAX_IMAGES} images`, () => {
+      const many = Array.from({ length: MAX_IMAGES + 1 }, (_, i) => legacyImage({ ref: `example/s${i}:1`, layers: [craftLayer('x', `${i}`)] }));
+      expect(read(multiImageArchive(many)).problem).to.match(new RegExp(`holds ${MAX_IMAGES + 1} images \\(limit ${MAX_IMAGES}\\)`));
+    });
+    it('an empty manifest.json', () => {
+      const img = legacy();
+      expect(problemOf([...img.entries.filter((e) => e.name !== 'manifest.json'), { name: 'manifest.json', data: '[]' }])).to.match(/lists no image/);
+    });
+    it('an OCI archive whose index.json leads to only one of two images', () => {
+      const a = ociImage({ ref: REF, layers: [craftLayer('a', 'a')] });
+      const b = ociImage({ ref: 'example/b:1', layers: [craftLayer('b', 'b')], cmd: ['/bin/b'] });
+      const tar = multiImageArchive([a, b]);
+      const onlyA = multiImageEntries([a, b]).map((e) => (e.name === 'index.json' ? { name: e.name, data: dataOf(a, 'index.json') } : e));
+      expect(read(tar).problem).to.equal(undefined);
+      expect(read(craftTar(onlyA)).problem).to.match(/leads to no manifest of the image sha256:/);
     });
     for (const [what, make, why] of cases) {
       it(what, () => {
