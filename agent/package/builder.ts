@@ -1,6 +1,8 @@
 // Build an .edgepkg from a local image: `docker save` (through dockerode) into a temporary
 // file while hashing it and reading it with the same strict rules devices apply, then write the package (manifest.toml,
 // image.tar, optional manifest.toml.sig) to a temporary file, fsync it and rename it into place.
+// With --encrypt-to, image.tar is encrypted for those recipients first (encryption.ts) and
+// travels as image.tar.age; the manifest pins both it and the plain image.tar.
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
@@ -12,11 +14,13 @@ import { IMAGE_REFERENCE_PATTERN, NAME_PATTERN, PLATFORM_PATTERN, SEMVER_PATTERN
 import { packageIdOf } from './identity.js';
 import { judgeLoadedImage, type ImageArchiveInfo, type LoadedImage } from './image-archive.js';
 import { renderManifest } from './manifest.js';
+import { ENCRYPTED_SUFFIX, ENCRYPTION_SCHEME, parseRecipient, startEncryption } from './encryption.js';
+import { deviceIdFor } from '../device/identity.js';
 import { ImageArchiveInspector } from './image-inspector.js';
 import { READ_CHUNK } from './source.js';
 import { signManifest } from './signature.js';
 import { tarEnd, tarHeader, tarPadding } from './tar-stream.js';
-import type { Manifest } from './types.js';
+import type { Manifest, ManifestEncryption } from './types.js';
 import { UPDATER_VERSION } from '../version.js';
 
 export interface BuildOptions {
@@ -31,6 +35,8 @@ export interface BuildOptions {
   dockerSocket?: string | undefined;
   /** RFC 3339; now (UTC, whole seconds) by default. */
   createdAt?: string | undefined;
+  /** X25519 public keys (base64, as `caisson device show` prints them) to encrypt the image for. */
+  encryptTo?: string[] | undefined;
 }
 
 export interface BuildResult {
@@ -50,6 +56,7 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
   const minUpdater = opts.minUpdaterVersion ?? UPDATER_VERSION;
   checkInput(minUpdater, SEMVER_PATTERN, '--min-updater-version', 'a semantic version');
   const signKey = opts.signKeyPath ? await readKey(opts.signKeyPath) : undefined;
+  const recipients = (opts.encryptTo ?? []).map(parseRecipient);
 
   const docker = connectDocker(opts.dockerSocket);
   const image = docker.getImage(opts.imageRef);
@@ -75,6 +82,7 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
   const tag = randomBytes(6).toString('hex');
   const imageTmp = join(outDir, `.${basename(opts.out)}.image-${tag}.tmp`);
   const pkgTmp = join(outDir, `.${basename(opts.out)}.${tag}.tmp`);
+  const encTmp = join(outDir, `.${basename(opts.out)}.image-${tag}.age.tmp`);
   try {
     const saved = await saveImage(image, imageTmp, opts.imageRef);
     // the engine's ID is the config digest on the classic store, a manifest digest on the
@@ -83,6 +91,7 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
     if (differs) {
       throw new CaissonError('docker.error', `docker save of ${opts.imageRef} produced another image than ${inspect.Id} (the tag moved?): ${differs}`);
     }
+    const encrypted = recipients.length ? await encryptImage(imageTmp, encTmp, recipients) : undefined;
     const manifest: Manifest = {
       format_version: 1,
       package_type: 'service',
@@ -92,6 +101,7 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
       image: { reference: opts.imageRef, sha256: saved.sha256, size: saved.size },
       compatibility: { min_updater_version: minUpdater },
     };
+    if (encrypted) manifest.encryption = encrypted;
     let manifestText: string;
     try {
       manifestText = renderManifest(manifest);
@@ -100,7 +110,10 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
     }
     const manifestBytes = Buffer.from(manifestText, 'utf8');
     const sig = signKey ? Buffer.from(signManifest(manifestBytes, signKey) + '\n', 'ascii') : undefined;
-    await writePackage(pkgTmp, manifestBytes, imageTmp, saved.size, sig);
+    const entry = encrypted
+      ? { name: `image.tar${ENCRYPTED_SUFFIX}`, path: encTmp, size: encrypted.size }
+      : { name: 'image.tar', path: imageTmp, size: saved.size };
+    await writePackage(pkgTmp, manifestBytes, entry, sig);
     await rename(pkgTmp, opts.out);
     await syncDir(outDir);
     return { out: opts.out, packageId: packageIdOf(manifestBytes, 'image.tar', saved.sha256), imageSha256: saved.sha256, imageSize: saved.size };
@@ -109,7 +122,40 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
     throw toCaissonError(err, 'internal.error');
   } finally {
     await unlink(imageTmp).catch(() => undefined);
+    await unlink(encTmp).catch(() => undefined);
   }
+}
+
+/** Encrypt the saved image into `path` for `recipients`, hashing the encrypted entry as it is written. */
+async function encryptImage(imagePath: string, path: string, recipients: Buffer[]): Promise<ManifestEncryption> {
+  const { header, sealer } = startEncryption(recipients);
+  const out = await createExclusive(path);
+  const hash = createHash('sha256');
+  let size = 0;
+  const emit = async (b: Buffer): Promise<void> => {
+    hash.update(b);
+    size += b.length;
+    await writeAll(out, b);
+  };
+  try {
+    await emit(header);
+    const src = await open(imagePath, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    try {
+      const buf = Buffer.allocUnsafe(READ_CHUNK);
+      for (;;) {
+        const { bytesRead } = await src.read(buf, 0, READ_CHUNK, null);
+        if (bytesRead === 0) break;
+        await emit(sealer.push(buf.subarray(0, bytesRead)));
+      }
+    } finally {
+      await src.close();
+    }
+    await emit(sealer.finish());
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+  return { scheme: ENCRYPTION_SCHEME, recipients: recipients.map(deviceIdFor), sha256: hash.digest('hex'), size };
 }
 
 function checkInput(value: string, pattern: RegExp, flag: string, what: string): void {
@@ -175,14 +221,20 @@ async function saveImage(
   return { sha256: hash.digest('hex'), size, info: result.info };
 }
 
-async function writePackage(path: string, manifest: Buffer, imagePath: string, imageSize: number, sig: Buffer | undefined): Promise<void> {
+async function writePackage(
+  path: string,
+  manifest: Buffer,
+  image: { name: string; path: string; size: number },
+  sig: Buffer | undefined,
+): Promise<void> {
+  const { path: imagePath, size: imageSize } = image;
   const out = await createExclusive(path);
   const emit = (b: Buffer): Promise<void> => writeAll(out, b);
   try {
     await emit(tarHeader({ name: 'manifest.toml', size: manifest.length }));
     await emit(manifest);
     await emit(tarPadding(manifest.length));
-    await emit(tarHeader({ name: 'image.tar', size: imageSize }));
+    await emit(tarHeader({ name: image.name, size: imageSize }));
     const src = await open(imagePath, fsc.O_RDONLY | fsc.O_NOFOLLOW);
     try {
       let copied = 0;

@@ -11,6 +11,7 @@ import {
   firstIssue,
 } from '../config/patterns.js';
 import { isSemver } from './semver.js';
+import { ENCRYPTION_SCHEME, MAX_RECIPIENTS } from './encryption.js';
 import type { Manifest } from './types.js';
 
 export const MAX_MANIFEST_BYTES = 64 * 1024;
@@ -29,6 +30,9 @@ export function isRfc3339(text: string): boolean {
   if (m[9] !== undefined && (Number(m[9]) > 23 || Number(m[10]) > 59)) return false;
   return true;
 }
+
+/** A recipient as manifests name it: deviceIdFor() of its public key. */
+const RECIPIENT_ID = /^[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}$/;
 
 const name = (what: string) => v.pipe(v.string(), v.regex(NAME_PATTERN, `${what} must match [a-z0-9][a-z0-9_.-]{0,62}`));
 const semver = (what: string) => v.pipe(v.string(), v.check(isSemver, `${what} must be a semantic version like 1.2.3`));
@@ -55,6 +59,19 @@ const ManifestSchema = v.strictObject({
   compatibility: v.strictObject({
     min_updater_version: semver('compatibility.min_updater_version'),
   }),
+  // the image entry is encrypted (encryption.ts); [image] still pins the plaintext archive
+  encryption: v.optional(
+    v.strictObject({
+      scheme: v.literal(ENCRYPTION_SCHEME),
+      recipients: v.pipe(
+        v.array(v.pipe(v.string(), v.regex(RECIPIENT_ID, 'encryption.recipients entries must be device IDs like k3xq-7h2m-pa4d-9wzt'))),
+        v.minLength(1, 'encryption.recipients must list at least one recipient'),
+        v.maxLength(MAX_RECIPIENTS, `encryption.recipients may list at most ${MAX_RECIPIENTS} recipients`),
+      ),
+      sha256: v.pipe(v.string(), v.regex(SHA256_HEX_PATTERN, 'encryption.sha256 must be 64 lower-case hex digits')),
+      size: v.pipe(v.number(), v.integer('encryption.size must be an integer'), v.minValue(1), v.maxValue(Number.MAX_SAFE_INTEGER)),
+    }),
+  ),
 });
 
 /** Parse and validate the exact bytes of manifest.toml. */
@@ -85,6 +102,10 @@ export function parseManifest(bytes: Buffer): Manifest {
   if (typeof pt === 'string' && pt !== 'service') {
     throw new CaissonError('manifest.unsupported_type', `manifest.toml has package_type "${printable(pt)}"; this device accepts "service" only`);
   }
+  const scheme = (top['encryption'] as Record<string, unknown> | undefined)?.['scheme'];
+  if (typeof scheme === 'string' && scheme !== ENCRYPTION_SCHEME) {
+    throw new CaissonError('crypto.unsupported_scheme', `manifest.toml declares encryption scheme "${printable(scheme)}"; this device reads "${ENCRYPTION_SCHEME}" only`);
+  }
   const result = v.safeParse(ManifestSchema, raw);
   if (!result.success) {
     throw new CaissonError('manifest.invalid', `manifest.toml: ${firstIssue(result.issues)}`);
@@ -101,6 +122,7 @@ export function parseManifest(bytes: Buffer): Manifest {
   };
   if (m.image.sha256 !== undefined) manifest.image.sha256 = m.image.sha256;
   if (m.image.size !== undefined) manifest.image.size = m.image.size;
+  if (m.encryption) manifest.encryption = { ...m.encryption, recipients: [...m.encryption.recipients] };
   return manifest;
 }
 
@@ -114,6 +136,7 @@ export function renderManifest(m: Manifest): string {
     target: { ...m.target },
     image: { ...m.image },
     compatibility: { ...m.compatibility },
+    ...(m.encryption ? { encryption: { ...m.encryption } } : {}),
   };
   const text = stringifyToml(doc).replace(/\n*$/, '\n');
   parseManifest(Buffer.from(text, 'utf8'));

@@ -22,6 +22,8 @@ export interface StagedPackage {
    * for image.tar.gz only after the signature and pins were checked (validate.ts, inflate.ts).
    */
   imageArchive?: ImageArchiveInfo;
+  /** Set when the image entry was encrypted (image.tar.age): what was decrypted, and from what. */
+  encryption?: { entryName: string; sha256: string; size: number; recipients: number };
   /** Why imageArchive is missing (not a docker-save archive, several images, …), when known. */
   imageArchiveProblem?: string;
 }
@@ -36,6 +38,17 @@ export interface Manifest {
   target: { service: string; service_revision: string; platform: string };
   image: { reference: string; sha256?: string; size?: number };
   compatibility: { min_updater_version: string };
+  /** The image entry is encrypted: how, for whom, and what exactly (the encrypted entry). */
+  encryption?: ManifestEncryption;
+}
+
+export interface ManifestEncryption {
+  scheme: 'age-v1-x25519';
+  /** Recipient IDs (deviceIdFor of each public key), in the order of the header's stanzas. */
+  recipients: string[];
+  /** SHA-256 and size of the encrypted entry as it is in the package. */
+  sha256: string;
+  size: number;
 }
 
 export interface StageLimits {
