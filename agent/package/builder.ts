@@ -14,7 +14,7 @@ import { IMAGE_REFERENCE_PATTERN, NAME_PATTERN, PLATFORM_PATTERN, SEMVER_PATTERN
 import { packageIdOf } from './identity.js';
 import { judgeLoadedImage, type ImageArchiveInfo, type LoadedImage } from './image-archive.js';
 import { renderManifest } from './manifest.js';
-import { ENCRYPTED_SUFFIX, ENCRYPTION_SCHEME, parseRecipient, startEncryption } from './encryption.js';
+import { ENCRYPTED_SUFFIX, ENCRYPTION_SCHEME, MAX_RECIPIENTS, parseRecipient, startEncryption } from './encryption.js';
 import { deviceIdFor } from '../device/identity.js';
 import { ImageArchiveInspector } from './image-inspector.js';
 import { READ_CHUNK } from './source.js';
@@ -45,6 +45,8 @@ export interface BuildResult {
   packageId: string;
   imageSha256: string;
   imageSize: number;
+  /** Recipients the image was encrypted for (absent: not encrypted). */
+  encryptedFor?: number;
 }
 
 export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
@@ -57,6 +59,10 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
   checkInput(minUpdater, SEMVER_PATTERN, '--min-updater-version', 'a semantic version');
   const signKey = opts.signKeyPath ? await readKey(opts.signKeyPath) : undefined;
   const recipients = (opts.encryptTo ?? []).map(parseRecipient);
+  if (new Set(recipients.map((r) => r.toString('hex'))).size !== recipients.length) {
+    throw new CaissonError('usage.invalid', '--encrypt-to names the same key twice');
+  }
+  if (recipients.length > MAX_RECIPIENTS) throw new CaissonError('usage.invalid', `--encrypt-to names ${recipients.length} keys; at most ${MAX_RECIPIENTS}`);
 
   const docker = connectDocker(opts.dockerSocket);
   const image = docker.getImage(opts.imageRef);
@@ -116,7 +122,9 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
     await writePackage(pkgTmp, manifestBytes, entry, sig);
     await rename(pkgTmp, opts.out);
     await syncDir(outDir);
-    return { out: opts.out, packageId: packageIdOf(manifestBytes, 'image.tar', saved.sha256), imageSha256: saved.sha256, imageSize: saved.size };
+    const result: BuildResult = { out: opts.out, packageId: packageIdOf(manifestBytes, 'image.tar', saved.sha256), imageSha256: saved.sha256, imageSize: saved.size };
+    if (encrypted) result.encryptedFor = encrypted.recipients.length;
+    return result;
   } catch (err) {
     await unlink(pkgTmp).catch(() => undefined);
     throw toCaissonError(err, 'internal.error');
