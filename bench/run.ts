@@ -22,6 +22,8 @@ const WORK = process.env.BENCH_DIR ?? '/var/tmp/caisson-bench';
 /** The stack case: three services with this many MiB of images together (0 skips it). */
 const STACK_MB = Number(process.env.BENCH_STACK_MB ?? 200);
 const SIZES = (process.env.BENCH_SIZES ?? '10,200,1024').split(',').map((s) => Number(s.trim())).filter((n) => n > 0);
+/** Sizes of the encrypted case (issue 14): BENCH_ENCRYPTED_SIZES=200,1024 by default; empty = none. */
+const ENCRYPTED_SIZES = (process.env.BENCH_ENCRYPTED_SIZES ?? '200,1024').split(',').map((s) => Number(s.trim())).filter((n) => n > 0);
 const CONTAINER = 'caisson-bench-web';
 const STH = 'caisson-bench-sth';
 const REPO_REF = 'caisson-bench-web';
@@ -341,6 +343,99 @@ async function benchSize(sizeMb: number, index: number): Promise<SizeResult> {
   };
 }
 
+interface EncryptedResult {
+  size_mb: number;
+  package_bytes: number;
+  raw_ms: number;
+  caisson_ms: number;
+  ratio_vs_raw: number;
+  caisson_max_rss_kb?: number;
+  stage_ms?: number;
+  raw_runs_ms: number[];
+  caisson_runs_ms: number[];
+}
+
+/**
+ * An encrypted package (one recipient: this bench's device key) against the raw path for the
+ * same image unencrypted (`tar -xO | docker load; rm -f; run; health`), alternating.
+ */
+async function benchEncrypted(sizeMb: number, index: number): Promise<EncryptedResult> {
+  const label = `enc-${sizeMb}mb`;
+  const newRef = `${REPO_REF}:3.0.${index}-${label}`;
+  const plainPkg = join(WORK, `web-${label}-plain.edgepkg`);
+  const pkg = join(WORK, `web-${label}.edgepkg`);
+  const need = sizeMb * MiB * 6 + 1024 * MiB;
+  if (freeBytes(WORK) < need) throw new Error(`not enough free disk for the encrypted ${sizeMb} MB case: need ${Math.round(need / MiB)} MiB in ${WORK}`);
+  const deviceDir = join(WORK, 'device');
+  mkdirSync(deviceDir, { recursive: true });
+  writeFileSync(join(deviceDir, 'agent.toml'), '');
+  const shown = JSON.parse((await must(process.execPath, [CLI, 'device', 'show', '--json', '--config', join(deviceDir, 'agent.toml')])).stdout) as { public_key: string };
+
+  log(`${label}: building image ${newRef} and its plain and encrypted packages`);
+  await buildImage(newRef, `3.0.${index}`, Math.max(0, sizeMb * MiB - 2 * MiB), 'healthy', WORK);
+  const build = (out: string, extra: string[]) => must(process.execPath, [CLI, 'package', 'build', '--image', newRef, '--service', 'web', '--service-revision', 'web-v1',
+    '--platform', 'linux/amd64', '--version', `3.0.${index}`, '-o', out, ...extra]);
+  await build(plainPkg, []);
+  await build(pkg, ['--encrypt-to', shown.public_key]);
+  await must('docker', ['rmi', newRef]);
+  const bytes = statSync(pkg).size;
+  const reset = async (file: string) => {
+    await quietDocker('rm', '-f', CONTAINER, `${CONTAINER}.caisson-prev`);
+    await quietDocker('rmi', newRef);
+    await startService(BASE_REF);
+    await must('sh', ['-c', 'cat "$1" > /dev/null', 'sh', file]);
+    await must('sync', []);
+  };
+  const raws: number[] = [];
+  const loads: Run[] = [];
+  const stages: number[] = [];
+  const reps = Number(process.env.BENCH_REPS ?? (sizeMb >= 1000 ? 2 : 3));
+  for (let rep = 0; rep < reps; rep++) {
+    log(`${label}: raw docker path, plain image (${rep + 1}/${reps})`);
+    await reset(plainPkg);
+    const r0 = Date.now();
+    await must('sh', ['-c', 'tar -xOf "$1" image.tar | docker load', 'sh', plainPkg]);
+    await must('docker', ['rm', '-f', CONTAINER]);
+    await must('docker', ['run', '-d', '--name', CONTAINER, ...runOptions, newRef]);
+    await waitHealthyLikeAPerson(url(PORT), HC.pollSecs * 1000, HC.stableSecs * 1000, HC.timeoutSecs * 1000);
+    raws.push(Date.now() - r0);
+
+    log(`${label}: caisson package load of the encrypted package (${rep + 1}/${reps})`);
+    await reset(pkg);
+    const r = await caisson(['package', 'load', '--yes', '--json', ...common(freshState(`load-${label}`)), '--config', join(deviceDir, 'agent.toml'), pkg], { rss: true });
+    const res = JSON.parse(r.stdout) as { outcome: string; steps: Step[] };
+    if (res.outcome !== 'committed') throw new Error(`encrypted load said ${res.outcome}: ${r.stdout}\n${r.stderr}`);
+    loads.push(r);
+    const st = span(res.steps, 'received', 'staged');
+    if (st !== undefined) stages.push(st);
+  }
+  await quietDocker('rm', '-f', CONTAINER, `${CONTAINER}.caisson-prev`);
+  await quietDocker('rmi', newRef);
+  rmSync(pkg, { force: true });
+  rmSync(plainPkg, { force: true });
+  for (const d of readdirSync(WORK)) if (d.startsWith('state-')) rmSync(join(WORK, d), { recursive: true, force: true });
+  const raw = median(raws);
+  const ms = median(loads.map((x) => x.ms));
+  const rss = Math.max(...loads.map((x) => x.maxRssKb ?? 0)) || undefined;
+  return {
+    size_mb: sizeMb, package_bytes: bytes, raw_ms: raw, caisson_ms: ms, ratio_vs_raw: ms / raw, caisson_max_rss_kb: rss,
+    stage_ms: stages.length ? median(stages) : undefined, raw_runs_ms: raws, caisson_runs_ms: loads.map((x) => x.ms),
+  };
+}
+
+function printEncrypted(results: EncryptedResult[]): void {
+  if (!results.length) return;
+  const pass = (ok: boolean) => (ok ? ' ok' : ' MISS');
+  console.log('\n=== encrypted packages (issue 14): caisson load of image.tar.age vs raw docker load of the plain image ===');
+  console.log(table([
+    ['size', 'raw docker', 'caisson (encrypted)', 'ratio (goal ≤ 1.20×)', 'stage (decrypt) ', 'peak RSS (goal < 120 MiB)'],
+    ...results.map((r) => [
+      `${r.size_mb} MiB`, fmtMs(r.raw_ms), fmtMs(r.caisson_ms), `${r.ratio_vs_raw.toFixed(2)}×${pass(r.ratio_vs_raw <= 1.2)}`, fmtMs(r.stage_ms),
+      `${r.caisson_max_rss_kb ? (r.caisson_max_rss_kb / 1024).toFixed(1) : '-'}${pass((r.caisson_max_rss_kb ?? Infinity) / 1024 < 120)}`,
+    ]),
+  ]));
+}
+
 interface InboxResult {
   rename_to_received_ms: number[];
   copy_to_received_ms?: number;
@@ -454,6 +549,7 @@ async function main(): Promise<void> {
   ].join('\n'));
   await cleanup();
   const results: SizeResult[] = [];
+  const encrypted: EncryptedResult[] = [];
   let inbox: InboxResult | undefined;
   let stack: StackResult | undefined;
   try {
@@ -475,17 +571,23 @@ async function main(): Promise<void> {
       stack = await benchStack({ cli: CLI, work: WORK, health: HC, freshState, log }, STACK_MB);
       printStack(stack);
     }
+    for (const [i, size] of ENCRYPTED_SIZES.entries()) {
+      encrypted.push(await benchEncrypted(size, i));
+      printEncrypted(encrypted.slice(-1));
+    }
   } finally {
     await cleanup();
-    for (const f of readdirSync(WORK)) if (f.endsWith('.edgepkg') || f.startsWith('state-')) rmSync(join(WORK, f), { recursive: true, force: true });
+    for (const f of readdirSync(WORK)) if (f.endsWith('.edgepkg') || f.startsWith('state-') || f === 'device') rmSync(join(WORK, f), { recursive: true, force: true });
   }
   const summary = printSummary(results, inbox, stack);
+  printEncrypted(encrypted);
   const out = {
     measured_at: new Date().toISOString(),
     machine: machine(),
     load_average_before: load,
     health_check: HC,
     sizes: results,
+    encrypted,
     inbox,
     stack,
     targets: summary,

@@ -58,6 +58,8 @@ export async function runAgent(opts: RunAgentOptions = {}): Promise<void> {
           stateDir: config.stateDir,
           dockerSocket: config.dockerSocket,
           trustedKeysDir: config.trustedKeysDir,
+          configDir: config.configDir,
+          requireEncryption: config.requireEncryption,
           composeCommand: config.composeCommand,
           log: logger,
           progress: emittingProgress(bus),

@@ -10,6 +10,7 @@ import { createLogger, type Logger } from '../log/logger.js';
 import { createProgress } from '../log/progress.js';
 import { buildPackage, buildStackPackage, type StackMemberInput } from '../package/builder.js';
 import { CaissonError } from '../errors.js';
+import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfig } from '../config/agent.js';
 import { removeLeftoverStaging } from '../store/staging.js';
 import { emit, existingPackagePath, runCommand, withCommonOptions, type CommonOptions } from './common.js';
 import { resultLine } from './format.js';
@@ -17,7 +18,7 @@ import { resultLine } from './format.js';
 export function packageCommand(): Command {
   const pkg = new Command('package').description('validate, apply, build and clean up update packages');
 
-  withCommonOptions(pkg.command('validate').argument('<pkg>', '.edgepkg file').description('check a package without changing anything'))
+  withDeviceConfig(withCommonOptions(pkg.command('validate').argument('<pkg>', '.edgepkg file').description('check a package without changing anything')))
     .option('--allow-downgrade', 'accept an older version (local operator only)', false)
     .action((file: string, opts: CommonOptions & { allowDowngrade: boolean }) =>
       runCommand(opts, async () => {
@@ -33,7 +34,7 @@ export function packageCommand(): Command {
       }),
     );
 
-  withCommonOptions(pkg.command('load').argument('<pkg>', '.edgepkg file').description('validate, import, apply, health-check, commit or roll back'))
+  withDeviceConfig(withCommonOptions(pkg.command('load').argument('<pkg>', '.edgepkg file').description('validate, import, apply, health-check, commit or roll back')))
     .option('-y, --yes', 'do not ask for confirmation', false)
     .option('--allow-downgrade', 'accept an older version (local operator only)', false)
     .action((file: string, opts: CommonOptions & { yes: boolean; allowDowngrade: boolean }) =>
@@ -66,6 +67,7 @@ export function packageCommand(): Command {
     .requiredOption('-o, --out <file>', 'output .edgepkg')
     .option('--min-updater-version <semver>', 'oldest Caisson that may apply it', '0.1.0')
     .option('--sign <keyfile>', 'Ed25519 private key (PEM) to sign manifest.toml with')
+    .option('--encrypt-to <pubkey...>', 'encrypt the image for these X25519 public keys (base64, as `caisson device show` prints them; device keys or a fleet key)')
     .action((opts: CommonOptions & BuildFlags) =>
       runCommand(opts, async () => {
         const common = {
@@ -75,9 +77,11 @@ export function packageCommand(): Command {
           minUpdaterVersion: opts.minUpdaterVersion,
           signKeyPath: opts.sign,
           dockerSocket: opts.dockerSocket,
+          encryptTo: opts.encryptTo,
         };
         const built = opts.stack !== undefined ? await buildStackPackage({ ...common, stack: opts.stack, members: stackMembers(opts) }) : await buildPackage({ ...common, ...serviceFlags(opts) });
-        emit(opts, built, `built ${built.out} (package ${built.packageId}, image ${built.imageSize} bytes)`);
+        const sealed = built.encryptedFor ? `, encrypted for ${built.encryptedFor} recipient${built.encryptedFor === 1 ? '' : 's'}` : '';
+        emit(opts, built, `built ${built.out} (package ${built.packageId}, image ${built.imageSize} bytes${sealed})`);
         return 0;
       }),
     );
@@ -109,6 +113,7 @@ interface BuildFlags {
   out: string;
   minUpdaterVersion?: string;
   sign?: string;
+  encryptTo?: string[];
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -142,8 +147,14 @@ function stackMembers(opts: BuildFlags): StackMemberInput[] {
   });
 }
 
+/** agent.toml for commands that open packages: the device key's folder and require_encryption. */
+function withDeviceConfig(cmd: Command): Command {
+  const env = process.env['CAISSON_CONFIG'];
+  return cmd.option('--config <file>', 'agent.toml: its folder holds device.key; require_encryption (env CAISSON_CONFIG)', env ? env : DEFAULT_AGENT_CONFIG_PATH);
+}
+
 /** Open the pipeline for a changing command: take the lock, then finish what a crash left open. */
-export async function openForChange(opts: CommonOptions, purpose: string): Promise<Pipeline> {
+export async function openForChange(opts: CommonOptions & { config?: string }, purpose: string): Promise<Pipeline> {
   const { pipeline } = await openAndRecover(opts, purpose);
   return pipeline;
 }
@@ -152,13 +163,17 @@ export async function openForChange(opts: CommonOptions, purpose: string): Promi
  * Open the pipeline and finish what a crash left open. `announceRecovered` says each
  * recovered update on stderr; `caisson recover` turns them into its result instead.
  */
-export async function openAndRecover(opts: CommonOptions, purpose: string, announceRecovered = true): Promise<{ pipeline: Pipeline; recovered: UpdateResult[] }> {
+export async function openAndRecover(opts: CommonOptions & { config?: string }, purpose: string, announceRecovered = true): Promise<{ pipeline: Pipeline; recovered: UpdateResult[] }> {
+  // agent.toml says where the device key is and whether plain packages are refused
+  const device = opts.config ? loadAgentConfig(opts.config) : undefined;
   const log = cliLogger(opts.stateDir, purpose, opts.json);
   const pipeline = await openPipeline({
     servicesPath: opts.services,
     stateDir: opts.stateDir,
     trustedKeysDir: opts.trustedKeys,
     dockerSocket: opts.dockerSocket,
+    configDir: device?.configDir,
+    requireEncryption: device?.requireEncryption,
     lockPurpose: purpose,
     log,
     progress: createProgress(process.stderr, !opts.json),

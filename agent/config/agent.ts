@@ -36,6 +36,8 @@ const AgentConfigSchema = v.strictObject({
   docker_socket: v.optional(absolutePath('docker_socket')),
   compose_command: v.optional(v.picklist(['auto', 'docker compose', 'docker-compose']), 'auto'),
   /** What kind of device this is (shown with the device ID; packages may target it later). */
+  /** Refuse packages whose image is not encrypted (policy.encryption_required). */
+  require_encryption: v.optional(v.boolean(), false),
   device_class: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'device_class must be [A-Za-z0-9][A-Za-z0-9_.-]*, at most 64 characters')), 'default'),
   web: v.optional(WebConfigSchema, {}),
   led: v.optional(
@@ -101,6 +103,7 @@ export interface AgentConfig {
   housekeepingCron: string;
   historyRetentionDays: number;
   deviceClass: string;
+  requireEncryption: boolean;
   /** Where device.key, device.json and web-password live: the folder of agent.toml. */
   configDir: string;
   web: WebConfig;
@@ -169,6 +172,7 @@ function toConfig(raw: RawAgentConfig, source: string): AgentConfig {
     housekeepingCron: s.housekeeping,
     historyRetentionDays: s.history_retention_days,
     deviceClass: raw.device_class,
+    requireEncryption: raw.require_encryption,
     configDir: source === 'defaults' ? dirname(DEFAULT_AGENT_CONFIG_PATH) : dirname(source),
     web: toWebConfig(raw.web),
     source,

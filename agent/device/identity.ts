@@ -7,7 +7,7 @@
 //   device.json  {"id", "public_key", "created_at"}: what may be shown to anyone
 // The ID is derived from the public key (SHA-256, first 80 bits, base32 in four groups),
 // so anyone holding the public key can check that an ID belongs to it.
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, linkSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CaissonError, describe } from '../errors.js';
@@ -74,6 +74,15 @@ export function readDeviceIdentity(configDir: string): DeviceIdentity | undefine
     return identity;
   }
   return { ...identity, created_at: info.created_at };
+}
+
+/**
+ * The device's private key, to decrypt packages encrypted for it (package/encryption.ts);
+ * undefined on a device that never started. It is read, never copied anywhere.
+ */
+export function readDevicePrivateKey(configDir: string): KeyObject | undefined {
+  if (!readDeviceIdentity(configDir)) return undefined; // checks the file, tightens its mode
+  return createPrivateKey(readKey(join(configDir, DEVICE_KEY_FILE)));
 }
 
 /** The ID for a raw 32-byte public key. */

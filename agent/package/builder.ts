@@ -2,7 +2,9 @@
 // file while hashing it and reading it with the same strict rules devices apply, then write
 // the package (manifest.toml, image.tar, optional manifest.toml.sig) to a temporary file,
 // fsync it and rename it into place. A service package holds one image; a stack package the
-// images of all its services, saved together.
+// images of all its services, saved together. With --encrypt-to, image.tar is encrypted for
+// those recipients first (encryption.ts) and travels as image.tar.age; the manifest pins both
+// it and the plain image.tar.
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
@@ -14,11 +16,13 @@ import { IMAGE_REFERENCE_PATTERN, NAME_PATTERN, PLATFORM_PATTERN, SEMVER_PATTERN
 import { packageIdOf } from './identity.js';
 import { judgeLoadedImage, type ImageArchiveInfo, type LoadedImage } from './image-archive.js';
 import { renderManifest } from './manifest.js';
+import { ENCRYPTED_SUFFIX, ENCRYPTION_SCHEME, MAX_RECIPIENTS, parseRecipient, startEncryption } from './encryption.js';
+import { deviceIdFor } from '../device/identity.js';
 import { ImageArchiveInspector } from './image-inspector.js';
 import { READ_CHUNK } from './source.js';
 import { signManifest } from './signature.js';
 import { tarEnd, tarHeader, tarPadding } from './tar-stream.js';
-import { MAX_STACK_SERVICES, type Manifest, type ManifestCommon, type ServiceManifest, type StackManifest } from './types.js';
+import { MAX_STACK_SERVICES, type Manifest, type ManifestCommon, type ManifestEncryption, type ServiceManifest, type StackManifest } from './types.js';
 import { UPDATER_VERSION } from '../version.js';
 
 export interface BuildOptions {
@@ -33,6 +37,8 @@ export interface BuildOptions {
   dockerSocket?: string | undefined;
   /** RFC 3339; now (UTC, whole seconds) by default. */
   createdAt?: string | undefined;
+  /** X25519 public keys (base64, as `caisson device show` prints them) to encrypt the image for. */
+  encryptTo?: string[] | undefined;
 }
 
 export interface BuildResult {
@@ -41,6 +47,8 @@ export interface BuildResult {
   packageId: string;
   imageSha256: string;
   imageSize: number;
+  /** Recipients the image was encrypted for (absent: not encrypted). */
+  encryptedFor?: number;
 }
 
 export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
@@ -50,7 +58,7 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
   const common = await commonInputs(opts);
   const docker = connectDocker(opts.dockerSocket);
   const inspect = await inspectLocal(docker, opts.imageRef, opts.platform);
-  return writeBuilt(opts.out, docker, [opts.imageRef], common.signKey, (saved) => {
+  return writeBuilt(opts.out, docker, [opts.imageRef], common, (saved) => {
     savedImageOf(saved, opts.imageRef, inspect);
     const manifest: ServiceManifest = {
       ...common.manifest,
@@ -101,7 +109,7 @@ export async function buildStackPackage(opts: StackBuildOptions): Promise<BuildR
   const refs = [...new Set(opts.members.map((m) => m.imageRef))];
   const inspects = new Map<string, Docker.ImageInspectInfo>();
   for (const ref of refs) inspects.set(ref, await inspectLocal(docker, ref, opts.platform));
-  return writeBuilt(opts.out, docker, refs, common.signKey, (saved) => {
+  return writeBuilt(opts.out, docker, refs, common, (saved) => {
     const manifest: StackManifest = {
       ...common.manifest,
       package_type: 'stack',
@@ -119,14 +127,27 @@ export async function buildStackPackage(opts: StackBuildOptions): Promise<BuildR
   });
 }
 
+interface CommonInputs {
+  manifest: ManifestCommon;
+  signKey: Buffer | undefined;
+  /** X25519 public keys to encrypt the image for; empty: not encrypted. */
+  recipients: Buffer[];
+}
+
 /** The inputs every package type takes, checked, and the manifest keys they make. */
-async function commonInputs(opts: Pick<BuildOptions, 'platform' | 'version' | 'minUpdaterVersion' | 'signKeyPath' | 'createdAt'>): Promise<{ manifest: ManifestCommon; signKey: Buffer | undefined }> {
+async function commonInputs(opts: Pick<BuildOptions, 'platform' | 'version' | 'minUpdaterVersion' | 'signKeyPath' | 'createdAt' | 'encryptTo'>): Promise<CommonInputs> {
   checkInput(opts.platform, PLATFORM_PATTERN, '--platform', 'like linux/amd64');
   checkInput(opts.version, SEMVER_PATTERN, '--version', 'a semantic version like 1.2.3');
   const minUpdater = opts.minUpdaterVersion ?? UPDATER_VERSION;
   checkInput(minUpdater, SEMVER_PATTERN, '--min-updater-version', 'a semantic version');
   const signKey = opts.signKeyPath ? await readKey(opts.signKeyPath) : undefined;
+  const recipients = (opts.encryptTo ?? []).map(parseRecipient);
+  if (new Set(recipients.map((r) => r.toString('hex'))).size !== recipients.length) {
+    throw new CaissonError('usage.invalid', '--encrypt-to names the same key twice');
+  }
+  if (recipients.length > MAX_RECIPIENTS) throw new CaissonError('usage.invalid', `--encrypt-to names ${recipients.length} keys; at most ${MAX_RECIPIENTS}`);
   return {
+    recipients,
     manifest: {
       format_version: 1,
       package_version: opts.version,
@@ -188,16 +209,19 @@ async function writeBuilt(
   out: string,
   docker: Docker,
   refs: string[],
-  signKey: Buffer | undefined,
+  { signKey, recipients }: CommonInputs,
   manifestFor: (saved: SavedArchive) => Manifest,
 ): Promise<BuildResult> {
   const outDir = dirname(out);
   const tag = randomBytes(6).toString('hex');
   const imageTmp = join(outDir, `.${basename(out)}.image-${tag}.tmp`);
   const pkgTmp = join(outDir, `.${basename(out)}.${tag}.tmp`);
+  const encTmp = join(outDir, `.${basename(out)}.image-${tag}.age.tmp`);
   try {
     const saved = await saveImages(docker, refs, imageTmp);
     const manifest = manifestFor(saved);
+    const encrypted = recipients.length ? await encryptImage(imageTmp, encTmp, recipients) : undefined;
+    if (encrypted) manifest.encryption = encrypted;
     let manifestText: string;
     try {
       manifestText = renderManifest(manifest);
@@ -206,16 +230,54 @@ async function writeBuilt(
     }
     const manifestBytes = Buffer.from(manifestText, 'utf8');
     const sig = signKey ? Buffer.from(signManifest(manifestBytes, signKey) + '\n', 'ascii') : undefined;
-    await writePackage(pkgTmp, manifestBytes, imageTmp, saved.size, sig);
+    const entry = encrypted
+      ? { name: `image.tar${ENCRYPTED_SUFFIX}`, path: encTmp, size: encrypted.size }
+      : { name: 'image.tar', path: imageTmp, size: saved.size };
+    await writePackage(pkgTmp, manifestBytes, entry, sig);
     await rename(pkgTmp, out);
     await syncDir(outDir);
-    return { out, packageId: packageIdOf(manifestBytes, 'image.tar', saved.sha256), imageSha256: saved.sha256, imageSize: saved.size };
+    const result: BuildResult = { out, packageId: packageIdOf(manifestBytes, 'image.tar', saved.sha256), imageSha256: saved.sha256, imageSize: saved.size };
+    if (encrypted) result.encryptedFor = encrypted.recipients.length;
+    return result;
   } catch (err) {
     await unlink(pkgTmp).catch(() => undefined);
     throw toCaissonError(err, 'internal.error');
   } finally {
     await unlink(imageTmp).catch(() => undefined);
+    await unlink(encTmp).catch(() => undefined);
   }
+}
+
+/** Encrypt the saved image into `path` for `recipients`, hashing the encrypted entry as it is written. */
+async function encryptImage(imagePath: string, path: string, recipients: Buffer[]): Promise<ManifestEncryption> {
+  const { header, sealer } = startEncryption(recipients);
+  const out = await createExclusive(path);
+  const hash = createHash('sha256');
+  let size = 0;
+  const emit = async (b: Buffer): Promise<void> => {
+    hash.update(b);
+    size += b.length;
+    await writeAll(out, b);
+  };
+  try {
+    await emit(header);
+    const src = await open(imagePath, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    try {
+      const buf = Buffer.allocUnsafe(READ_CHUNK);
+      for (;;) {
+        const { bytesRead } = await src.read(buf, 0, READ_CHUNK, null);
+        if (bytesRead === 0) break;
+        await emit(sealer.push(buf.subarray(0, bytesRead)));
+      }
+    } finally {
+      await src.close();
+    }
+    await emit(sealer.finish());
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+  return { scheme: ENCRYPTION_SCHEME, recipients: recipients.map(deviceIdFor), sha256: hash.digest('hex'), size };
 }
 
 function checkInput(value: string, pattern: RegExp, flag: string, what: string): void {
@@ -289,14 +351,20 @@ interface SaveMany {
   getImages(opts: { names: string[] }): Promise<NodeJS.ReadableStream>;
 }
 
-async function writePackage(path: string, manifest: Buffer, imagePath: string, imageSize: number, sig: Buffer | undefined): Promise<void> {
+async function writePackage(
+  path: string,
+  manifest: Buffer,
+  image: { name: string; path: string; size: number },
+  sig: Buffer | undefined,
+): Promise<void> {
+  const { path: imagePath, size: imageSize } = image;
   const out = await createExclusive(path);
   const emit = (b: Buffer): Promise<void> => writeAll(out, b);
   try {
     await emit(tarHeader({ name: 'manifest.toml', size: manifest.length }));
     await emit(manifest);
     await emit(tarPadding(manifest.length));
-    await emit(tarHeader({ name: 'image.tar', size: imageSize }));
+    await emit(tarHeader({ name: image.name, size: imageSize }));
     const src = await open(imagePath, fsc.O_RDONLY | fsc.O_NOFOLLOW);
     try {
       let copied = 0;

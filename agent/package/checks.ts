@@ -33,8 +33,12 @@ export function checkUpdaterVersion(manifest: Manifest, updaterVersion: string):
   }
 }
 
-/** The staged image must be exactly what the manifest pins (when it pins anything). */
+/**
+ * The staged image must be exactly what the manifest pins (when it pins anything): the
+ * encrypted entry as it was in the package, and the image archive it decrypted to.
+ */
 export function checkIntegrity(manifest: Manifest, staged: StagedPackage): void {
+  checkEncryption(manifest, staged);
   const { size, sha256 } = manifest.image;
   if (size !== undefined && size !== staged.imageSize) {
     throw new CaissonError('integrity.size_mismatch', `${staged.imageFileName} is ${staged.imageSize} bytes, the manifest says ${size}`);
@@ -83,4 +87,26 @@ export function fullImageName(ref: string): string {
   const first = slash < 0 ? '' : ref.slice(0, slash);
   if (slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost')) return ref;
   return slash < 0 ? `docker.io/library/${ref}` : `docker.io/${ref}`;
+}
+
+/** The manifest declares encryption exactly when the image entry is encrypted, and pins that entry. */
+export function checkEncryption(manifest: Manifest, staged: StagedPackage): void {
+  const declared = manifest.encryption;
+  const found = staged.encryption;
+  if (!declared && !found) return;
+  if (!declared) {
+    throw new CaissonError('crypto.declaration_mismatch', `the image entry ${found!.entryName} is encrypted but manifest.toml has no [encryption] table`);
+  }
+  if (!found) {
+    throw new CaissonError('crypto.declaration_mismatch', `manifest.toml declares an encrypted image but ${staged.imageFileName} is not encrypted`);
+  }
+  if (declared.size !== found.size) {
+    throw new CaissonError('integrity.size_mismatch', `${found.entryName} is ${found.size} bytes, the manifest says ${declared.size}`);
+  }
+  if (declared.sha256 !== found.sha256) {
+    throw new CaissonError('integrity.sha256_mismatch', `${found.entryName} has SHA-256 ${found.sha256}, the manifest says ${declared.sha256}`);
+  }
+  if (declared.recipients.length !== found.recipients) {
+    throw new CaissonError('crypto.declaration_mismatch', `${found.entryName} has ${found.recipients} recipient stanzas, the manifest lists ${declared.recipients.length} recipients`);
+  }
 }

@@ -8,7 +8,14 @@ import type { StageLimits } from './types.js';
 export const MANIFEST_NAME = 'manifest.toml';
 export const SIGNATURE_NAME = 'manifest.toml.sig';
 export const IMAGE_NAMES = ['image.tar', 'image.tar.gz'] as const;
-const ALLOWED = new Set<string>([MANIFEST_NAME, SIGNATURE_NAME, ...IMAGE_NAMES]);
+/** The same image entries encrypted (encryption.ts): the name plus ".age". */
+export const ENCRYPTED_IMAGE_NAMES = ['image.tar.age', 'image.tar.gz.age'] as const;
+const ALLOWED = new Set<string>([MANIFEST_NAME, SIGNATURE_NAME, ...IMAGE_NAMES, ...ENCRYPTED_IMAGE_NAMES]);
+const IMAGE_ENTRIES = new Set<string>([...IMAGE_NAMES, ...ENCRYPTED_IMAGE_NAMES]);
+
+export function isImageEntry(name: string): boolean {
+  return IMAGE_ENTRIES.has(name);
+}
 
 /** Path safety first, then extended-header agreement, then entry type, name, duplicates, size. */
 export function checkEntry(e: TarEntry, seen: Set<string>, limits: StageLimits, packageSize: number): void {
@@ -32,13 +39,13 @@ export function checkEntry(e: TarEntry, seen: Set<string>, limits: StageLimits, 
     throw new CaissonError('package.header_mismatch', `regular file "${show(e.path)}" carries a link target`);
   }
   if (!ALLOWED.has(e.path)) {
-    throw new CaissonError('package.unexpected_entry', `unexpected entry "${show(e.path)}"; only manifest.toml, image.tar (or image.tar.gz) and manifest.toml.sig are allowed`);
+    throw new CaissonError('package.unexpected_entry', `unexpected entry "${show(e.path)}"; only manifest.toml, image.tar (or image.tar.gz, either optionally encrypted as .age) and manifest.toml.sig are allowed`);
   }
-  const isImage = e.path === 'image.tar' || e.path === 'image.tar.gz';
+  const isImage = isImageEntry(e.path);
   if (seen.has(e.path)) {
     throw new CaissonError('package.duplicate_entry', `"${e.path}" appears twice (a package holds one manifest, one image, one signature)`);
   }
-  if (isImage && (seen.has('image.tar') || seen.has('image.tar.gz'))) {
+  if (isImage && [...seen].some(isImageEntry)) {
     throw new CaissonError('package.duplicate_entry', `"${e.path}" is a second image (a package holds exactly one image)`);
   }
   seen.add(e.path);

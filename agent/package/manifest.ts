@@ -13,6 +13,7 @@ import {
   firstIssue,
 } from '../config/patterns.js';
 import { isSemver } from './semver.js';
+import { ENCRYPTION_SCHEME, MAX_RECIPIENTS } from './encryption.js';
 import { MAX_STACK_SERVICES, type Manifest, type ManifestCommon, type PackageType, type ServiceManifest, type StackManifest } from './types.js';
 
 export const MAX_MANIFEST_BYTES = 64 * 1024;
@@ -34,6 +35,9 @@ export function isRfc3339(text: string): boolean {
   if (m[9] !== undefined && (Number(m[9]) > 23 || Number(m[10]) > 59)) return false;
   return true;
 }
+
+/** A recipient as manifests name it: deviceIdFor() of its public key. */
+const RECIPIENT_ID = /^[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}$/;
 
 const name = (what: string) => v.pipe(v.string(), v.regex(NAME_PATTERN, `${what} must match [a-z0-9][a-z0-9_.-]{0,62}`));
 const semver = (what: string) => v.pipe(v.string(), v.check(isSemver, `${what} must be a semantic version like 1.2.3`));
@@ -58,6 +62,19 @@ const COMMON_KEYS = {
   compatibility: v.strictObject({
     min_updater_version: semver('compatibility.min_updater_version'),
   }),
+  // the image entry is encrypted (encryption.ts); [image] still pins the plaintext archive
+  encryption: v.optional(
+    v.strictObject({
+      scheme: v.literal(ENCRYPTION_SCHEME),
+      recipients: v.pipe(
+        v.array(v.pipe(v.string(), v.regex(RECIPIENT_ID, 'encryption.recipients entries must be device IDs like k3xq-7h2m-pa4d-9wzt'))),
+        v.minLength(1, 'encryption.recipients must list at least one recipient'),
+        v.maxLength(MAX_RECIPIENTS, `encryption.recipients may list at most ${MAX_RECIPIENTS} recipients`),
+      ),
+      sha256: v.pipe(v.string(), v.regex(SHA256_HEX_PATTERN, 'encryption.sha256 must be 64 lower-case hex digits')),
+      size: v.pipe(v.number(), v.integer('encryption.size must be an integer'), v.minValue(1), v.maxValue(Number.MAX_SAFE_INTEGER)),
+    }),
+  ),
 };
 
 const ServiceManifestSchema = v.strictObject({
@@ -111,6 +128,10 @@ export function parseManifest(bytes: Buffer): Manifest {
   if (typeof pt === 'string' && !(PACKAGE_TYPES as readonly string[]).includes(pt)) {
     throw new CaissonError('manifest.unsupported_type', `manifest.toml has package_type "${printable(pt)}"; this device accepts "service" and "stack"`);
   }
+  const scheme = (top['encryption'] as Record<string, unknown> | undefined)?.['scheme'];
+  if (typeof scheme === 'string' && scheme !== ENCRYPTION_SCHEME) {
+    throw new CaissonError('crypto.unsupported_scheme', `manifest.toml declares encryption scheme "${printable(scheme)}"; this device reads "${ENCRYPTION_SCHEME}" only`);
+  }
   return pt === 'stack' ? parseStack(top) : parseService(top);
 }
 
@@ -150,12 +171,14 @@ function checked<S extends v.GenericSchema>(schema: S, raw: unknown): v.InferOut
 
 /** The shared keys, copied out of a parsed manifest. */
 function commonOf(m: ManifestCommon): ManifestCommon {
-  return {
+  const common: ManifestCommon = {
     format_version: 1,
     package_version: m.package_version,
     created_at: m.created_at,
     compatibility: { ...m.compatibility },
   };
+  if (m.encryption) common.encryption = { ...m.encryption, recipients: [...m.encryption.recipients] };
+  return common;
 }
 
 /** Only the pins that are there: an absent key stays absent (not `undefined`). */
@@ -189,11 +212,17 @@ function parseStack(raw: unknown): StackManifest {
 
 /** The TOML text the builder writes (and tests use). Validated before it is returned. */
 export function renderManifest(m: Manifest): string {
-  const common = { format_version: m.format_version, package_type: m.package_type, package_version: m.package_version, created_at: m.created_at };
+  const common = {
+    format_version: m.format_version,
+    package_type: m.package_type,
+    package_version: m.package_version,
+    created_at: m.created_at,
+  };
+  const encryption = m.encryption ? { encryption: { ...m.encryption } } : {};
   const doc =
     m.package_type === 'service'
-      ? { ...common, target: { ...m.target }, image: { ...m.image }, compatibility: { ...m.compatibility } }
-      : { ...common, stack: { ...m.stack }, image: { ...m.image }, services: m.services.map((s) => ({ ...s })), compatibility: { ...m.compatibility } };
+      ? { ...common, target: { ...m.target }, image: { ...m.image }, compatibility: { ...m.compatibility }, ...encryption }
+      : { ...common, stack: { ...m.stack }, image: { ...m.image }, services: m.services.map((s) => ({ ...s })), compatibility: { ...m.compatibility }, ...encryption };
   const text = stringifyToml(doc).replace(/\n*$/, '\n');
   parseManifest(Buffer.from(text, 'utf8'));
   return text;

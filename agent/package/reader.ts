@@ -5,11 +5,15 @@
 // digest and the manifest (identity.ts), so every byte is hashed once. Memory stays flat.
 // image.tar.gz is hashed and copied but not inflated here: nothing compressed is opened
 // before its signature and pins are checked (validate.ts, inflate.ts).
+// An encrypted image entry (image.tar.age, image.tar.gz.age) is decrypted in the same pass
+// (encryption.ts): only plaintext whose chunk authenticated is hashed, inspected and
+// written, under the plain name, into the staging folder; the ciphertext is hashed too.
 import { createHash } from 'node:crypto';
 import { type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CaissonError, toCaissonError } from '../errors.js';
 import { checkEntry, MANIFEST_NAME, SIGNATURE_NAME } from './entry-rules.js';
+import { ENCRYPTED_SUFFIX, PayloadDecryptor, type DecryptionKey } from './encryption.js';
 import { packageIdOf } from './identity.js';
 import { ImageArchiveInspector, recordInspection, type InspectResult } from './image-inspector.js';
 import { parseManifest } from './manifest.js';
@@ -18,6 +22,7 @@ import { StagingArea, writeAll } from './staging-area.js';
 import { TarParser } from './tar-stream.js';
 import {
   DEFAULT_STAGE_LIMITS,
+  type Manifest,
   type ProgressFn,
   type StageLimits,
   type StagedPackage,
@@ -38,6 +43,23 @@ export interface StageOptions {
    * inflated only after validation has checked its signature and pins (inflate.ts).
    */
   copyImage?: boolean;
+  /**
+   * The keys this device decrypts with (its identity, device/identity.ts). Called only when
+   * the image entry is encrypted; without it an encrypted package is crypto.no_matching_key.
+   */
+  decryptionKeys?: () => DecryptionKey[];
+  /** Refuse a plain image entry at its header, before a byte of it is read (agent.toml require_encryption). */
+  requireEncryption?: boolean;
+}
+
+type ImageName = 'image.tar' | 'image.tar.gz';
+
+/** What an encrypted image entry needs while it streams by. */
+interface Decrypting {
+  entryName: string;
+  decryptor: PayloadDecryptor;
+  hash: ReturnType<typeof createHash>;
+  size: number;
 }
 
 export async function stagePackage(sourcePath: string, stagingDir: string, opts: StageOptions = {}): Promise<StagedPackage> {
@@ -75,13 +97,24 @@ async function streamPackage(
   const copyImage = opts.copyImage ?? true;
   const seen = new Set<string>();
   let manifestBytes: Buffer | undefined;
+  let manifest: Manifest | undefined;
   let signature: Buffer | undefined;
-  let image: { name: 'image.tar' | 'image.tar.gz'; path: string; sha256: string; size: number; info: InspectResult | undefined } | undefined;
+  let image:
+    | { name: ImageName; path: string; sha256: string; size: number; info: InspectResult | undefined; encryption: StagedPackage['encryption'] }
+    | undefined;
 
   // The entry being copied right now.
   let cur:
     | { kind: 'small'; name: string; chunks: Buffer[]; size: number }
-    | { kind: 'image'; name: 'image.tar' | 'image.tar.gz'; out: FileHandle | undefined; hash: ReturnType<typeof createHash>; size: number; inspector: ImageArchiveInspector | undefined }
+    | {
+        kind: 'image';
+        name: ImageName;
+        out: FileHandle | undefined;
+        hash: ReturnType<typeof createHash>;
+        size: number;
+        inspector: ImageArchiveInspector | undefined;
+        decrypting: Decrypting | undefined;
+      }
     | { kind: 'none' } = { kind: 'none' };
 
   const earlyManifest = opts.parseManifestEarly ?? true;
@@ -102,25 +135,32 @@ async function streamPackage(
         if (e.path === MANIFEST_NAME || e.path === SIGNATURE_NAME) {
           cur = { kind: 'small', name: e.path, chunks: [], size: 0 };
         } else {
-          const name = e.path as 'image.tar' | 'image.tar.gz';
+          const encrypted = e.path.endsWith(ENCRYPTED_SUFFIX);
+          if (!encrypted && opts.requireEncryption) {
+            throw new CaissonError('policy.encryption_required', `this device only accepts encrypted packages and ${e.path} is not encrypted`);
+          }
+          const name = (encrypted ? e.path.slice(0, -ENCRYPTED_SUFFIX.length) : e.path) as ImageName;
+          const decrypting = encrypted ? startDecrypting(e.path, e.size, opts, manifest) : undefined;
           // image.tar.gz is never inflated here: it is opened after its signature and pins
           // were checked (inflate.ts), so it needs a copy even for a validation
           const gzipped = name === 'image.tar.gz';
           const out = copyImage || gzipped ? await staging.create(name) : undefined;
           const inspector = gzipped ? undefined : new ImageArchiveInspector();
-          cur = { kind: 'image', name, out, hash: createHash('sha256'), size: 0, inspector };
+          cur = { kind: 'image', name, out, hash: createHash('sha256'), size: 0, inspector, decrypting };
         }
       } else if (ev.kind === 'data') {
         if (cur.kind === 'small') {
           cur.chunks.push(Buffer.from(ev.data));
           cur.size += ev.data.length;
         } else if (cur.kind === 'image') {
+          const data = cur.decrypting ? decrypt(cur.decrypting, ev.data) : ev.data;
+          if (data.length === 0) continue;
           // the write runs on the thread pool while this thread hashes the same bytes
-          const written = cur.out ? writeAll(cur.out, ev.data, staging.dir) : undefined;
+          const written = cur.out ? writeAll(cur.out, data, staging.dir) : undefined;
           written?.catch(() => undefined);
-          cur.hash.update(ev.data);
-          cur.size += ev.data.length;
-          await cur.inspector?.write(ev.data);
+          cur.hash.update(data);
+          cur.size += data.length;
+          await cur.inspector?.write(data);
           await written;
         }
       } else {
@@ -131,11 +171,12 @@ async function streamPackage(
           await staging.finish(out);
           if (cur.name === MANIFEST_NAME) {
             manifestBytes = bytes;
-            if (earlyManifest) parseManifest(bytes);
+            if (earlyManifest) manifest = parseManifest(bytes);
           } else {
             signature = bytes;
           }
         } else if (cur.kind === 'image') {
+          cur.decrypting?.decryptor.finish();
           if (cur.out) await staging.finish(cur.out, false);
           image = {
             name: cur.name,
@@ -143,6 +184,12 @@ async function streamPackage(
             sha256: cur.hash.digest('hex'),
             size: cur.size,
             info: await cur.inspector?.finish(),
+            encryption: cur.decrypting && {
+              entryName: cur.decrypting.entryName,
+              sha256: cur.decrypting.hash.digest('hex'),
+              size: cur.decrypting.size,
+              recipients: cur.decrypting.decryptor.recipients,
+            },
           };
         }
         cur = { kind: 'none' };
@@ -165,6 +212,33 @@ async function streamPackage(
     imageSize: image.size,
   };
   if (signature) staged.signature = signature;
+  if (image.encryption) staged.encryption = image.encryption;
   recordInspection(staged, image.info);
   return staged;
+}
+
+/**
+ * Start decrypting an image entry. When the manifest came first and names its recipients,
+ * a package for other devices is refused here, before a byte of the image is read.
+ */
+function startDecrypting(entryName: string, size: number, opts: StageOptions, manifest: Manifest | undefined): Decrypting {
+  const keys = opts.decryptionKeys ?? (() => []);
+  const listed = manifest?.encryption?.recipients;
+  if (listed) {
+    const ids = keys().map((k) => k.id);
+    if (!ids.some((id) => listed.includes(id))) {
+      const who = ids.length ? ids.join(', ') : 'this device, which has no key yet';
+      throw new CaissonError('crypto.no_matching_key', `the package is encrypted for ${listed.length} recipient${listed.length === 1 ? '' : 's'} (${listed.slice(0, 4).join(', ')}${listed.length > 4 ? ', …' : ''}), not for ${who}`);
+    }
+  }
+  const decryptor = new PayloadDecryptor(size, { keys, listedRecipients: listed });
+  return { entryName, decryptor, hash: createHash('sha256'), size: 0 };
+}
+
+/** Hash the ciphertext and return the plaintext that authenticated (one buffer, maybe empty). */
+function decrypt(d: Decrypting, data: Buffer): Buffer {
+  d.hash.update(data);
+  d.size += data.length;
+  const pieces = d.decryptor.push(data);
+  return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
 }

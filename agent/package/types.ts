@@ -26,6 +26,8 @@ export interface StagedPackage {
   archiveImages?: ImageArchiveInfo[];
   /** The archive's only image, when it holds exactly one (what a service package needs). */
   imageArchive?: ImageArchiveInfo;
+  /** Set when the image entry was encrypted (image.tar.age): what was decrypted, and from what. */
+  encryption?: { entryName: string; sha256: string; size: number; recipients: number };
   /** Why archiveImages is missing (not a docker-save archive, broken, …), when known. */
   imageArchiveProblem?: string;
 }
@@ -41,6 +43,17 @@ export interface ManifestCommon {
   package_version: string;
   created_at: string;
   compatibility: { min_updater_version: string };
+  /** The image entry is encrypted: how, for whom, and what exactly (the encrypted entry). */
+  encryption?: ManifestEncryption;
+}
+
+export interface ManifestEncryption {
+  scheme: 'age-v1-x25519';
+  /** Recipient IDs (deviceIdFor of each public key), in the order of the header's stanzas. */
+  recipients: string[];
+  /** SHA-256 and size of the encrypted entry as it is in the package. */
+  sha256: string;
+  size: number;
 }
 
 /** A package of one new version of one service (package_type = "service"). */

@@ -10,6 +10,8 @@ import { Journal } from '../store/journal.js';
 import { connectDocker } from '../runtime/docker-client.js';
 import { createDockerEngine } from '../runtime/engine.js';
 import { loadTrustedKeys, signaturePolicyLine } from '../package/signature.js';
+import { decryptionKeyOf, type DecryptionKey } from '../package/encryption.js';
+import { readDevicePrivateKey } from '../device/identity.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createProgress, type Progress } from '../log/progress.js';
 import { UpdatePipeline } from './pipeline.js';
@@ -20,6 +22,8 @@ import type { UpdateRequest, UpdateResult } from './types.js';
 export const DEFAULT_STATE_DIR = '/var/lib/caisson';
 export const DEFAULT_SERVICES_PATH = '/etc/caisson/services.toml';
 export const DEFAULT_TRUSTED_KEYS_DIR = '/etc/caisson/trusted-keys';
+/** The folder of agent.toml: device.key lives there (device/identity.ts). */
+export const DEFAULT_CONFIG_DIR = '/etc/caisson';
 
 export interface PipelineOptions {
   servicesPath: string;
@@ -27,6 +31,10 @@ export interface PipelineOptions {
   dockerSocket?: string;
   trustedKeysDir?: string;
   composeCommand?: 'auto' | 'docker compose' | 'docker-compose';
+  /** Where the device key is (agent.toml's folder); encrypted packages are opened with it. */
+  configDir?: string;
+  /** agent.toml require_encryption: refuse packages whose image is not encrypted. */
+  requireEncryption?: boolean;
   log?: Logger;
   progress?: Progress;
   /** How long to wait for the engine at start before docker.unreachable. */
@@ -62,12 +70,21 @@ export async function openPipeline(opts: PipelineOptions & { lockPurpose: string
     const keysDir = opts.trustedKeysDir ?? DEFAULT_TRUSTED_KEYS_DIR;
     const trustedKeys = loadTrustedKeys(keysDir);
     log.info(signaturePolicyLine(trustedKeys.length, keysDir));
+    if (opts.requireEncryption) log.info('encryption: required (plain packages are refused)');
+    const configDir = opts.configDir ?? DEFAULT_CONFIG_DIR;
+    let deviceKeys: DecryptionKey[] | undefined;
+    const decryption = {
+      // read only when an encrypted package comes: a device that never gets one never opens its key
+      keys: () => (deviceKeys ??= deviceDecryptionKeys(configDir)),
+      requireEncryption: opts.requireEncryption === true,
+    };
     const pipeline = new UpdatePipeline({
       catalog,
       journal,
       engine,
       stateDir: opts.stateDir,
       trustedKeys,
+      decryption,
       log,
       progress: opts.progress ?? createProgress(process.stderr, false),
     });
@@ -90,4 +107,9 @@ export async function openPipeline(opts: PipelineOptions & { lockPurpose: string
     lock.release();
     throw err;
   }
+}
+
+function deviceDecryptionKeys(configDir: string): DecryptionKey[] {
+  const key = readDevicePrivateKey(configDir);
+  return key ? [decryptionKeyOf(key)] : [];
 }

@@ -8,6 +8,7 @@ import { CaissonError, toCaissonError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Progress } from '../log/progress.js';
 import { stagePackage } from '../package/reader.js';
+import type { DecryptionKey } from '../package/encryption.js';
 import { parseManifest } from '../package/manifest.js';
 import { validateStaged } from '../package/validate.js';
 import type { ServiceManifest, StackManifest, StagedPackage } from '../package/types.js';
@@ -38,6 +39,8 @@ export interface PipelineDeps {
   engine: Engine;
   stateDir: string;
   trustedKeys: KeyObject[];
+  /** The device's keys for encrypted packages (read when one comes), and whether plain ones are refused. */
+  decryption?: { keys: () => DecryptionKey[]; requireEncryption: boolean };
   log: Logger;
   progress: Progress;
   /** Called right after each state (or `closed:<outcome>`) is saved; the fault-injection point. */
@@ -142,6 +145,8 @@ export class UpdatePipeline {
     this.records.save(id, 'received', { data: { stagingDir } });
     const staged = await stagePackage(req.packagePath, stagingDir, {
       copyImage: stageOpts.copyImage,
+      decryptionKeys: this.deps.decryption?.keys,
+      requireEncryption: this.deps.decryption?.requireEncryption,
       onProgress: (done, total) => progress.bytes(stageOpts.copyImage === false ? 'hashing' : 'staging', done, total),
     });
     this.records.save(id, 'staged', {

@@ -11,6 +11,7 @@ import { stagePackage } from '../../agent/package/reader.js';
 import { connectDocker } from '../../agent/runtime/docker-client.js';
 import { loadImageFromFile } from '../../agent/runtime/image-load.js';
 import { buildTestImage, imageExists } from '../support/images.js';
+import { testKey } from '../support/encrypted-packages.js';
 
 const SIZE = 300 * 1024 * 1024;
 const BOUND = 64 * 1024 * 1024;
@@ -67,6 +68,23 @@ describe('memory stays flat with a 300 MB package', function () {
   it('validates without a copy within the bound', async function () {
     const grew = await rssGrowth(() => stagePackage(pkg, join(dir, 'validate'), { parseManifestEarly: false, copyImage: false }));
     rmSync(join(dir, 'validate'), { recursive: true, force: true });
+    expect(grew, `RSS grew by ${mib(grew)}`).to.be.below(BOUND);
+  });
+
+  it('stages an encrypted 300 MB package (decrypt, copy, three hashes in one pass) within the bound', async function () {
+    const key = testKey();
+    // encrypted in another process, so making the input costs this process no memory
+    execFileSync('sh', ['-c', `head -c ${SIZE} /dev/urandom > image.tar && "$3" "$1" image.tar image.tar.age "$2" && rm image.tar && tar --format=ustar -cf sealed.edgepkg manifest.toml image.tar.age && rm image.tar.age`,
+      'sh', join(process.cwd(), 'test', 'support', 'encrypt-file.ts'), key.publicBase64, join(process.cwd(), 'node_modules', '.bin', 'tsx')], { cwd: dir });
+    const sealed = join(dir, 'sealed.edgepkg');
+    let size = 0;
+    const grew = await rssGrowth(async () => {
+      const staged = await stagePackage(sealed, join(dir, 'sealed-staging'), { parseManifestEarly: false, decryptionKeys: () => [key] });
+      size = staged.imageSize;
+    });
+    rmSync(join(dir, 'sealed-staging'), { recursive: true, force: true });
+    rmSync(sealed, { force: true });
+    expect(size).to.equal(SIZE);
     expect(grew, `RSS grew by ${mib(grew)}`).to.be.below(BOUND);
   });
 
