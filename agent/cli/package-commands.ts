@@ -12,13 +12,17 @@ import { buildPackage } from '../package/builder.js';
 import { removeLeftoverStaging } from '../store/staging.js';
 import { emit, existingPackagePath, runCommand, withCommonOptions, type CommonOptions } from './common.js';
 import { resultLine } from './format.js';
+import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfig } from '../config/agent.js';
+import { ensureDeviceIdentity } from '../device/identity.js';
+import { UNKNOWN_DEVICE, type DeviceContext } from '../package/device-target.js';
 
 export function packageCommand(): Command {
   const pkg = new Command('package').description('validate, apply, build and clean up update packages');
 
   withCommonOptions(pkg.command('validate').argument('<pkg>', '.edgepkg file').description('check a package without changing anything'))
-    .option('--allow-downgrade', 'accept an older version (local operator only)', false)
-    .action((file: string, opts: CommonOptions & { allowDowngrade: boolean }) =>
+    .option('--allow-downgrade', 'accept an older version or an older issue (local operator only)', false)
+    .option('--config <file>', CONFIG_HELP, DEFAULT_AGENT_CONFIG_PATH)
+    .action((file: string, opts: DeviceOptions & { allowDowngrade: boolean }) =>
       runCommand(opts, async () => {
         const path = existingPackagePath(file);
         const pipeline = await openForChange(opts, 'package validate');
@@ -34,8 +38,9 @@ export function packageCommand(): Command {
 
   withCommonOptions(pkg.command('load').argument('<pkg>', '.edgepkg file').description('validate, import, apply, health-check, commit or roll back'))
     .option('-y, --yes', 'do not ask for confirmation', false)
-    .option('--allow-downgrade', 'accept an older version (local operator only)', false)
-    .action((file: string, opts: CommonOptions & { yes: boolean; allowDowngrade: boolean }) =>
+    .option('--allow-downgrade', 'accept an older version or an older issue (local operator only)', false)
+    .option('--config <file>', CONFIG_HELP, DEFAULT_AGENT_CONFIG_PATH)
+    .action((file: string, opts: DeviceOptions & { yes: boolean; allowDowngrade: boolean }) =>
       runCommand(opts, async () => {
         const path = existingPackagePath(file);
         const pipeline = await openForChange(opts, 'package load');
@@ -63,7 +68,11 @@ export function packageCommand(): Command {
     .requiredOption('-o, --out <file>', 'output .edgepkg')
     .option('--min-updater-version <semver>', 'oldest Caisson that may apply it', '0.1.0')
     .option('--sign <keyfile>', 'Ed25519 private key (PEM) to sign manifest.toml with')
-    .action((opts: CommonOptions & Record<string, string>) =>
+    .option('--expires-in <duration>', 'expires_at this long after the build (issued_at): 30d, 12h, 90m, 2w')
+    .option('--expires-at <time>', 'expires_at as an RFC 3339 date-time, e.g. 2026-12-31T00:00:00Z')
+    .option('--device-class <class>', "only devices of this class (agent.toml's device_class) take it")
+    .option('--device-id <id>', 'only this device takes it (repeat for several; `caisson device show` prints the ID)', collect, [] as string[])
+    .action((opts: CommonOptions & Record<string, string> & { deviceId: string[] }) =>
       runCommand(opts, async () => {
         const built = await buildPackage({
           imageRef: opts.image!,
@@ -75,6 +84,10 @@ export function packageCommand(): Command {
           minUpdaterVersion: opts.minUpdaterVersion,
           signKeyPath: opts.sign,
           dockerSocket: opts.dockerSocket,
+          expiresIn: opts.expiresIn,
+          expiresAt: opts.expiresAt,
+          deviceClass: opts.deviceClass,
+          deviceIds: opts.deviceId,
         });
         emit(opts, built, `built ${built.out} (package ${built.packageId}, image ${built.imageSize} bytes)`);
         return 0;
@@ -97,8 +110,39 @@ export function packageCommand(): Command {
   return pkg;
 }
 
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+const CONFIG_HELP = "agent.toml: this device's class, and the folder of its identity (read only for packages that target devices)";
+
+interface DeviceOptions extends CommonOptions {
+  config: string;
+}
+
+/**
+ * Who this device is, read when a package first asks (only packages that target devices do):
+ * agent.toml's device_class and the device's ID, made now if this is its first start. A
+ * device whose identity cannot be read or made is "unknown" and matches no device ID.
+ */
+function deviceFromConfig(configPath: string): () => DeviceContext {
+  let known: DeviceContext | undefined;
+  return () => {
+    if (known) return known;
+    const config = loadAgentConfig(configPath);
+    let id = UNKNOWN_DEVICE.id;
+    try {
+      id = ensureDeviceIdentity(config.configDir).id;
+    } catch {
+      // a broken or unwritable identity: such a device matches no device ID
+    }
+    known = { id, deviceClass: config.deviceClass };
+    return known;
+  };
+}
+
 /** Open the pipeline for a changing command: take the lock, then finish what a crash left open. */
-export async function openForChange(opts: CommonOptions, purpose: string): Promise<Pipeline> {
+export async function openForChange(opts: CommonOptions & Partial<DeviceOptions>, purpose: string): Promise<Pipeline> {
   const { pipeline } = await openAndRecover(opts, purpose);
   return pipeline;
 }
@@ -107,7 +151,11 @@ export async function openForChange(opts: CommonOptions, purpose: string): Promi
  * Open the pipeline and finish what a crash left open. `announceRecovered` says each
  * recovered update on stderr; `caisson recover` turns them into its result instead.
  */
-export async function openAndRecover(opts: CommonOptions, purpose: string, announceRecovered = true): Promise<{ pipeline: Pipeline; recovered: UpdateResult[] }> {
+export async function openAndRecover(
+  opts: CommonOptions & Partial<DeviceOptions>,
+  purpose: string,
+  announceRecovered = true,
+): Promise<{ pipeline: Pipeline; recovered: UpdateResult[] }> {
   const log = cliLogger(opts.stateDir, purpose, opts.json);
   const pipeline = await openPipeline({
     servicesPath: opts.services,
@@ -117,6 +165,7 @@ export async function openAndRecover(opts: CommonOptions, purpose: string, annou
     lockPurpose: purpose,
     log,
     progress: createProgress(process.stderr, !opts.json),
+    device: deviceFromConfig(opts.config ?? DEFAULT_AGENT_CONFIG_PATH),
   });
   try {
     const recovered = await pipeline.recover();

@@ -8,15 +8,15 @@ import { basename, dirname, join } from 'node:path';
 import type Docker from 'dockerode';
 import { CaissonError, describe, toCaissonError } from '../errors.js';
 import { connectDocker } from '../runtime/docker-client.js';
-import { IMAGE_REFERENCE_PATTERN, NAME_PATTERN, PLATFORM_PATTERN, SEMVER_PATTERN } from '../config/patterns.js';
+import { DEVICE_CLASS_PATTERN, DEVICE_ID_PATTERN, IMAGE_REFERENCE_PATTERN, NAME_PATTERN, PLATFORM_PATTERN, SEMVER_PATTERN } from '../config/patterns.js';
 import { packageIdOf } from './identity.js';
 import { judgeLoadedImage, type ImageArchiveInfo, type LoadedImage } from './image-archive.js';
-import { renderManifest } from './manifest.js';
+import { isRfc3339, MAX_TARGET_DEVICE_IDS, renderManifest, rfc3339Millis } from './manifest.js';
 import { ImageArchiveInspector } from './image-inspector.js';
 import { READ_CHUNK } from './source.js';
 import { signManifest } from './signature.js';
 import { tarEnd, tarHeader, tarPadding } from './tar-stream.js';
-import type { Manifest } from './types.js';
+import type { DeviceTargetKeys, FreshnessKeys, Manifest } from './types.js';
 import { UPDATER_VERSION } from '../version.js';
 
 export interface BuildOptions {
@@ -29,8 +29,16 @@ export interface BuildOptions {
   minUpdaterVersion?: string | undefined;
   signKeyPath?: string | undefined;
   dockerSocket?: string | undefined;
-  /** RFC 3339; now (UTC, whole seconds) by default. */
+  /** RFC 3339; now (UTC, whole seconds) by default. Also the package's issued_at. */
   createdAt?: string | undefined;
+  /** expires_at, RFC 3339 (not with expiresIn). */
+  expiresAt?: string | undefined;
+  /** expires_at as a time after issued_at: "30d", "12h", "90m", "3600s", "2w" (not with expiresAt). */
+  expiresIn?: string | undefined;
+  /** target.device_class: only devices of this class (agent.toml) take the package. */
+  deviceClass?: string | undefined;
+  /** target.device_ids: only these devices (`caisson device show`) take the package. */
+  deviceIds?: string[] | undefined;
 }
 
 export interface BuildResult {
@@ -49,6 +57,9 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
   checkInput(opts.version, SEMVER_PATTERN, '--version', 'a semantic version like 1.2.3');
   const minUpdater = opts.minUpdaterVersion ?? UPDATER_VERSION;
   checkInput(minUpdater, SEMVER_PATTERN, '--min-updater-version', 'a semantic version');
+  const issuedAt = opts.createdAt ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const freshness = freshnessKeys(issuedAt, opts);
+  const deviceTarget = deviceTargetKeys(opts);
   const signKey = opts.signKeyPath ? await readKey(opts.signKeyPath) : undefined;
 
   const docker = connectDocker(opts.dockerSocket);
@@ -87,8 +98,9 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
       format_version: 1,
       package_type: 'service',
       package_version: opts.version,
-      created_at: opts.createdAt ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-      target: { service: opts.service, service_revision: opts.serviceRevision, platform: opts.platform },
+      created_at: issuedAt,
+      ...freshness,
+      target: { service: opts.service, service_revision: opts.serviceRevision, platform: opts.platform, ...deviceTarget },
       image: { reference: opts.imageRef, sha256: saved.sha256, size: saved.size },
       compatibility: { min_updater_version: minUpdater },
     };
@@ -110,6 +122,51 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
   } finally {
     await unlink(imageTmp).catch(() => undefined);
   }
+}
+
+/** issued_at (the build time) and expires_at from --expires-at or --expires-in. */
+function freshnessKeys(issuedAt: string, opts: Pick<BuildOptions, 'expiresAt' | 'expiresIn'>): FreshnessKeys {
+  if (!isRfc3339(issuedAt)) throw new CaissonError('usage.invalid', `created_at "${issuedAt.slice(0, 80)}" is not an RFC 3339 date-time`);
+  if (opts.expiresAt !== undefined && opts.expiresIn !== undefined) {
+    throw new CaissonError('usage.invalid', '--expires-at and --expires-in both say when the package expires: give one');
+  }
+  let expiresAt = opts.expiresAt;
+  if (opts.expiresIn !== undefined) {
+    expiresAt = new Date(rfc3339Millis(issuedAt) + parseDuration(opts.expiresIn)).toISOString().replace(/\.000Z$/, 'Z');
+  } else if (expiresAt !== undefined && !isRfc3339(expiresAt)) {
+    throw new CaissonError('usage.invalid', `--expires-at "${expiresAt.slice(0, 80)}" is not valid: expected an RFC 3339 date-time like 2026-12-31T00:00:00Z`);
+  }
+  if (expiresAt !== undefined && rfc3339Millis(expiresAt) <= rfc3339Millis(issuedAt)) {
+    throw new CaissonError('usage.invalid', `the package would expire (${expiresAt}) before it is issued (${issuedAt})`);
+  }
+  return expiresAt === undefined ? { issued_at: issuedAt } : { issued_at: issuedAt, expires_at: expiresAt };
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
+
+/** "30d" → milliseconds. A whole number and one unit: s, m, h, d or w; at most 100 years. */
+export function parseDuration(text: string): number {
+  const m = /^([1-9]\d{0,5})([smhdw])$/.exec(text);
+  const ms = m ? Number(m[1]) * DURATION_UNITS_MS[m[2]!]! : NaN;
+  if (!(ms <= 100 * 366 * 86_400_000)) {
+    throw new CaissonError('usage.invalid', `--expires-in "${text.slice(0, 80)}" is not valid: expected a whole number and a unit (s, m, h, d, w), like 30d, at most 100 years`);
+  }
+  return ms;
+}
+
+function deviceTargetKeys(opts: Pick<BuildOptions, 'deviceClass' | 'deviceIds'>): DeviceTargetKeys {
+  const out: DeviceTargetKeys = {};
+  if (opts.deviceClass !== undefined) {
+    checkInput(opts.deviceClass, DEVICE_CLASS_PATTERN, '--device-class', 'a device class like kiosk-v2 ([A-Za-z0-9][A-Za-z0-9_.-]*)');
+    out.device_class = opts.deviceClass;
+  }
+  if (opts.deviceIds !== undefined && opts.deviceIds.length > 0) {
+    for (const id of opts.deviceIds) checkInput(id, DEVICE_ID_PATTERN, '--device-id', 'a device ID like k3xq-7h2m-pa4d-9wzt (`caisson device show`)');
+    const ids = [...new Set(opts.deviceIds)];
+    if (ids.length > MAX_TARGET_DEVICE_IDS) throw new CaissonError('usage.invalid', `at most ${MAX_TARGET_DEVICE_IDS} --device-id values (use --device-class for a fleet)`);
+    out.device_ids = ids;
+  }
+  return out;
 }
 
 function checkInput(value: string, pattern: RegExp, flag: string, what: string): void {

@@ -28,14 +28,26 @@ export interface StagedPackage {
 
 export type { ImageArchiveInfo } from './image-archive.js';
 
-export interface Manifest {
+export interface Manifest extends FreshnessKeys {
   format_version: 1;
   package_type: 'service';
   package_version: string;
   created_at: string;
-  target: { service: string; service_revision: string; platform: string };
+  target: { service: string; service_revision: string; platform: string } & DeviceTargetKeys;
   image: { reference: string; sha256?: string; size?: number };
   compatibility: { min_updater_version: string };
+}
+
+/** When a package was issued and until when it may be applied (RFC 3339; package/freshness.ts). */
+export interface FreshnessKeys {
+  issued_at?: string;
+  expires_at?: string;
+}
+
+/** Which devices a package is for, beyond the service (package/device-target.ts). */
+export interface DeviceTargetKeys {
+  device_class?: string;
+  device_ids?: string[];
 }
 
 export interface StageLimits {

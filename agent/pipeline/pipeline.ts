@@ -9,8 +9,11 @@ import { CaissonError, toCaissonError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Progress } from '../log/progress.js';
 import { stagePackage } from '../package/reader.js';
-import { parseManifest } from '../package/manifest.js';
+import { parseManifest, rfc3339Millis } from '../package/manifest.js';
 import { validateStaged } from '../package/validate.js';
+import type { DeviceContext } from '../package/device-target.js';
+import { checkIssueOrder } from '../package/freshness.js';
+import { IssueRecords } from '../store/freshness.js';
 import type { Manifest, StagedPackage } from '../package/types.js';
 import { UPDATER_VERSION } from '../version.js';
 import type { Journal } from '../store/journal.js';
@@ -57,15 +60,21 @@ export interface PipelineDeps {
   /** Called right after each state (or `closed:<outcome>`) is saved; the fault-injection point. */
   afterSave?: (saved: string) => void;
   timing?: Partial<PipelineTiming>;
+  /** Who this device is, for packages that target devices (package/device-target.ts); asked only then. */
+  device?: () => DeviceContext;
+  /** The device's clock (tests inject a fake one); the real clock by default. */
+  clock?: () => Date;
 }
 
 export class UpdatePipeline {
   private readonly timing: PipelineTiming;
   private readonly records: UpdateRecords;
+  private readonly issues: IssueRecords;
 
   constructor(private readonly deps: PipelineDeps) {
     this.timing = { ...DEFAULT_TIMING, ...deps.timing };
     this.records = new UpdateRecords(deps.journal, deps.afterSave ?? faultPoint);
+    this.issues = new IssueRecords(deps.journal.db);
   }
 
   /** Run one update end to end. Package and service failures come back as outcomes, not throws. */
@@ -148,7 +157,17 @@ export class UpdatePipeline {
       detail: `manifest ${manifest.target.service} ${manifest.package_version}`,
       patch: { package_version: manifest.package_version, service: manifest.target.service, to_image: manifest.image.reference, to_version: manifest.package_version },
     });
-    const { service } = await validateStaged(staged, { catalog: this.deps.catalog, trustedKeys: this.deps.trustedKeys, updaterVersion: UPDATER_VERSION }, manifest);
+    const { service, signature } = await validateStaged(
+      staged,
+      {
+        catalog: this.deps.catalog,
+        trustedKeys: this.deps.trustedKeys,
+        updaterVersion: UPDATER_VERSION,
+        device: this.deps.device,
+        time: { clock: (this.deps.clock ?? (() => new Date()))(), floor: this.issues.floor() },
+      },
+      manifest,
+    );
 
     // once only: a package committed before is not applied again (unless the local
     // operator explicitly asks to go back to it with --allow-downgrade)
@@ -157,8 +176,12 @@ export class UpdatePipeline {
       return { manifest, staged, service, alreadyInstalled: committedBy.update_id };
     }
     checkPolicy(journal, service.name, manifest.package_version, staged.packageId, req.allowDowngrade === true);
+    const signed = signature.verified;
+    checkIssueOrder(manifest, service.name, this.issues.newestFor(service.name), { signed, allowDowngrade: req.allowDowngrade === true });
     const installed = journal.installed(service.name);
-    this.records.save(id, 'validated', { detail: 'all checks passed', patch: { from_version: installed?.package_version ?? null } });
+    // only a verified issued_at may move the time floor, and only when the update commits
+    const data = signed && manifest.issued_at !== undefined ? { issuedAt: manifest.issued_at } : undefined;
+    this.records.save(id, 'validated', { detail: 'all checks passed', patch: { from_version: installed?.package_version ?? null }, ...(data ? { data } : {}) });
     log.info(`  valid: ${service.name} ${installed?.package_version ?? '(no version installed by Caisson yet)'} → ${manifest.package_version}`);
     return { manifest, staged, service };
   }
@@ -241,8 +264,9 @@ export class UpdatePipeline {
     this.records.save(id, 'committing');
     await this.withEngine(`committing ${service.name}`, () => this.deps.engine.driverFor(service).commit(plan, (step) => this.records.save(id, 'committing', {}, step)));
     const row = journal.get(id)!;
+    const { issuedAt } = this.records.data(id);
     this.records.finish(id, 'committed', undefined, undefined, {
-      onClose: () =>
+      onClose: () => {
         journal.recordInstalled({
           service: service.name,
           version: row.package_version!,
@@ -250,7 +274,10 @@ export class UpdatePipeline {
           imageRef: plan.newImageRef,
           updateId: id,
           highest: higherVersion(journal.installed(service.name)?.highest_version, row.package_version!),
-        }),
+        });
+        // same transaction as the commit: the time floor moves exactly when the update lands
+        if (typeof issuedAt === 'string') this.issues.record({ service: service.name, issuedAt, issuedMs: rfc3339Millis(issuedAt), updateId: id });
+      },
     });
     log.info(`committed: ${service.name} now runs ${plan.newImageRef} (${row.package_version})`);
   }

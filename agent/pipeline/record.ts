@@ -20,6 +20,8 @@ export interface UpdateData extends JournalData {
   plan?: SwitchPlan;
   newContainerId?: string;
   originalError?: ErrorSummary;
+  /** issued_at of a package whose signature a trusted key verified: the commit records it (store/freshness.ts). */
+  issuedAt?: string;
 }
 
 export class UpdateRecords {
