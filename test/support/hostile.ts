@@ -130,6 +130,8 @@ export interface ManifestFields {
   package_type: string;
   package_version: string;
   created_at: string;
+  /** Raw TOML value, or '' to leave issued_at out. */
+  issued_at: string;
   service: string;
   service_revision: string;
   platform: string;
@@ -147,6 +149,7 @@ export function manifestText(ctx: HostileContext, image: Buffer, over: Partial<M
     package_type: '"service"',
     package_version: '"1.0.0"',
     created_at: '"2026-03-16T18:30:00Z"',
+    issued_at: '"2026-03-16T18:30:00Z"',
     service: JSON.stringify(ctx.service.name),
     service_revision: JSON.stringify(ctx.service.revision),
     platform: JSON.stringify(ctx.service.platform),
@@ -160,7 +163,7 @@ export function manifestText(ctx: HostileContext, image: Buffer, over: Partial<M
 package_type = ${f.package_type}
 package_version = ${f.package_version}
 created_at = ${f.created_at}
-${f.extraTop}
+${f.issued_at ? `issued_at = ${f.issued_at}\n` : ''}${f.extraTop}
 [target]
 service = ${f.service}
 service_revision = ${f.service_revision}
