@@ -38,7 +38,7 @@ export interface BuildOptions {
   /** target.device_class: only devices of this class (agent.toml) take the package. */
   deviceClass?: string | undefined;
   /** target.device_ids: only these devices (`caisson device show`) take the package. */
-  deviceIds?: string[] | undefined;
+  deviceIds?: readonly string[] | undefined;
 }
 
 export interface BuildResult {
