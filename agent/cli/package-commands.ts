@@ -13,7 +13,7 @@ import { removeLeftoverStaging } from '../store/staging.js';
 import { emit, existingPackagePath, runCommand, withCommonOptions, type CommonOptions } from './common.js';
 import { resultLine } from './format.js';
 import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfig } from '../config/agent.js';
-import { ensureDeviceIdentity } from '../device/identity.js';
+import { readDeviceIdentity } from '../device/identity.js';
 import { UNKNOWN_DEVICE, type DeviceContext } from '../package/device-target.js';
 
 export function packageCommand(): Command {
@@ -122,8 +122,9 @@ interface DeviceOptions extends CommonOptions {
 
 /**
  * Who this device is, read when a package first asks (only packages that target devices do):
- * agent.toml's device_class and the device's ID, made now if this is its first start. A
- * device whose identity cannot be read or made is "unknown" and matches no device ID.
+ * agent.toml's device_class and the device's ID. The CLI reads the identity and never makes
+ * one: a device that has none yet (never started) has no ID a vendor could have named, so it
+ * is "unknown" and matches no device ID, as is one whose identity cannot be read.
  */
 function deviceFromConfig(configPath: string): () => DeviceContext {
   let known: DeviceContext | undefined;
@@ -132,7 +133,7 @@ function deviceFromConfig(configPath: string): () => DeviceContext {
     const config = loadAgentConfig(configPath);
     let id = UNKNOWN_DEVICE.id;
     try {
-      id = ensureDeviceIdentity(config.configDir).id;
+      id = readDeviceIdentity(config.configDir)?.id ?? UNKNOWN_DEVICE.id;
     } catch {
       // a broken or unwritable identity: such a device matches no device ID
     }

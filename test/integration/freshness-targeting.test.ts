@@ -114,14 +114,15 @@ describe('freshness and targeting (CLI, real engine)', function () {
     expect(r.stdout).to.match(/^rejected: .*\(manifest\.not_for_this_device\): the package is for device class "gateway", not for this device \(ID [a-z2-7-]+, class "kiosk-v2"\)/);
   });
 
-  it('applies a package for this device (its class and ID, not expired), and a device without its agent.toml would not take it', async () => {
+  it('applies a package for this device (its class and ID, not expired); another device of the class would not take it', async () => {
     const elsewhere = join(work, 'elsewhere', 'agent.toml');
     mkdirSync(join(work, 'elsewhere'));
     writeFileSync(elsewhere, 'device_class = "kiosk-v2"\n');
     const stranger = await runCli(['package', 'validate', '--json', ...commonArgs(f), '--config', elsewhere, pk.forMe!]);
     expect(stranger.code, stranger.stderr).to.equal(2);
     expect(stranger.json.error.code).to.equal('manifest.not_for_this_device');
-    expect(existsSync(join(work, 'elsewhere', 'device.key')), 'that device made its own identity').to.equal(true);
+    expect(stranger.json.error.message).to.include('ID unknown');
+    expect(existsSync(join(work, 'elsewhere', 'device.key')), 'the CLI reads an identity, never makes one').to.equal(false);
 
     const r = await load(pk.forMe!);
     expect(r.code, r.stderr).to.equal(0);
