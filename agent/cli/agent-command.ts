@@ -64,6 +64,7 @@ export async function runAgent(opts: RunAgentOptions = {}): Promise<void> {
           log: logger,
           progress: emittingProgress(bus),
           lockPurpose: 'caisson agent',
+          device: () => ({ id: identity.id, deviceClass: config.deviceClass }),
         });
       } catch (err) {
         const e = toCaissonError(err);

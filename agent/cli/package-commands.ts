@@ -14,13 +14,15 @@ import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfig } from '../config/agent.js';
 import { removeLeftoverStaging } from '../store/staging.js';
 import { emit, existingPackagePath, runCommand, withCommonOptions, type CommonOptions } from './common.js';
 import { resultLine } from './format.js';
+import { readDeviceIdentity } from '../device/identity.js';
+import { UNKNOWN_DEVICE, type DeviceContext } from '../package/device-target.js';
 
 export function packageCommand(): Command {
   const pkg = new Command('package').description('validate, apply, build and clean up update packages');
 
   withDeviceConfig(withCommonOptions(pkg.command('validate').argument('<pkg>', '.edgepkg file').description('check a package without changing anything')))
-    .option('--allow-downgrade', 'accept an older version (local operator only)', false)
-    .action((file: string, opts: CommonOptions & { allowDowngrade: boolean }) =>
+    .option('--allow-downgrade', 'accept an older version or an older issue (local operator only)', false)
+    .action((file: string, opts: DeviceOptions & { allowDowngrade: boolean }) =>
       runCommand(opts, async () => {
         const path = existingPackagePath(file);
         const pipeline = await openForChange(opts, 'package validate');
@@ -36,8 +38,8 @@ export function packageCommand(): Command {
 
   withDeviceConfig(withCommonOptions(pkg.command('load').argument('<pkg>', '.edgepkg file').description('validate, import, apply, health-check, commit or roll back')))
     .option('-y, --yes', 'do not ask for confirmation', false)
-    .option('--allow-downgrade', 'accept an older version (local operator only)', false)
-    .action((file: string, opts: CommonOptions & { yes: boolean; allowDowngrade: boolean }) =>
+    .option('--allow-downgrade', 'accept an older version or an older issue (local operator only)', false)
+    .action((file: string, opts: DeviceOptions & { yes: boolean; allowDowngrade: boolean }) =>
       runCommand(opts, async () => {
         const path = existingPackagePath(file);
         const pipeline = await openForChange(opts, 'package load');
@@ -68,6 +70,10 @@ export function packageCommand(): Command {
     .option('--min-updater-version <semver>', 'oldest Caisson that may apply it', '0.1.0')
     .option('--sign <keyfile>', 'Ed25519 private key (PEM) to sign manifest.toml with')
     .option('--encrypt-to <pubkey...>', 'encrypt the image for these X25519 public keys (base64, as `caisson device show` prints them; device keys or a fleet key)')
+    .option('--expires-in <duration>', 'expires_at this long after the build (issued_at): 30d, 12h, 90m, 2w')
+    .option('--expires-at <time>', 'expires_at as an RFC 3339 date-time, e.g. 2026-12-31T00:00:00Z')
+    .option('--device-class <class>', "only devices of this class (agent.toml's device_class) take it")
+    .option('--device-id <id>', 'only this device takes it (repeat for several; `caisson device show` prints the ID)', collect, [] as string[])
     .action((opts: CommonOptions & BuildFlags) =>
       runCommand(opts, async () => {
         const common = {
@@ -78,6 +84,10 @@ export function packageCommand(): Command {
           signKeyPath: opts.sign,
           dockerSocket: opts.dockerSocket,
           encryptTo: opts.encryptTo,
+          expiresIn: opts.expiresIn,
+          expiresAt: opts.expiresAt,
+          deviceClass: opts.deviceClass,
+          deviceIds: opts.deviceId,
         };
         const built = opts.stack !== undefined ? await buildStackPackage({ ...common, stack: opts.stack, members: stackMembers(opts) }) : await buildPackage({ ...common, ...serviceFlags(opts) });
         const sealed = built.encryptedFor ? `, encrypted for ${built.encryptedFor} recipient${built.encryptedFor === 1 ? '' : 's'}` : '';
@@ -114,6 +124,10 @@ interface BuildFlags {
   minUpdaterVersion?: string;
   sign?: string;
   encryptTo?: string[];
+  expiresIn?: string;
+  expiresAt?: string;
+  deviceClass?: string;
+  deviceId: string[];
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -150,11 +164,37 @@ function stackMembers(opts: BuildFlags): StackMemberInput[] {
 /** agent.toml for commands that open packages: the device key's folder and require_encryption. */
 function withDeviceConfig(cmd: Command): Command {
   const env = process.env['CAISSON_CONFIG'];
-  return cmd.option('--config <file>', 'agent.toml: its folder holds device.key; require_encryption (env CAISSON_CONFIG)', env ? env : DEFAULT_AGENT_CONFIG_PATH);
+  return cmd.option('--config <file>', "agent.toml: this device's class, require_encryption, and the folder of its identity and key (env CAISSON_CONFIG)", env ? env : DEFAULT_AGENT_CONFIG_PATH);
+}
+
+interface DeviceOptions extends CommonOptions {
+  config: string;
+}
+
+/**
+ * Who this device is, read when a package first asks (only packages that target devices do):
+ * agent.toml's device_class and the device's ID. The CLI reads the identity and never makes
+ * one: a device that has none yet (never started) has no ID a vendor could have named, so it
+ * is "unknown" and matches no device ID, as is one whose identity cannot be read.
+ */
+function deviceFromConfig(configPath: string): () => DeviceContext {
+  let known: DeviceContext | undefined;
+  return () => {
+    if (known) return known;
+    const config = loadAgentConfig(configPath);
+    let id = UNKNOWN_DEVICE.id;
+    try {
+      id = readDeviceIdentity(config.configDir)?.id ?? UNKNOWN_DEVICE.id;
+    } catch {
+      // a broken or unwritable identity: such a device matches no device ID
+    }
+    known = { id, deviceClass: config.deviceClass };
+    return known;
+  };
 }
 
 /** Open the pipeline for a changing command: take the lock, then finish what a crash left open. */
-export async function openForChange(opts: CommonOptions & { config?: string }, purpose: string): Promise<Pipeline> {
+export async function openForChange(opts: CommonOptions & Partial<DeviceOptions>, purpose: string): Promise<Pipeline> {
   const { pipeline } = await openAndRecover(opts, purpose);
   return pipeline;
 }
@@ -163,7 +203,11 @@ export async function openForChange(opts: CommonOptions & { config?: string }, p
  * Open the pipeline and finish what a crash left open. `announceRecovered` says each
  * recovered update on stderr; `caisson recover` turns them into its result instead.
  */
-export async function openAndRecover(opts: CommonOptions & { config?: string }, purpose: string, announceRecovered = true): Promise<{ pipeline: Pipeline; recovered: UpdateResult[] }> {
+export async function openAndRecover(
+  opts: CommonOptions & Partial<DeviceOptions>,
+  purpose: string,
+  announceRecovered = true,
+): Promise<{ pipeline: Pipeline; recovered: UpdateResult[] }> {
   // agent.toml says where the device key is and whether plain packages are refused
   const device = opts.config ? loadAgentConfig(opts.config) : undefined;
   const log = cliLogger(opts.stateDir, purpose, opts.json);
@@ -177,6 +221,7 @@ export async function openAndRecover(opts: CommonOptions & { config?: string }, 
     lockPurpose: purpose,
     log,
     progress: createProgress(process.stderr, !opts.json),
+    device: deviceFromConfig(opts.config ?? DEFAULT_AGENT_CONFIG_PATH),
   });
   try {
     const recovered = await pipeline.recover();

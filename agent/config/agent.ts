@@ -8,7 +8,7 @@ import { parse as parseToml } from 'smol-toml';
 import * as v from 'valibot';
 import { validate as validateCron } from 'node-cron';
 import { CaissonError, describe } from '../errors.js';
-import { firstIssue } from './patterns.js';
+import { DEVICE_CLASS_PATTERN, firstIssue } from './patterns.js';
 import { WebConfigSchema, toWebConfig, type WebConfig } from './web.js';
 
 export const DEFAULT_AGENT_CONFIG_PATH = '/etc/caisson/agent.toml';
@@ -35,10 +35,10 @@ const AgentConfigSchema = v.strictObject({
   trusted_keys_dir: v.optional(absolutePath('trusted_keys_dir'), '/etc/caisson/trusted-keys'),
   docker_socket: v.optional(absolutePath('docker_socket')),
   compose_command: v.optional(v.picklist(['auto', 'docker compose', 'docker-compose']), 'auto'),
-  /** What kind of device this is (shown with the device ID; packages may target it later). */
   /** Refuse packages whose image is not encrypted (policy.encryption_required). */
   require_encryption: v.optional(v.boolean(), false),
-  device_class: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'device_class must be [A-Za-z0-9][A-Za-z0-9_.-]*, at most 64 characters')), 'default'),
+  /** What kind of device this is (shown with the device ID; a package's target.device_class must match it). */
+  device_class: v.optional(v.pipe(v.string(), v.regex(DEVICE_CLASS_PATTERN, 'device_class must be [A-Za-z0-9][A-Za-z0-9_.-]*, at most 64 characters')), 'default'),
   web: v.optional(WebConfigSchema, {}),
   led: v.optional(
     v.strictObject({

@@ -14,6 +14,10 @@ export const IMAGE_REFERENCE_PATTERN =
 export const SEMVER_PATTERN =
   /^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$/;
 export const SHA256_HEX_PATTERN = /^[0-9a-f]{64}$/;
+/** agent.toml's device_class, and a manifest's target.device_class. */
+export const DEVICE_CLASS_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** A device ID as device/identity.ts makes it: four groups of four base32 letters. */
+export const DEVICE_ID_PATTERN = /^[a-z2-7]{4}(?:-[a-z2-7]{4}){3}$/;
 
 /** One readable line from valibot issues: "path.to.key: message". */
 export function firstIssue(issues: readonly v.BaseIssue<unknown>[]): string {

@@ -12,17 +12,17 @@ import { basename, dirname, join } from 'node:path';
 import type Docker from 'dockerode';
 import { CaissonError, describe, toCaissonError } from '../errors.js';
 import { connectDocker } from '../runtime/docker-client.js';
-import { IMAGE_REFERENCE_PATTERN, NAME_PATTERN, PLATFORM_PATTERN, SEMVER_PATTERN } from '../config/patterns.js';
+import { DEVICE_CLASS_PATTERN, DEVICE_ID_PATTERN, IMAGE_REFERENCE_PATTERN, NAME_PATTERN, PLATFORM_PATTERN, SEMVER_PATTERN } from '../config/patterns.js';
 import { packageIdOf } from './identity.js';
 import { judgeLoadedImage, type ImageArchiveInfo, type LoadedImage } from './image-archive.js';
-import { renderManifest } from './manifest.js';
 import { ENCRYPTED_SUFFIX, ENCRYPTION_SCHEME, MAX_RECIPIENTS, parseRecipient, startEncryption } from './encryption.js';
 import { deviceIdFor } from '../device/identity.js';
+import { isRfc3339, MAX_TARGET_DEVICE_IDS, renderManifest, rfc3339Millis } from './manifest.js';
 import { ImageArchiveInspector } from './image-inspector.js';
 import { READ_CHUNK } from './source.js';
 import { signManifest } from './signature.js';
 import { tarEnd, tarHeader, tarPadding } from './tar-stream.js';
-import { MAX_STACK_SERVICES, type Manifest, type ManifestCommon, type ManifestEncryption, type ServiceManifest, type StackManifest } from './types.js';
+import { MAX_STACK_SERVICES, type Manifest, type ManifestCommon, type DeviceTargetKeys, type FreshnessKeys, type ManifestEncryption, type ServiceManifest, type StackManifest } from './types.js';
 import { UPDATER_VERSION } from '../version.js';
 
 export interface BuildOptions {
@@ -35,10 +35,18 @@ export interface BuildOptions {
   minUpdaterVersion?: string | undefined;
   signKeyPath?: string | undefined;
   dockerSocket?: string | undefined;
-  /** RFC 3339; now (UTC, whole seconds) by default. */
+  /** RFC 3339; now (UTC, whole seconds) by default. Also the package's issued_at. */
   createdAt?: string | undefined;
   /** X25519 public keys (base64, as `caisson device show` prints them) to encrypt the image for. */
   encryptTo?: string[] | undefined;
+  /** expires_at, RFC 3339 (not with expiresIn). */
+  expiresAt?: string | undefined;
+  /** expires_at as a time after issued_at: "30d", "12h", "90m", "3600s", "2w" (not with expiresAt). */
+  expiresIn?: string | undefined;
+  /** target.device_class: only devices of this class (agent.toml) take the package. */
+  deviceClass?: string | undefined;
+  /** target.device_ids: only these devices (`caisson device show`) take the package. */
+  deviceIds?: readonly string[] | undefined;
 }
 
 export interface BuildResult {
@@ -63,7 +71,7 @@ export async function buildPackage(opts: BuildOptions): Promise<BuildResult> {
     const manifest: ServiceManifest = {
       ...common.manifest,
       package_type: 'service',
-      target: { service: opts.service, service_revision: opts.serviceRevision, platform: opts.platform },
+      target: { service: opts.service, service_revision: opts.serviceRevision, platform: opts.platform, ...common.deviceTarget },
       image: { reference: opts.imageRef, sha256: saved.sha256, size: saved.size },
     };
     return manifest;
@@ -123,6 +131,7 @@ export async function buildStackPackage(opts: StackBuildOptions): Promise<BuildR
         image_id: savedImageOf(saved, m.imageRef, inspects.get(m.imageRef)!).imageId,
       })),
     };
+    if (Object.keys(common.deviceTarget).length > 0) manifest.target = { ...common.deviceTarget };
     return manifest;
   });
 }
@@ -132,14 +141,21 @@ interface CommonInputs {
   signKey: Buffer | undefined;
   /** X25519 public keys to encrypt the image for; empty: not encrypted. */
   recipients: Buffer[];
+  /** [target] device_class / device_ids, when the vendor named any. */
+  deviceTarget: DeviceTargetKeys;
 }
 
 /** The inputs every package type takes, checked, and the manifest keys they make. */
-async function commonInputs(opts: Pick<BuildOptions, 'platform' | 'version' | 'minUpdaterVersion' | 'signKeyPath' | 'createdAt' | 'encryptTo'>): Promise<CommonInputs> {
+async function commonInputs(
+  opts: Pick<BuildOptions, 'platform' | 'version' | 'minUpdaterVersion' | 'signKeyPath' | 'createdAt' | 'encryptTo' | 'expiresAt' | 'expiresIn' | 'deviceClass' | 'deviceIds'>,
+): Promise<CommonInputs> {
   checkInput(opts.platform, PLATFORM_PATTERN, '--platform', 'like linux/amd64');
   checkInput(opts.version, SEMVER_PATTERN, '--version', 'a semantic version like 1.2.3');
   const minUpdater = opts.minUpdaterVersion ?? UPDATER_VERSION;
   checkInput(minUpdater, SEMVER_PATTERN, '--min-updater-version', 'a semantic version');
+  const issuedAt = opts.createdAt ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const freshness = freshnessKeys(issuedAt, opts);
+  const deviceTarget = deviceTargetKeys(opts);
   const signKey = opts.signKeyPath ? await readKey(opts.signKeyPath) : undefined;
   const recipients = (opts.encryptTo ?? []).map(parseRecipient);
   if (new Set(recipients.map((r) => r.toString('hex'))).size !== recipients.length) {
@@ -148,10 +164,12 @@ async function commonInputs(opts: Pick<BuildOptions, 'platform' | 'version' | 'm
   if (recipients.length > MAX_RECIPIENTS) throw new CaissonError('usage.invalid', `--encrypt-to names ${recipients.length} keys; at most ${MAX_RECIPIENTS}`);
   return {
     recipients,
+    deviceTarget,
     manifest: {
       format_version: 1,
       package_version: opts.version,
-      created_at: opts.createdAt ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      created_at: issuedAt,
+      ...freshness,
       compatibility: { min_updater_version: minUpdater },
     },
     signKey,
@@ -278,6 +296,51 @@ async function encryptImage(imagePath: string, path: string, recipients: Buffer[
     await out.close();
   }
   return { scheme: ENCRYPTION_SCHEME, recipients: recipients.map(deviceIdFor), sha256: hash.digest('hex'), size };
+}
+
+/** issued_at (the build time) and expires_at from --expires-at or --expires-in. */
+function freshnessKeys(issuedAt: string, opts: Pick<BuildOptions, 'expiresAt' | 'expiresIn'>): FreshnessKeys {
+  if (!isRfc3339(issuedAt)) throw new CaissonError('usage.invalid', `created_at "${issuedAt.slice(0, 80)}" is not an RFC 3339 date-time`);
+  if (opts.expiresAt !== undefined && opts.expiresIn !== undefined) {
+    throw new CaissonError('usage.invalid', '--expires-at and --expires-in both say when the package expires: give one');
+  }
+  let expiresAt = opts.expiresAt;
+  if (opts.expiresIn !== undefined) {
+    expiresAt = new Date(rfc3339Millis(issuedAt) + parseDuration(opts.expiresIn)).toISOString().replace(/\.000Z$/, 'Z');
+  } else if (expiresAt !== undefined && !isRfc3339(expiresAt)) {
+    throw new CaissonError('usage.invalid', `--expires-at "${expiresAt.slice(0, 80)}" is not valid: expected an RFC 3339 date-time like 2026-12-31T00:00:00Z`);
+  }
+  if (expiresAt !== undefined && rfc3339Millis(expiresAt) <= rfc3339Millis(issuedAt)) {
+    throw new CaissonError('usage.invalid', `the package would expire (${expiresAt}) before it is issued (${issuedAt})`);
+  }
+  return expiresAt === undefined ? { issued_at: issuedAt } : { issued_at: issuedAt, expires_at: expiresAt };
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
+
+/** "30d" → milliseconds. A whole number and one unit: s, m, h, d or w; at most 100 years. */
+export function parseDuration(text: string): number {
+  const m = /^([1-9]\d{0,5})([smhdw])$/.exec(text);
+  const ms = m ? Number(m[1]) * DURATION_UNITS_MS[m[2]!]! : NaN;
+  if (!(ms <= 100 * 366 * 86_400_000)) {
+    throw new CaissonError('usage.invalid', `--expires-in "${text.slice(0, 80)}" is not valid: expected a whole number and a unit (s, m, h, d, w), like 30d, at most 100 years`);
+  }
+  return ms;
+}
+
+function deviceTargetKeys(opts: Pick<BuildOptions, 'deviceClass' | 'deviceIds'>): DeviceTargetKeys {
+  const out: DeviceTargetKeys = {};
+  if (opts.deviceClass !== undefined) {
+    checkInput(opts.deviceClass, DEVICE_CLASS_PATTERN, '--device-class', 'a device class like kiosk-v2 ([A-Za-z0-9][A-Za-z0-9_.-]*)');
+    out.device_class = opts.deviceClass;
+  }
+  if (opts.deviceIds !== undefined && opts.deviceIds.length > 0) {
+    for (const id of opts.deviceIds) checkInput(id, DEVICE_ID_PATTERN, '--device-id', 'a device ID like k3xq-7h2m-pa4d-9wzt (`caisson device show`)');
+    const ids = [...new Set(opts.deviceIds)];
+    if (ids.length > MAX_TARGET_DEVICE_IDS) throw new CaissonError('usage.invalid', `at most ${MAX_TARGET_DEVICE_IDS} --device-id values (use --device-class for a fleet)`);
+    out.device_ids = ids;
+  }
+  return out;
 }
 
 function checkInput(value: string, pattern: RegExp, flag: string, what: string): void {

@@ -6,6 +6,8 @@ import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import * as v from 'valibot';
 import { CaissonError, describe } from '../errors.js';
 import {
+  DEVICE_CLASS_PATTERN,
+  DEVICE_ID_PATTERN,
   IMAGE_REFERENCE_PATTERN,
   NAME_PATTERN,
   PLATFORM_PATTERN,
@@ -14,7 +16,7 @@ import {
 } from '../config/patterns.js';
 import { isSemver } from './semver.js';
 import { ENCRYPTION_SCHEME, MAX_RECIPIENTS } from './encryption.js';
-import { MAX_STACK_SERVICES, type Manifest, type ManifestCommon, type PackageType, type ServiceManifest, type StackManifest } from './types.js';
+import { MAX_STACK_SERVICES, type DeviceTargetKeys, type FreshnessKeys, type Manifest, type ManifestCommon, type PackageType, type ServiceManifest, type StackManifest } from './types.js';
 
 export const MAX_MANIFEST_BYTES = 64 * 1024;
 
@@ -51,6 +53,29 @@ const reference = (what: string) =>
 const sha256Hex = v.optional(v.pipe(v.string(), v.regex(SHA256_HEX_PATTERN, 'image.sha256 must be 64 lower-case hex digits')));
 const imageSize = v.optional(v.pipe(v.number(), v.integer('image.size must be an integer'), v.minValue(1), v.maxValue(Number.MAX_SAFE_INTEGER)));
 
+const rfc3339 = (what: string) => v.pipe(v.string(), v.check(isRfc3339, `${what} must be an RFC 3339 date-time like 2026-03-16T18:30:00Z`));
+
+/** Most device IDs one package may name (a fleet larger than this gets a device_class). */
+export const MAX_TARGET_DEVICE_IDS = 1000;
+
+/** Freshness keys, shared by every package type (package/freshness.ts checks them). */
+export const FRESHNESS_ENTRIES = {
+  issued_at: v.optional(rfc3339('issued_at')),
+  expires_at: v.optional(rfc3339('expires_at')),
+};
+
+/** Device targeting keys of [target], shared by every package type (package/device-target.ts). */
+export const DEVICE_TARGET_ENTRIES = {
+  device_class: v.optional(v.pipe(v.string(), v.regex(DEVICE_CLASS_PATTERN, 'target.device_class must be [A-Za-z0-9][A-Za-z0-9_.-]*, at most 64 characters'))),
+  device_ids: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.regex(DEVICE_ID_PATTERN, 'target.device_ids entries must be device IDs like k3xq-7h2m-pa4d-9wzt'))),
+      v.minLength(1, 'target.device_ids must name at least one device (leave it out for any device)'),
+      v.maxLength(MAX_TARGET_DEVICE_IDS, `target.device_ids may name at most ${MAX_TARGET_DEVICE_IDS} devices`),
+    ),
+  ),
+};
+
 /**
  * The keys of every package type. A key every package gains is added here (and to
  * ManifestCommon and commonOf), once.
@@ -59,6 +84,7 @@ const COMMON_KEYS = {
   format_version: v.literal(1),
   package_version: semver('package_version'),
   created_at: v.pipe(v.string(), v.check(isRfc3339, 'created_at must be an RFC 3339 date-time like 2026-03-16T18:30:00Z')),
+  ...FRESHNESS_ENTRIES,
   compatibility: v.strictObject({
     min_updater_version: semver('compatibility.min_updater_version'),
   }),
@@ -84,6 +110,7 @@ const ServiceManifestSchema = v.strictObject({
     service: name('target.service'),
     service_revision: name('target.service_revision'),
     platform: platform('target.platform'),
+    ...DEVICE_TARGET_ENTRIES,
   }),
   image: v.strictObject({
     reference: reference('image.reference'),
@@ -107,6 +134,8 @@ const StackManifestSchema = v.strictObject({
     name: name('stack.name'),
     platform: platform('stack.platform'),
   }),
+  // a stack's [target] holds only the device targeting keys
+  target: v.optional(v.strictObject({ ...DEVICE_TARGET_ENTRIES })),
   image: v.strictObject({ sha256: sha256Hex, size: imageSize }),
   services: v.pipe(
     v.array(StackServiceSchema),
@@ -175,6 +204,7 @@ function commonOf(m: ManifestCommon): ManifestCommon {
     format_version: 1,
     package_version: m.package_version,
     created_at: m.created_at,
+    ...freshnessOf(m),
     compatibility: { ...m.compatibility },
   };
   if (m.encryption) common.encryption = { ...m.encryption, recipients: [...m.encryption.recipients] };
@@ -194,20 +224,51 @@ function parseService(raw: unknown): ServiceManifest {
   return {
     ...commonOf(m),
     package_type: 'service',
-    target: { ...m.target },
+    target: { service: m.target.service, service_revision: m.target.service_revision, platform: m.target.platform, ...deviceTargetOf(m.target) },
     image: { reference: m.image.reference, ...pinsOf(m.image) },
   };
 }
 
 function parseStack(raw: unknown): StackManifest {
   const m = checked(StackManifestSchema, raw);
-  return {
+  const stack: StackManifest = {
     ...commonOf(m),
     package_type: 'stack',
     stack: { ...m.stack },
     image: pinsOf(m.image),
     services: m.services.map((s) => ({ ...s })),
   };
+  if (m.target) stack.target = deviceTargetOf(m.target);
+  return stack;
+}
+
+/** The freshness keys that are present, checked against each other. */
+export function freshnessOf(m: FreshnessKeys): FreshnessKeys {
+  if (m.issued_at !== undefined && m.expires_at !== undefined && rfc3339Millis(m.expires_at) <= rfc3339Millis(m.issued_at)) {
+    throw new CaissonError('manifest.invalid', `manifest.toml: expires_at (${m.expires_at}) must be later than issued_at (${m.issued_at})`);
+  }
+  const out: FreshnessKeys = {};
+  if (m.issued_at !== undefined) out.issued_at = m.issued_at;
+  if (m.expires_at !== undefined) out.expires_at = m.expires_at;
+  return out;
+}
+
+/** The device targeting keys that are present. */
+export function deviceTargetOf(t: DeviceTargetKeys): DeviceTargetKeys {
+  const out: DeviceTargetKeys = {};
+  if (t.device_class !== undefined) out.device_class = t.device_class;
+  if (t.device_ids !== undefined) out.device_ids = [...t.device_ids];
+  return out;
+}
+
+/**
+ * Milliseconds since the epoch of an RFC 3339 date-time (isRfc3339 first). A leap second
+ * (:60) counts as the second after :59; digits past milliseconds are dropped.
+ */
+export function rfc3339Millis(text: string): number {
+  const leap = /:60(?=[.Zz+-])/.test(text);
+  const ms = Date.parse(leap ? text.replace(/:60(?=[.Zz+-])/, ':59') : text);
+  return leap ? ms + 1000 : ms;
 }
 
 /** The TOML text the builder writes (and tests use). Validated before it is returned. */
@@ -217,12 +278,13 @@ export function renderManifest(m: Manifest): string {
     package_type: m.package_type,
     package_version: m.package_version,
     created_at: m.created_at,
+    ...freshnessOf(m),
   };
   const encryption = m.encryption ? { encryption: { ...m.encryption } } : {};
   const doc =
     m.package_type === 'service'
       ? { ...common, target: { ...m.target }, image: { ...m.image }, compatibility: { ...m.compatibility }, ...encryption }
-      : { ...common, stack: { ...m.stack }, image: { ...m.image }, services: m.services.map((s) => ({ ...s })), compatibility: { ...m.compatibility }, ...encryption };
+      : { ...common, stack: { ...m.stack }, ...(m.target ? { target: { ...m.target } } : {}), image: { ...m.image }, services: m.services.map((s) => ({ ...s })), compatibility: { ...m.compatibility }, ...encryption };
   const text = stringifyToml(doc).replace(/\n*$/, '\n');
   parseManifest(Buffer.from(text, 'utf8'));
   return text;

@@ -38,7 +38,7 @@ export type { ImageArchiveInfo } from './image-archive.js';
  * The keys every package type shares, in one place (manifest.ts parses them once for all
  * types), so a key added for every package lands here and nowhere else.
  */
-export interface ManifestCommon {
+export interface ManifestCommon extends FreshnessKeys {
   format_version: 1;
   package_version: string;
   created_at: string;
@@ -59,7 +59,7 @@ export interface ManifestEncryption {
 /** A package of one new version of one service (package_type = "service"). */
 export interface ServiceManifest extends ManifestCommon {
   package_type: 'service';
-  target: { service: string; service_revision: string; platform: string };
+  target: { service: string; service_revision: string; platform: string } & DeviceTargetKeys;
   image: { reference: string; sha256?: string; size?: number };
 }
 
@@ -85,6 +85,8 @@ export interface StackServiceEntry {
 export interface StackManifest extends ManifestCommon {
   package_type: 'stack';
   stack: { name: string; platform: string };
+  /** Device targeting only (a stack's services are in `services`). */
+  target?: DeviceTargetKeys;
   image: { sha256?: string; size?: number };
   services: StackServiceEntry[];
 }
@@ -94,6 +96,18 @@ export type PackageType = Manifest['package_type'];
 
 /** Most services one stack package may update. */
 export const MAX_STACK_SERVICES = 16;
+
+/** When a package was issued and until when it may be applied (RFC 3339; package/freshness.ts). */
+export interface FreshnessKeys {
+  issued_at?: string;
+  expires_at?: string;
+}
+
+/** Which devices a package is for, beyond the service (package/device-target.ts). */
+export interface DeviceTargetKeys {
+  device_class?: string;
+  device_ids?: string[];
+}
 
 export interface StageLimits {
   /** Largest .edgepkg accepted, in bytes. */

@@ -6,6 +6,8 @@ import { CaissonError } from '../errors.js';
 import type { InstalledLookup } from './version-policy.js';
 import { checkImageArchive, checkIntegrity, checkTarget, checkUpdaterVersion } from './checks.js';
 import { recordInspection } from './image-inspector.js';
+import { checkDeviceTarget, UNKNOWN_DEVICE, type DeviceContext } from './device-target.js';
+import { checkExpiry, requireIssuedAt, type DeviceTime } from './freshness.js';
 import { inflateLimit, inspectCompressedImage } from './inflate.js';
 import { parseServiceManifest } from './manifest.js';
 import { checkSignature, type SignatureResult } from './signature.js';
@@ -18,6 +20,13 @@ export interface ValidationContext {
   updaterVersion: string;
   /** Inflation limits for image.tar.gz (the defaults otherwise). */
   limits?: Partial<StageLimits>;
+  /**
+   * Who this device is, asked only for a package that targets devices. Without it such a
+   * package is refused (an unknown device matches no target).
+   */
+  device?: () => DeviceContext;
+  /** The device's clock and time floor (the real clock and no floor otherwise). */
+  time?: DeviceTime;
 }
 
 export interface ValidatedPackage {
@@ -27,18 +36,21 @@ export interface ValidatedPackage {
 }
 
 /**
- * manifest → target → updater version → signature → integrity → (image.tar.gz: inflate,
- * bounded) → image archive. Nothing compressed is inflated before the signature and the
- * pins have been checked.
+ * manifest → device target → target (catalog) → updater version → signature → freshness →
+ * integrity → (image.tar.gz: inflate, bounded) → image archive. Nothing compressed is
+ * inflated before the signature and the pins have been checked.
  */
 export async function validateStaged(
   staged: StagedPackage,
   ctx: ValidationContext,
   manifest: ServiceManifest = parseServiceManifest(staged.manifestBytes),
 ): Promise<ValidatedPackage> {
+  checkDeviceTarget(manifest, ctx.device ?? (() => UNKNOWN_DEVICE));
   const service = checkTarget(manifest, ctx.catalog);
   checkUpdaterVersion(manifest, ctx.updaterVersion);
   const signature = checkSignature(manifest, staged, ctx.trustedKeys);
+  requireIssuedAt(manifest, signature.verified);
+  checkExpiry(manifest, ctx.time ?? { clock: new Date() });
   checkIntegrity(manifest, staged);
   await inspectCompressedOnce(staged, signature.verified, ctx.limits);
   checkImageArchive(manifest, staged);
@@ -59,14 +71,17 @@ export interface ValidatedStack {
 }
 
 /**
- * The same steps for a stack: members (duplicates, catalog, revision, platform, order) →
- * updater version → signature → integrity → (image.tar.gz: inflate, bounded) → each
+ * The same steps for a stack: device target → members (duplicates, catalog, revision,
+ * platform, order) → updater version → signature → freshness → integrity → (image.tar.gz: inflate, bounded) → each
  * service's image in the archive → (when `installed` is given) each member's version policy.
  */
 export async function validateStagedStack(staged: StagedPackage, ctx: StackValidationContext, manifest: StackManifest): Promise<ValidatedStack> {
+  checkDeviceTarget(manifest, ctx.device ?? (() => UNKNOWN_DEVICE));
   checkStackMembers(manifest, ctx.catalog); // before the signature, as checkTarget
   checkUpdaterVersion(manifest, ctx.updaterVersion);
   const signature = checkSignature(manifest, staged, ctx.trustedKeys);
+  requireIssuedAt(manifest, signature.verified);
+  checkExpiry(manifest, ctx.time ?? { clock: new Date() });
   checkIntegrity(manifest, staged);
   await inspectCompressedOnce(staged, signature.verified, ctx.limits);
   if (!staged.archiveImages) {

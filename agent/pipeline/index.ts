@@ -18,6 +18,7 @@ import { UpdatePipeline } from './pipeline.js';
 import { ensureServicesRunning, type EnsureRunningResult } from './ensure-running.js';
 import { recoverOpenUpdates } from './recover.js';
 import type { UpdateRequest, UpdateResult } from './types.js';
+import type { DeviceContext } from '../package/device-target.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/caisson';
 export const DEFAULT_SERVICES_PATH = '/etc/caisson/services.toml';
@@ -39,6 +40,8 @@ export interface PipelineOptions {
   progress?: Progress;
   /** How long to wait for the engine at start before docker.unreachable. */
   dockerWaitMs?: number;
+  /** Who this device is, asked only for packages that target devices; unknown (matching no target) without it. */
+  device?: () => DeviceContext;
 }
 
 export interface Pipeline {
@@ -87,6 +90,7 @@ export async function openPipeline(opts: PipelineOptions & { lockPurpose: string
       decryption,
       log,
       progress: opts.progress ?? createProgress(process.stderr, false),
+      device: opts.device,
     });
     return {
       run: (req) => pipeline.run(req),

@@ -9,8 +9,11 @@ import type { Logger } from '../log/logger.js';
 import type { Progress } from '../log/progress.js';
 import { stagePackage } from '../package/reader.js';
 import type { DecryptionKey } from '../package/encryption.js';
-import { parseManifest } from '../package/manifest.js';
+import { parseManifest, rfc3339Millis } from '../package/manifest.js';
 import { validateStaged } from '../package/validate.js';
+import type { DeviceContext } from '../package/device-target.js';
+import { checkIssueOrder } from '../package/freshness.js';
+import { IssueRecords } from '../store/freshness.js';
 import type { ServiceManifest, StackManifest, StagedPackage } from '../package/types.js';
 import { UPDATER_VERSION } from '../version.js';
 import type { Journal } from '../store/journal.js';
@@ -46,6 +49,10 @@ export interface PipelineDeps {
   /** Called right after each state (or `closed:<outcome>`) is saved; the fault-injection point. */
   afterSave?: (saved: string) => void;
   timing?: Partial<PipelineTiming>;
+  /** Who this device is, for packages that target devices (package/device-target.ts); asked only then. */
+  device?: () => DeviceContext;
+  /** The device's clock (tests inject a fake one); the real clock by default. */
+  clock?: () => Date;
 }
 
 /** A package that passed every check, with what it updates; alreadyInstalled: committed before by that update. */
@@ -58,10 +65,12 @@ export class UpdatePipeline {
   private readonly records: UpdateRecords;
   /** The stack path (stack.ts); recovery uses its commit and rollback. */
   readonly stack: StackUpdate;
+  private readonly issues: IssueRecords;
 
   constructor(private readonly deps: PipelineDeps) {
     this.timing = { ...DEFAULT_TIMING, ...deps.timing };
     this.records = new UpdateRecords(deps.journal, deps.afterSave ?? faultPoint);
+    this.issues = new IssueRecords(deps.journal.db);
     this.stack = new StackUpdate({
       journal: deps.journal,
       engine: deps.engine,
@@ -70,6 +79,7 @@ export class UpdatePipeline {
       records: this.records,
       timing: this.timing,
       undoImport: (id) => this.undoImport(id),
+      onCommitted: (id, services) => this.recordIssue(id, services),
     });
   }
 
@@ -166,7 +176,17 @@ export class UpdatePipeline {
       detail: `manifest ${manifest.target.service} ${manifest.package_version}`,
       patch: { package_version: manifest.package_version, service: manifest.target.service, to_image: manifest.image.reference, to_version: manifest.package_version },
     });
-    const { service } = await validateStaged(staged, { catalog: this.deps.catalog, trustedKeys: this.deps.trustedKeys, updaterVersion: UPDATER_VERSION }, manifest);
+    const { service, signature } = await validateStaged(
+      staged,
+      {
+        catalog: this.deps.catalog,
+        trustedKeys: this.deps.trustedKeys,
+        updaterVersion: UPDATER_VERSION,
+        device: this.deps.device,
+        time: { clock: (this.deps.clock ?? (() => new Date()))(), floor: this.issues.floor() },
+      },
+      manifest,
+    );
 
     // once only: a package committed before is not applied again (unless the local
     // operator explicitly asks to go back to it with --allow-downgrade)
@@ -175,8 +195,12 @@ export class UpdatePipeline {
       return { kind: 'service', manifest, staged, service, alreadyInstalled: committedBy.update_id };
     }
     checkPolicy(journal, service.name, manifest.package_version, staged.packageId, allowDowngrade);
+    const signed = signature.verified;
+    checkIssueOrder(manifest, service.name, this.issues.newestFor(service.name), { signed, allowDowngrade });
     const installed = journal.installed(service.name);
-    this.records.save(id, 'validated', { detail: 'all checks passed', patch: { from_version: installed?.package_version ?? null } });
+    // only a verified issued_at may move the time floor, and only when the update commits
+    const data = signed && manifest.issued_at !== undefined ? { issuedAt: manifest.issued_at } : undefined;
+    this.records.save(id, 'validated', { detail: 'all checks passed', patch: { from_version: installed?.package_version ?? null }, ...(data ? { data } : {}) });
     log.info(`  valid: ${service.name} ${installed?.package_version ?? '(no version installed by Caisson yet)'} → ${manifest.package_version}`);
     return { kind: 'service', manifest, staged, service };
   }
@@ -189,14 +213,25 @@ export class UpdatePipeline {
       detail: `manifest stack ${name} ${manifest.package_version}: ${manifest.services.map((s) => `${s.service} ${s.version}`).join(', ')}`,
       patch: { package_version: manifest.package_version, stack: name, to_version: manifest.package_version },
     });
-    const target = await validateStack(staged, manifest, { catalog: this.deps.catalog, trustedKeys: this.deps.trustedKeys, updaterVersion: UPDATER_VERSION });
+    const { signed, ...target } = await validateStack(staged, manifest, {
+      catalog: this.deps.catalog,
+      trustedKeys: this.deps.trustedKeys,
+      updaterVersion: UPDATER_VERSION,
+      device: this.deps.device,
+      time: { clock: (this.deps.clock ?? (() => new Date()))(), floor: this.issues.floor() },
+    });
     const committedBy = journal.committedPackage(staged.packageId);
     if (committedBy && committedBy.service === name && !allowDowngrade) {
       return { kind: 'stack', staged, target, alreadyInstalled: committedBy.update_id };
     }
-    for (const m of target.members) checkPolicy(journal, m.service.name, m.version, staged.packageId, allowDowngrade);
+    for (const m of target.members) {
+      checkPolicy(journal, m.service.name, m.version, staged.packageId, allowDowngrade);
+      checkIssueOrder(manifest, m.service.name, this.issues.newestFor(m.service.name), { signed, allowDowngrade });
+    }
     const rows = StackUpdate.pendingRows(journal, target);
-    this.records.save(id, 'validated', { detail: 'all checks passed, for every service', members: rows });
+    // only a verified issued_at may move the time floor, and only when the whole stack commits
+    const data = signed && manifest.issued_at !== undefined ? { issuedAt: manifest.issued_at } : undefined;
+    this.records.save(id, 'validated', { detail: 'all checks passed, for every service', members: rows, ...(data ? { data } : {}) });
     log.info(`  valid: stack ${name} ${manifest.package_version}: ${rows.map((r) => `${r.service} ${r.from_version ?? '(none)'} → ${r.to_version}`).join(', ')}`);
     return { kind: 'stack', staged, target };
   }
@@ -289,8 +324,9 @@ export class UpdatePipeline {
     this.records.save(id, 'committing');
     await this.withEngine(`committing ${service.name}`, () => this.deps.engine.driverFor(service).commit(plan, (step) => this.records.save(id, 'committing', {}, step)));
     const row = journal.get(id)!;
+    const { issuedAt } = this.records.data(id);
     this.records.finish(id, 'committed', undefined, undefined, {
-      onClose: () =>
+      onClose: () => {
         journal.recordInstalled({
           service: service.name,
           version: row.package_version!,
@@ -298,9 +334,18 @@ export class UpdatePipeline {
           imageRef: plan.newImageRef,
           updateId: id,
           highest: higherVersion(journal.installed(service.name)?.highest_version, row.package_version!),
-        }),
+        });
+        // same transaction as the commit: the time floor moves exactly when the update lands
+        this.recordIssue(id, [service.name], issuedAt);
+      },
     });
     log.info(`committed: ${service.name} now runs ${plan.newImageRef} (${row.package_version})`);
+  }
+
+  /** The verified issued_at of a committing update, as the newest issue of each service it installs. */
+  private recordIssue(id: string, services: string[], issuedAt = this.records.data(id).issuedAt): void {
+    if (typeof issuedAt !== 'string') return;
+    for (const service of services) this.issues.record({ service, issuedAt, issuedMs: rfc3339Millis(issuedAt), updateId: id });
   }
 
   /** Put the previous version back and verify it; also used by recovery. */

@@ -26,6 +26,8 @@ export interface UpdateData extends JournalData {
   expectedImageIds?: string[];
   loadedImageIds?: string[];
   members?: MemberData[];
+  /** issued_at of a package whose signature a trusted key verified: the commit records it (store/freshness.ts). */
+  issuedAt?: string;
 }
 
 export class UpdateRecords {

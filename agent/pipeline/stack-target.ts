@@ -3,21 +3,17 @@
 // in the archive), mapped to each service's catalog entry, new version, reference and the
 // image the archive pins for it. The version policy is the pipeline's (after the once-only
 // check, as for a service package).
-import type { KeyObject } from 'node:crypto';
-import type { Catalog } from '../config/services.js';
-import { validateStagedStack } from '../package/validate.js';
+import { validateStagedStack, type ValidationContext } from '../package/validate.js';
 import type { StackManifest, StagedPackage } from '../package/types.js';
 import type { StackTarget } from './stack.js';
 
-export interface StackValidationContext {
-  catalog: Catalog;
-  trustedKeys: readonly KeyObject[];
-  updaterVersion: string;
-}
+export type StackValidationContext = Pick<ValidationContext, 'catalog' | 'trustedKeys' | 'updaterVersion' | 'device' | 'time'>;
 
-export async function validateStack(staged: StagedPackage, manifest: StackManifest, ctx: StackValidationContext): Promise<StackTarget> {
-  const { members } = await validateStagedStack(staged, ctx, manifest);
+/** The stack to install, and whether a trusted key verified its signature (freshness needs it). */
+export async function validateStack(staged: StagedPackage, manifest: StackManifest, ctx: StackValidationContext): Promise<StackTarget & { signed: boolean }> {
+  const { members, signature } = await validateStagedStack(staged, ctx, manifest);
   return {
+    signed: signature.verified,
     name: manifest.stack.name,
     version: manifest.package_version,
     members: members.map((m) => ({ service: m.service, version: m.entry.version, reference: m.entry.reference, expected: m.image })),

@@ -71,6 +71,8 @@ export interface StackDeps {
   timing: PipelineTiming;
   /** Put back the tags the import moved (the pipeline's, shared with a discard). */
   undoImport: (id: string) => Promise<void>;
+  /** In the commit's own transaction, after what is installed was written (the freshness floor). */
+  onCommitted?: (id: string, services: string[]) => void;
 }
 
 export class StackUpdate {
@@ -228,6 +230,7 @@ export class StackUpdate {
             stack,
           });
         }
+        this.deps.onCommitted?.(id, rows.map((r) => r.service));
       },
     });
     log.info(`committed: stack ${stack.name} ${stack.version} (${rows.map((r) => `${r.service} ${r.to_version}`).join(', ')})`);

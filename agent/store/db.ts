@@ -1,4 +1,4 @@
-// The state database: history, the update journal and what is installed, in one SQLite
+// The state database: history, the update journal, what is installed and the time floor, in one SQLite
 // file under the state dir. WAL + synchronous=FULL: every committed transaction is on
 // disk before the call returns, so a state saved before a side effect survives kill -9
 // and power loss (DESIGN.md explains why SQLite replaced nedb). The state dir is 0750 and
@@ -98,6 +98,14 @@ export const MIGRATIONS: string[] = [
    CREATE INDEX update_members_service ON update_members (service);
    ALTER TABLE installed ADD COLUMN stack TEXT;
    ALTER TABLE installed ADD COLUMN stack_version TEXT;`,
+  // Freshness (package/freshness.ts, store/freshness.ts): per service, the newest issued_at
+  // of a signed package committed; the device's time floor is the newest of these.
+  `CREATE TABLE newest_issue (
+     service TEXT PRIMARY KEY,
+     issued_at TEXT NOT NULL,          -- as the manifest spells it (RFC 3339)
+     issued_ms INTEGER NOT NULL,       -- the same instant in ms since the epoch, for ordering
+     update_id TEXT NOT NULL
+   );`,
 ];
 
 export function openDatabase(stateDir: string): Db {

@@ -1,7 +1,7 @@
 // Valid .edgepkg files without an engine: a docker-save-shaped image.tar holding only its
 // manifest.json and config (all the reader and the fake engine look at), and a manifest
 // that pins it. For pipeline unit tests on test/support/fake-engine.ts.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createPrivateKey, randomBytes, sign } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { tarEnd, tarEntry } from '../../agent/package/tar-writer.js';
@@ -24,6 +24,14 @@ export interface FakePackageOptions {
   platform?: string;
   /** The tags image.tar carries (default: the reference). */
   repoTags?: string[];
+  /** issued_at / expires_at (RFC 3339), left out when not given. */
+  issuedAt?: string;
+  expiresAt?: string;
+  /** [target] device_class / device_ids, left out when not given. */
+  deviceClass?: string;
+  deviceIds?: string[];
+  /** Sign manifest.toml with this Ed25519 private key (PEM). */
+  signWith?: string;
 }
 
 export function writeFakePackage(o: FakePackageOptions): FakePackage {
@@ -40,12 +48,12 @@ export function writeFakePackage(o: FakePackageOptions): FakePackage {
 package_type = "service"
 package_version = "${o.version}"
 created_at = "2026-03-16T18:30:00Z"
-
+${o.issuedAt ? `issued_at = "${o.issuedAt}"\n` : ''}${o.expiresAt ? `expires_at = "${o.expiresAt}"\n` : ''}
 [target]
 service = "${o.service}"
 service_revision = "${o.revision}"
 platform = "${o.platform ?? 'linux/amd64'}"
-
+${o.deviceClass ? `device_class = "${o.deviceClass}"\n` : ''}${o.deviceIds ? `device_ids = ${JSON.stringify(o.deviceIds)}\n` : ''}
 [image]
 reference = "${o.reference}"
 sha256 = "${sha256(image)}"
@@ -54,7 +62,12 @@ size = ${image.length}
 [compatibility]
 min_updater_version = "0.1.0"
 `;
-  const pkg = Buffer.concat([tarEntry({ name: 'manifest.toml' }, Buffer.from(manifest)), tarEntry({ name: 'image.tar' }, image), tarEnd()]);
+  const entries = [tarEntry({ name: 'manifest.toml' }, Buffer.from(manifest)), tarEntry({ name: 'image.tar' }, image)];
+  if (o.signWith) {
+    const sig = sign(null, Buffer.from(manifest), createPrivateKey(o.signWith)).toString('base64') + '\n';
+    entries.push(tarEntry({ name: 'manifest.toml.sig' }, Buffer.from(sig)));
+  }
+  const pkg = Buffer.concat([...entries, tarEnd()]);
   mkdirSync(dirname(o.out), { recursive: true });
   writeFileSync(o.out, pkg);
   return { path: o.out, imageId: `sha256:${configHex}`, reference: o.reference };

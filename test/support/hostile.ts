@@ -132,6 +132,8 @@ export interface ManifestFields {
   package_type: string;
   package_version: string;
   created_at: string;
+  /** Raw TOML value, or '' to leave issued_at out. */
+  issued_at: string;
   service: string;
   service_revision: string;
   platform: string;
@@ -149,6 +151,7 @@ export function manifestText(ctx: HostileContext, image: Buffer, over: Partial<M
     package_type: '"service"',
     package_version: '"1.0.0"',
     created_at: '"2026-03-16T18:30:00Z"',
+    issued_at: '"2026-03-16T18:30:00Z"',
     service: JSON.stringify(ctx.service.name),
     service_revision: JSON.stringify(ctx.service.revision),
     platform: JSON.stringify(ctx.service.platform),
@@ -162,7 +165,7 @@ export function manifestText(ctx: HostileContext, image: Buffer, over: Partial<M
 package_type = ${f.package_type}
 package_version = ${f.package_version}
 created_at = ${f.created_at}
-${f.extraTop}
+${f.issued_at ? `issued_at = ${f.issued_at}\n` : ''}${f.extraTop}
 [target]
 service = ${f.service}
 service_revision = ${f.service_revision}
@@ -405,6 +408,12 @@ export function hostileCases(): HostileCase[] {
     withManifest(ctx, manifestText(ctx, ctx.imageTar, { pins: `sha256 = "${sha256(ctx.imageTar).toUpperCase()}"\nsize = ${ctx.imageTar.length}\n` })));
   add('manifest created_at not RFC 3339', 'manifest.invalid', (ctx) =>
     withManifest(ctx, manifestText(ctx, ctx.imageTar, { created_at: '"2026-02-30T10:00:00Z"' })));
+  add('manifest expires_at before issued_at', 'manifest.invalid', (ctx) =>
+    withManifest(ctx, manifestText(ctx, ctx.imageTar, { extraTop: 'expires_at = "2026-03-16T18:29:59Z"\n' })));
+  add('manifest device_ids with $(reboot)', 'manifest.invalid', (ctx) =>
+    withManifest(ctx, manifestText(ctx, ctx.imageTar, { platform: `${JSON.stringify(ctx.service.platform)}\ndevice_ids = ["$(reboot)"]` })));
+  add('package for another device class', 'manifest.not_for_this_device', (ctx) =>
+    withManifest(ctx, manifestText(ctx, ctx.imageTar, { platform: `${JSON.stringify(ctx.service.platform)}\ndevice_class = "other-class"` })));
   add('manifest format_version as string', 'manifest.invalid', (ctx) => withManifest(ctx, manifestText(ctx, ctx.imageTar, { format_version: '"1"' })));
   add('manifest format_version 2', 'manifest.unsupported_format', (ctx) => withManifest(ctx, manifestText(ctx, ctx.imageTar, { format_version: '2' })));
   add('manifest package_type bundle', 'manifest.unsupported_type', (ctx) =>
@@ -468,6 +477,10 @@ export function hostileCases(): HostileCase[] {
     archive(m(ctx), img(ctx), file('manifest.toml.sig', '$(reboot)\n')), true);
   add('signed manifest without image pins', 'signature.unpinned_image', (ctx) =>
     validPackageBytes(ctx, { manifest: manifestText(ctx, ctx.imageTar, { pins: '' }), signWith: ctx.trustedPrivateKeyPem }), true);
+  add('signed manifest without issued_at', 'signature.no_issued_at', (ctx) =>
+    validPackageBytes(ctx, { manifest: manifestText(ctx, ctx.imageTar, { issued_at: '' }), signWith: ctx.trustedPrivateKeyPem }), true);
+  add('signed package that expired in 2000', 'policy.expired', (ctx) =>
+    validPackageBytes(ctx, { manifest: manifestText(ctx, ctx.imageTar, { issued_at: '"1999-12-31T00:00:00Z"', extraTop: 'expires_at = "2000-01-01T00:00:00Z"\n' }), signWith: ctx.trustedPrivateKeyPem }), true);
   add('signed, pinned, image swapped', 'integrity.sha256_mismatch', (ctx) => {
     // the same image in other bytes: manifest.json written again, RepoTags first
     const other = rewriteImageManifest(ctx.imageTar, (doc) => doc.map((e) => ({ RepoTags: [ctx.imageRef], ...e })));

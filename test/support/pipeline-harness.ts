@@ -4,6 +4,7 @@
 // answering it, so nothing more of that run reaches the journal or the engine; recovery
 // then runs in a fresh pipeline over the same database file, with the engine as it was.
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import type { KeyObject } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCatalog, findService, type Catalog, type ServiceSpec } from '../../agent/config/services.js';
@@ -15,6 +16,7 @@ import type { UpdateRequest, UpdateResult } from '../../agent/pipeline/types.js'
 import { openDatabase, type Db } from '../../agent/store/db.js';
 import { Journal } from '../../agent/store/journal.js';
 import { CaissonError } from '../../agent/errors.js';
+import type { DeviceContext } from '../../agent/package/device-target.js';
 import { FakeEngine } from './fake-engine.js';
 import {
   writeFakePackage,
@@ -139,6 +141,14 @@ export class PipelineHarness {
   readonly engine = new FakeEngine();
   readonly catalog: Catalog;
   db: Db = openDatabase(this.stateDir);
+  /** Keys the pipeline trusts (none: unsigned packages are accepted). */
+  trustedKeys: KeyObject[] = [];
+  /** The device's clock, as the pipeline reads it: a fake one tests move by hand. */
+  clock = new Date('2026-03-16T18:30:00Z');
+  /** Who this device is, for packages that target devices. */
+  device: DeviceContext = { id: 'aaaa-bbbb-cccc-dddd', deviceClass: 'default' };
+  /** How often the pipeline asked who this device is. */
+  deviceAsked = 0;
   private n = 0;
 
   constructor(servicesToml = SERVICES_TOML) {
@@ -168,11 +178,16 @@ export class PipelineHarness {
       journal: new Journal(this.db),
       engine: this.engine,
       stateDir: this.stateDir,
-      trustedKeys: [],
+      trustedKeys: this.trustedKeys,
       log: silentLogger(),
       progress: createProgress(process.stderr, false),
       afterSave,
       timing: FAST_TIMING,
+      clock: () => new Date(this.clock),
+      device: () => {
+        this.deviceAsked++;
+        return this.device;
+      },
     });
   }
 

@@ -68,6 +68,7 @@ describe('hostile package corpus', function () {
       'manifest.unsupported_format', 'manifest.unsupported_type', 'manifest.unknown_service', 'manifest.revision_mismatch',
       'manifest.platform_mismatch', 'manifest.updater_too_old', 'integrity.size_mismatch', 'integrity.sha256_mismatch',
       'image.invalid', 'image.too_large', 'image.platform_mismatch', 'image.reference_mismatch', 'signature.missing', 'signature.invalid', 'signature.unpinned_image',
+      'signature.no_issued_at', 'policy.expired', 'manifest.not_for_this_device',
     ] as const) {
       expect(codes.has(code), code).to.equal(true);
     }

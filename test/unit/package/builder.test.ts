@@ -8,6 +8,7 @@ import { CaissonError } from '../../../agent/errors.js';
 import { parseCatalog } from '../../../agent/config/services.js';
 import { buildPackage } from '../../../agent/package/builder.js';
 import { stagePackage } from '../../../agent/package/reader.js';
+import { parseManifest } from '../../../agent/package/manifest.js';
 import { generateKeyPair, loadTrustedKeys } from '../../../agent/package/signature.js';
 import { validateStaged } from '../../../agent/package/validate.js';
 import { buildTestImage, cleanupTestObjects, differsFromArchive, docker, imageExists, imageId, inspectImage } from '../../support/images.js';
@@ -72,6 +73,17 @@ describe('package builder', function () {
     const v = await validateStaged(staged, { catalog, trustedKeys: loadTrustedKeys(keys), updaterVersion: '0.1.0' });
     expect(v.signature.verified).to.equal(true);
     rmSync(join(work, 'staging-signed'), { recursive: true });
+    rmSync(out);
+  });
+
+  it('sets issued_at at build time, expires_at from --expires-in, and the device target', async () => {
+    const out = join(work, 'targeted.edgepkg');
+    await buildPackage({ ...base, out, createdAt: '2026-03-16T18:30:00Z', expiresIn: '30d', deviceClass: 'kiosk-v2', deviceIds: ['k3xq-7h2m-pa4d-6wzt', 'k3xq-7h2m-pa4d-6wzt'] });
+    const staged = await stagePackage(out, join(work, 'staging-targeted'), { copyImage: false });
+    const m = parseManifest(staged.manifestBytes);
+    expect(m).to.deep.include({ created_at: '2026-03-16T18:30:00Z', issued_at: '2026-03-16T18:30:00Z', expires_at: '2026-04-15T18:30:00Z' });
+    expect(m.target).to.deep.include({ device_class: 'kiosk-v2', device_ids: ['k3xq-7h2m-pa4d-6wzt'] });
+    rmSync(join(work, 'staging-targeted'), { recursive: true, force: true });
     rmSync(out);
   });
 

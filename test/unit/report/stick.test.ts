@@ -84,6 +84,21 @@ describe('stick reports', () => {
     assert.equal(reports.pending('AAAA-BBBB').length, 0, 'written reports are no longer pending');
   });
 
+  it("writes the device's ID and public key into every report on the stick", async () => {
+    mountStick(stick);
+    const device = { id: 'k3xq-7h2m-pa4d-6wzt', public_key: Buffer.alloc(32, 7).toString('base64') };
+    const withDevice = new StickReports(db, { resultFileName: 'caisson-result.txt', reportsDirName: 'caisson-reports', isMounted: (d) => isMountPoint(d), device });
+    withDevice.record('AAAA-BBBB', result());
+    withDevice.record('AAAA-BBBB', result({ update_id: 'u2', outcome: 'rejected', package_file: '/m/bad-2.0.0.edgepkg', error: { code: 'manifest.not_for_this_device', message: 'x', next: 'y' } }));
+    assert.equal((await withDevice.deliver('AAAA-BBBB', stick)).written, true);
+    for (const name of ['20260316T183042Z-frontend-1.2.3', '20260316T183042Z-bad-2.0.0']) {
+      assert.deepEqual(JSON.parse(readFileSync(join(stick, 'caisson-reports', `${name}.json`), 'utf8')).device, device, name);
+      const text = readFileSync(join(stick, 'caisson-reports', `${name}.txt`), 'utf8');
+      assert.match(text, /^Device ID: k3xq-7h2m-pa4d-6wzt$/m, name);
+      assert.ok(text.includes(`Device public key: ${device.public_key} (X25519)`), name);
+    }
+  });
+
   it('keeps reports pending on a read-only stick and writes them when it comes back writable', async () => {
     mountStick(stick, { readOnly: true });
     reports.record('AAAA-BBBB', result());
