@@ -230,7 +230,7 @@ export class ImageArchiveReader {
         const declared = platformOf(d.platform);
         const platform = platformOfConfig.get(config);
         if (platform !== undefined) {
-          if (declared !== undefined && !samePlatform(declared, platform)) throw new ArchiveProblem(`its index.json lists the image ${config.slice(0, 19)} for ${show(declared)}, but its config is for ${platform}`);
+          if (declared !== undefined && !samePlatform(declared, platform)) throw new ArchiveProblem(`its index.json lists the image for ${show(declared)}, but its config is for ${platform} (config ${config.slice(0, 19)})`);
           found.add(config);
         } else if (declared === undefined || images.some((i) => samePlatform(declared, i.platform))) {
           throw new ArchiveProblem(`its index.json leads to a second image for ${declared ? show(declared) : 'no platform'} (config ${config.slice(0, 19)}) that manifest.json does not list`);

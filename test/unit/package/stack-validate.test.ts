@@ -57,6 +57,7 @@ function manifestFor(images: CraftedImage[], over: (e: StackServiceEntry, i: num
     package_type: 'stack',
     package_version: '2.1.0',
     created_at: '2026-03-16T18:30:00Z',
+    issued_at: '2026-03-16T18:30:00Z',
     stack: { name: 'shop', platform: 'linux/amd64' },
     image: {},
     services: NAMES.map((s, i) => {
