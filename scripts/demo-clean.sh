@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Remove everything the demo created: its containers (caisson-demo-web and a parked
-# caisson-demo-web.caisson-prev), every image labelled caisson.demo=1 (tagged or not: the
+# Remove everything the demo created: its containers (caisson-demo-web, caisson-demo-api and
+# a parked <name>.caisson-prev), every image labelled caisson.demo=1 (tagged or not: the
 # packages' images are loaded under that label too), the volume caisson-demo-data and
 # /var/lib/caisson-demo. Nothing else on the engine is touched.
 set -uo pipefail
 
-containers=$(docker ps -aq --filter name='^/caisson-demo-web(\.caisson-prev)?$')
+containers=$(docker ps -aq --filter name='^/caisson-demo-(web|api)(\.caisson-prev)?$')
 [ -z "$containers" ] || docker rm -f $containers >/dev/null
 images=$(docker images -q --filter label=caisson.demo=1 | sort -u)
 [ -z "$images" ] || docker rmi -f $images >/dev/null 2>&1

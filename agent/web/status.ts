@@ -103,7 +103,8 @@ export function updateView(row: UpdateRow, steps: { state: string; at: string; d
     kind: row.kind,
     source: row.source,
     package_file: row.package_file,
-    service: row.service,
+    // a stack update names its stack (its services are in its steps, `<state>.<service>`)
+    service: row.service ?? (row.stack ? `stack ${row.stack}` : null),
     from_version: row.from_version,
     to_version: row.to_version,
     state: row.state,

@@ -13,6 +13,7 @@ import { httpGet } from '../support/http.js';
 
 const DEMO = '/var/lib/caisson-demo';
 const VERSION_URL = 'http://127.0.0.1:18080/version';
+const API_VERSION_URL = 'http://127.0.0.1:18081/version';
 const RESULT_PREFIX = /^(valid|committed|rolled back|rejected|already installed|ROLLBACK FAILED):/;
 
 function bash(script: string): { code: number | null; out: string } {
@@ -139,6 +140,16 @@ describe('the demo as a newcomer meets it (real engine)', function () {
     expect(line).to.match(/\. Next: .*\. \[u-[0-9A-Za-z-]+\]$/);
     expect(r.stderr).to.contain('rolling back web to caisson-demo/web:1.1.0');
     expect((await httpGet(VERSION_URL)).body.trim()).to.equal('1.1.0');
+  });
+
+  it('package load of the stack shop-2.0.0 commits web and api together: one result line naming both', async () => {
+    const r = await runCli(['package', 'load', '--yes', `${DEMO}/packages/shop-2.0.0.edgepkg`], { env });
+    expect(r.code, r.stderr).to.equal(0);
+    expectSaidOnce(r, /^committed: stack shop 2\.0\.0: web 1\.1\.0 → 2\.0\.0, api caisson-demo\/api:1\.0\.0 → 2\.0\.0 \[u-/);
+    expect((await httpGet(VERSION_URL)).body.trim()).to.equal('2.0.0');
+    expect((await httpGet(API_VERSION_URL)).body.trim()).to.equal('2.0.0');
+    const shown = await runCli(['history', 'show', 'last'], { env });
+    expect(shown.stdout).to.match(/services \(in switch order\):\n {2}web 1\.1\.0 → 2\.0\.0 {2}committed\n {2}api caisson-demo\/api:1\.0\.0 → 2\.0\.0 {2}committed/);
   });
 
   it('every command of the README\'s "Using it" block exits as documented', async () => {
