@@ -138,10 +138,10 @@ restart" ;; esac
       echo "CAISSON_ENGINE_RESTARTABLE=1 SUITES=restart bash scripts/with-engine.sh $engine -- bash scripts/engine-matrix.sh --inside $engine $provision" >>"$sessions"
       continue
     fi
-    session="SUITES='$group' bash scripts/with-engine.sh $engine -- bash scripts/engine-matrix.sh --inside $engine $provision"
+    session="bash scripts/with-engine.sh $engine -- bash scripts/engine-matrix.sh --inside $engine $provision"
     # the peer engine is only of use to the cross-engine test (images)
     case " $group " in *" images "*) [ -z "${CAISSON_MATRIX_PEER:-}" ] || session="bash scripts/with-engine.sh $CAISSON_MATRIX_PEER -- $session" ;; esac
-    echo "$session" >>"$sessions"
+    echo "SUITES='$group' $session" >>"$sessions"
   done <<<"$groups"
   # side by side with CAISSON_MATRIX_PARALLEL > 1, else one after the other
   run_sessions() {
