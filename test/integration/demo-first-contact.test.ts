@@ -149,7 +149,7 @@ describe('the demo as a newcomer meets it (real engine)', function () {
     expect((await httpGet(VERSION_URL)).body.trim()).to.equal('2.0.0');
     expect((await httpGet(API_VERSION_URL)).body.trim()).to.equal('2.0.0');
     const shown = await runCli(['history', 'show', 'last'], { env });
-    expect(shown.stdout).to.match(/services \(in switch order\):\n {2}web 1\.1\.0 → 2\.0\.0 {2}committed\n {2}api caisson-demo\/api:1\.0\.0 → 2\.0\.0 {2}committed/);
+    expect(shown.stdout).to.match(/services \(in switch order\):\n {2}web {2}1\.1\.0 → 2\.0\.0 {2}committed\n {2}api {2}caisson-demo\/api:1\.0\.0 → 2\.0\.0 {2}committed/);
   });
 
   it('every command of the README\'s "Using it" block exits as documented', async () => {

@@ -99,6 +99,28 @@ describe('stack updates (fake engine)', function () {
     expect(result.services?.map((m) => m.state)).to.deep.equal(['pending', 'pending', 'pending']);
   });
 
+  it('asks the operator once for the whole stack; a no cancels before the import', async () => {
+    const asked: unknown[] = [];
+    const result = await h.run(s.pkg(), {
+      confirm: async (q) => {
+        asked.push(q);
+        return false;
+      },
+    });
+    expect(result.outcome).to.equal('rejected');
+    expect(result.error?.code).to.equal('update.cancelled');
+    expect(asked).to.deep.equal([
+      {
+        service: 'stack shop',
+        from: 'api acme/api:2.0.0, front acme/front:2.0.0, worker acme/worker:2.0.0',
+        to: 'api acme/api:2.1.0, front acme/front:2.1.0, worker acme/worker:2.1.0',
+        version: '2.1.0',
+      },
+    ]);
+    expect(h.engine.calls).to.not.include('loadImage');
+    s.expectOld();
+  });
+
   it('a second image missing from the archive is rejected before anything stops', async () => {
     const result = await h.run(s.pkg({ front: { missing: true } }));
     expect(result.outcome).to.equal('rejected');
