@@ -39,6 +39,8 @@ export function run(cmd: string, args: string[], opts: { input?: string; env?: N
       }
       resolve({ code, stdout, stderr, ms, maxRssKb });
     });
+    // a child that exits before reading its (empty) stdin must not crash the run with EPIPE
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }
