@@ -18,7 +18,7 @@ export const DEVICE_INFO_FILE = 'device.json';
 const MAX_FILE_BYTES = 8 * 1024;
 
 export interface DeviceIdentity {
-  /** e.g. "k3xq-7h2m-pa4d-9wzt" */
+  /** e.g. "k3xq-7h2m-pa4d-6wzt" */
   id: string;
   /** The X25519 public key, 32 raw bytes in base64. */
   public_key: string;

@@ -335,7 +335,7 @@ function deviceTargetKeys(opts: Pick<BuildOptions, 'deviceClass' | 'deviceIds'>)
     out.device_class = opts.deviceClass;
   }
   if (opts.deviceIds !== undefined && opts.deviceIds.length > 0) {
-    for (const id of opts.deviceIds) checkInput(id, DEVICE_ID_PATTERN, '--device-id', 'a device ID like k3xq-7h2m-pa4d-9wzt (`caisson device show`)');
+    for (const id of opts.deviceIds) checkInput(id, DEVICE_ID_PATTERN, '--device-id', 'a device ID like k3xq-7h2m-pa4d-6wzt (`caisson device show`)');
     const ids = [...new Set(opts.deviceIds)];
     if (ids.length > MAX_TARGET_DEVICE_IDS) throw new CaissonError('usage.invalid', `at most ${MAX_TARGET_DEVICE_IDS} --device-id values (use --device-class for a fleet)`);
     out.device_ids = ids;

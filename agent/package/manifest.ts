@@ -69,7 +69,7 @@ export const DEVICE_TARGET_ENTRIES = {
   device_class: v.optional(v.pipe(v.string(), v.regex(DEVICE_CLASS_PATTERN, 'target.device_class must be [A-Za-z0-9][A-Za-z0-9_.-]*, at most 64 characters'))),
   device_ids: v.optional(
     v.pipe(
-      v.array(v.pipe(v.string(), v.regex(DEVICE_ID_PATTERN, 'target.device_ids entries must be device IDs like k3xq-7h2m-pa4d-9wzt'))),
+      v.array(v.pipe(v.string(), v.regex(DEVICE_ID_PATTERN, 'target.device_ids entries must be device IDs like k3xq-7h2m-pa4d-6wzt'))),
       v.minLength(1, 'target.device_ids must name at least one device (leave it out for any device)'),
       v.maxLength(MAX_TARGET_DEVICE_IDS, `target.device_ids may name at most ${MAX_TARGET_DEVICE_IDS} devices`),
     ),
@@ -93,7 +93,7 @@ const COMMON_KEYS = {
     v.strictObject({
       scheme: v.literal(ENCRYPTION_SCHEME),
       recipients: v.pipe(
-        v.array(v.pipe(v.string(), v.regex(RECIPIENT_ID, 'encryption.recipients entries must be device IDs like k3xq-7h2m-pa4d-9wzt'))),
+        v.array(v.pipe(v.string(), v.regex(RECIPIENT_ID, 'encryption.recipients entries must be device IDs like k3xq-7h2m-pa4d-6wzt'))),
         v.minLength(1, 'encryption.recipients must list at least one recipient'),
         v.maxLength(MAX_RECIPIENTS, `encryption.recipients may list at most ${MAX_RECIPIENTS} recipients`),
       ),

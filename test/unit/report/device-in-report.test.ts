@@ -13,7 +13,7 @@ const result: UpdateResult = {
   finished_at: '2026-01-01T00:00:05Z',
   steps: [],
 };
-const device = { id: 'k3xq-7h2m-pa4d-9wzt', public_key: Buffer.alloc(32, 9).toString('base64') };
+const device = { id: 'k3xq-7h2m-pa4d-6wzt', public_key: Buffer.alloc(32, 9).toString('base64') };
 
 describe('reports carry the device identity', () => {
   it('JSON: device.id and device.public_key', () => {
@@ -24,7 +24,7 @@ describe('reports carry the device identity', () => {
 
   it('text: a line for the ID and one for the public key', () => {
     const text = reportText(result, { writtenAt: 'now', device });
-    assert.match(text, /^Device ID: k3xq-7h2m-pa4d-9wzt$/m);
+    assert.match(text, /^Device ID: k3xq-7h2m-pa4d-6wzt$/m);
     assert.match(text, new RegExp(`^Device public key: ${device.public_key.replace(/[+/=]/g, '\\$&')} \\(X25519\\)$`, 'm'));
   });
 });
