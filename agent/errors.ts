@@ -41,7 +41,7 @@ export const ERROR_CODES = {
   // --- integrity, signature, policy ------------------------------------------------
   'integrity.size_mismatch': { next: 'The image is not the one the manifest describes; copy the package again or ask the vendor.' },
   'integrity.sha256_mismatch': { next: 'The image is corrupt or was altered; copy the package again or ask the vendor.' },
-  'image.invalid': { next: 'Rebuild the package with `docker save` output for exactly one image.' },
+  'image.invalid': { next: 'Rebuild the package with `caisson package build`: docker save output of exactly one image (a stack: of exactly its services\' images).' },
   'image.too_large': { next: 'The compressed image inflates beyond what this device accepts; ask the vendor for a signed package or an uncompressed image.tar.' },
   'image.reference_mismatch': { next: 'Rebuild the package so image.tar holds exactly the image the manifest names.' },
   'image.not_in_archive': { next: 'Rebuild the stack package so that its image archive holds each service\'s image, with the config digest the manifest pins.' },

@@ -8,15 +8,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCatalog } from '../../agent/config/services.js';
-import { buildPackage } from '../../agent/package/builder.js';
+import { buildPackage, buildStackPackage } from '../../agent/package/builder.js';
+import { parseManifest } from '../../agent/package/manifest.js';
+import type { StackManifest } from '../../agent/package/types.js';
 import { stagePackage } from '../../agent/package/reader.js';
-import { validateStaged } from '../../agent/package/validate.js';
+import { validateStaged, validateStagedStack } from '../../agent/package/validate.js';
 import { importImage } from '../../agent/pipeline/image-import.js';
 import { connectDocker, defaultDockerSocket } from '../../agent/runtime/docker-client.js';
 import { createDockerEngine } from '../../agent/runtime/engine.js';
 import { buildTestImage, cleanupTestObjects, differsFromArchive, docker } from '../support/images.js';
 
 const REF = 'caisson-it-cross/app:1.0.0';
+const STACK = ['db', 'api'];
+const stackRef = (s: string) => `caisson-it-cross/stack-${s}:1.0.0`;
 const catalog = parseCatalog(`catalog_version = 1
 [[services]]
 name = "frontend"
@@ -25,7 +29,7 @@ platform = "linux/amd64"
 runtime_mode = "docker"
 [services.docker]
 container_name = "caisson-it-cross"
-`);
+${STACK.map((s) => `[[services]]\nname = "${s}"\nservice_revision = "${s}-v1"\nplatform = "linux/amd64"\nruntime_mode = "docker"\n[services.docker]\ncontainer_name = "caisson-it-cross-${s}"\n`).join('')}`);
 
 interface End {
   name: string;
@@ -56,7 +60,7 @@ describe('packages across engines (build on one, load on another)', function () 
     dir = mkdtempSync(join(tmpdir(), 'caisson-it-cross-'));
   });
   after(() => {
-    for (const end of [underTest, host]) on(end.socket, () => cleanupTestObjects([REF]));
+    for (const end of [underTest, host]) on(end.socket, () => cleanupTestObjects([REF, ...STACK.map(stackRef)]));
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -74,6 +78,28 @@ describe('packages across engines (build on one, load on another)', function () 
       on(to.socket, () => {
         expect(differsFromArchive(REF, staged.imageArchive)).to.equal(undefined);
         expect(docker('run', '--rm', REF, '/bin/busybox', 'cat', '/www/version')).to.equal(`from ${from.name}`);
+      });
+    });
+  }
+
+  for (const [n, [from, to]] of ([[host, underTest], [underTest, host]] as const).entries()) {
+    it(`a stack of two images built on ${from.name} loads on ${to.name}, each the image its service pins`, async () => {
+      on(from.socket, () => STACK.forEach((s) => buildTestImage({ ref: stackRef(s), version: `${s} from ${from.name}` })));
+      const out = join(dir, `stack-${n}.edgepkg`);
+      await buildStackPackage({
+        stack: 'shop', platform: 'linux/amd64', version: '1.0.0', out, dockerSocket: from.socket,
+        members: STACK.map((s) => ({ service: s, serviceRevision: `${s}-v1`, imageRef: stackRef(s) })),
+      });
+      const staged = await stagePackage(out, join(dir, `stack-staging-${n}`));
+      const { members } = await validateStagedStack(staged, { catalog, trustedKeys: [], updaterVersion: '0.1.0' }, parseManifest(staged.manifestBytes) as StackManifest);
+      expect(members.map((m) => m.image.repoTags)).to.deep.equal(STACK.map((s) => [stackRef(s)]));
+      on(to.socket, () => {
+        cleanupTestObjects(STACK.map(stackRef));
+        docker('load', '-i', staged.imagePath);
+        for (const m of members) {
+          expect(differsFromArchive(m.entry.reference, m.image), m.entry.service).to.equal(undefined);
+          expect(docker('run', '--rm', m.entry.reference, '/bin/busybox', 'cat', '/www/version')).to.equal(`${m.entry.service} from ${from.name}`);
+        }
       });
     });
   }
