@@ -20,6 +20,8 @@ const api = createDockerEngine(connectDocker(), { stateDir: tmpdir() });
 describe('image import on the real engine: identity and tags', function () {
   this.timeout(120_000);
   let dir: string;
+  /** IDs of the crafted images loaded here: a tag restore leaves them untagged, not removed. */
+  const loaded = new Set<string>();
   const write = (name: string, bytes: Buffer): string => {
     const p = join(dir, name);
     writeFileSync(p, bytes);
@@ -39,7 +41,7 @@ describe('image import on the real engine: identity and tags', function () {
     cleanupTestObjects([REF, VICTIM]);
   });
   after(() => {
-    cleanupTestObjects([REF, VICTIM]);
+    cleanupTestObjects([REF, VICTIM, ...loaded]);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -60,12 +62,14 @@ describe('image import on the real engine: identity and tags', function () {
       expect(progress.length).to.be.greaterThan(0);
       expect(progress.at(-1)).to.equal(1);
       expect((await snapshotImageTags(api))[REF]).to.equal(id);
+      loaded.add(id);
     });
   }
 
   it('rejects a load that leaves another image than the one pinned under the reference (image.id_mismatch)', async () => {
     const tar = craftTar(legacyImage({ ref: REF, layers: [craftLayer('w.txt', 'what is loaded\n')] }).entries);
     const other = pinned(craftTar(legacyImage({ ref: REF, layers: [craftLayer('w.txt', 'what was pinned\n')] }).entries));
+    loaded.add(pinned(tar).imageId);
     const err = await importImage(api, { imagePath: write('mismatch.tar', tar), reference: REF, expectedImage: other, beforeLoad: () => undefined }).catch((e: unknown) => e);
     expect(err).to.be.instanceOf(CaissonError);
     expect((err as CaissonError).code).to.equal('image.id_mismatch');
@@ -91,7 +95,9 @@ describe('image import on the real engine: identity and tags', function () {
     expect(err).to.be.instanceOf(CaissonError);
     expect((err as CaissonError).code).to.equal('image.tag_moved');
     expect((err as CaissonError).message).to.include(VICTIM);
-    expect((await snapshotImageTags(api))[VICTIM]).to.not.equal(before[VICTIM]); // it did move
+    const moved = (await snapshotImageTags(api))[VICTIM];
+    expect(moved).to.not.equal(before[VICTIM]); // it did move
+    for (const id of [moved, loadedId, before[VICTIM]]) if (id) loaded.add(id);
 
     // what the pipeline does on that rejection (and recovery after a crash)
     await restoreImageTags(api, tagsBefore, loadedId ? [loadedId] : [], REF);

@@ -159,9 +159,12 @@ export function cleanupTestObjects(extraRefs: string[] = [], namePrefix?: string
  * Remove image references, then the images behind them (as they are now, and as
  * buildTestImage built them) once nothing tags them any more: what a rollback untagged goes
  * too, while an image another reference still names, or a container still uses, stays.
+ * An image ID ("sha256:…", e.g. of a crafted archive a test loaded) is removed on the same
+ * terms: only when nothing tags it.
  */
-export function removeTestImages(refs: string[]): void {
-  const ids = new Set<string>();
+export function removeTestImages(refsAndIds: string[]): void {
+  const ids = new Set<string>(refsAndIds.filter((r) => r.startsWith('sha256:')));
+  const refs = refsAndIds.filter((r) => !r.startsWith('sha256:'));
   for (const ref of refs) {
     const built = builtIds.get(ref);
     if (built) ids.add(built);
