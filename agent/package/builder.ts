@@ -21,7 +21,7 @@ import { isRfc3339, MAX_TARGET_DEVICE_IDS, renderManifest, rfc3339Millis } from 
 import { ImageArchiveInspector } from './image-inspector.js';
 import { READ_CHUNK } from './source.js';
 import { signManifest } from './signature.js';
-import { tarEnd, tarHeader, tarPadding } from './tar-stream.js';
+import { tarEnd, tarHeader, tarPadding } from './tar-writer.js';
 import { MAX_STACK_SERVICES, type Manifest, type ManifestCommon, type DeviceTargetKeys, type FreshnessKeys, type ManifestEncryption, type ServiceManifest, type StackManifest } from './types.js';
 import { UPDATER_VERSION } from '../version.js';
 

@@ -2,7 +2,7 @@
 // pass before a byte of it is copied (safe path, headers that agree, regular files only,
 // no duplicates, sizes within the limits and within the file).
 import { CaissonError } from '../errors.js';
-import type { TarEntry } from './tar-stream.js';
+import type { TarEntry } from './tar-parser.js';
 import type { StageLimits } from './types.js';
 
 export const MANIFEST_NAME = 'manifest.toml';

@@ -19,7 +19,7 @@ import { ImageArchiveInspector, recordInspection, type InspectResult } from './i
 import { parseManifest } from './manifest.js';
 import { MediumStalled, openSource, ReadAhead, withDeadline } from './source.js';
 import { StagingArea, writeAll } from './staging-area.js';
-import { TarParser } from './tar-stream.js';
+import { TarParser } from './tar-parser.js';
 import {
   DEFAULT_STAGE_LIMITS,
   type Manifest,

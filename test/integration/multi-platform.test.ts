@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { parseCatalog } from '../../agent/config/services.js';
 import { CaissonError } from '../../agent/errors.js';
 import { stagePackage } from '../../agent/package/reader.js';
-import { tarEnd, tarEntry } from '../../agent/package/tar-stream.js';
+import { tarEnd, tarEntry } from '../../agent/package/tar-writer.js';
 import { validateStaged } from '../../agent/package/validate.js';
 import { importImage, snapshotImageTags } from '../../agent/pipeline/image-import.js';
 import { connectDocker } from '../../agent/runtime/docker-client.js';

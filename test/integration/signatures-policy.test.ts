@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tarEnd, tarEntry } from '../../agent/package/tar-stream.js';
+import { tarEnd, tarEntry } from '../../agent/package/tar-writer.js';
 import {
   buildPackage,
   buildTestImage,

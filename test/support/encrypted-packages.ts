@@ -6,7 +6,7 @@ import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject } fro
 import { gzipSync } from 'node:zlib';
 import { decryptionKeyOf, startEncryption, type DecryptionKey } from '../../agent/package/encryption.js';
 import { deviceIdFor } from '../../agent/device/identity.js';
-import { tarEnd, tarEntry } from '../../agent/package/tar-stream.js';
+import { tarEnd, tarEntry } from '../../agent/package/tar-writer.js';
 import { craftLayer, craftTar, legacyImage } from './image-archives.js';
 
 export const SEALED_CHUNK = 64 * 1024 + 16;

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { tarEnd, tarEntry } from '../../agent/package/tar-stream.js';
+import { tarEnd, tarEntry } from '../../agent/package/tar-writer.js';
 import { imageId } from './images.js';
 
 export interface StackPackageService {

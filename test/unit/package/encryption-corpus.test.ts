@@ -10,7 +10,7 @@ import { parseCatalog } from '../../../agent/config/services.js';
 import { CaissonError, type ErrorCode } from '../../../agent/errors.js';
 import { stagePackage, type StageOptions } from '../../../agent/package/reader.js';
 import { validateStaged } from '../../../agent/package/validate.js';
-import { tarEnd, tarEntry } from '../../../agent/package/tar-stream.js';
+import { tarEnd, tarEntry } from '../../../agent/package/tar-writer.js';
 import {
   encryptedPackageBytes,
   layoutOf,

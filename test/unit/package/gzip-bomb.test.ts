@@ -9,7 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { CaissonError } from '../../../agent/errors.js';
 import { stagePackage } from '../../../agent/package/reader.js';
 import { loadTrustedKeys } from '../../../agent/package/signature.js';
-import { tarEnd, tarEntry } from '../../../agent/package/tar-stream.js';
+import { tarEnd, tarEntry } from '../../../agent/package/tar-writer.js';
 import type { StageLimits } from '../../../agent/package/types.js';
 import { validateStaged } from '../../../agent/package/validate.js';
 import { createHostileContext, gzipBomb, gzipPackageBytes, type HostileContext } from '../../support/hostile.js';

@@ -10,7 +10,7 @@ import { buildPackage } from '../../../agent/package/builder.js';
 import { packageIdOf } from '../../../agent/package/identity.js';
 import { stagePackage } from '../../../agent/package/reader.js';
 import { validateStaged } from '../../../agent/package/validate.js';
-import { tarEnd, tarEntry, tarHeader, tarPadding } from '../../../agent/package/tar-stream.js';
+import { tarEnd, tarEntry, tarHeader, tarPadding } from '../../../agent/package/tar-writer.js';
 import { buildTestImage, cleanupTestObjects, differsFromArchive, inspectImage } from '../../support/images.js';
 import { craftTar, legacyImage, ociImage } from '../../support/image-archives.js';
 import { manifestText, rewriteImageManifest, validPackageBytes, type HostileContext } from '../../support/hostile.js';

@@ -12,7 +12,7 @@ import { CaissonError, type ErrorCode } from '../../../agent/errors.js';
 import { parseManifest, renderManifest } from '../../../agent/package/manifest.js';
 import { stagePackage } from '../../../agent/package/reader.js';
 import { signManifest } from '../../../agent/package/signature.js';
-import { tarEnd, tarEntry } from '../../../agent/package/tar-stream.js';
+import { tarEnd, tarEntry } from '../../../agent/package/tar-writer.js';
 import type { StackManifest, StackServiceEntry } from '../../../agent/package/types.js';
 import { validateStagedStack, type StackValidationContext } from '../../../agent/package/validate.js';
 import { craftLayer, legacyImage, multiImageArchive, ociImage, type CraftedImage } from '../../support/image-archives.js';
