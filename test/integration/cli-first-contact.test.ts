@@ -91,7 +91,7 @@ describe('CLI first contact (no engine needed)', function () {
       { args: ['history', 'list'], code: 0, says: /^no history yet: nothing was validated or loaded with the state folder .*\n$/ },
       { args: ['history', 'show', 'last'], code: 1, says: /there is no history record last: nothing was validated or loaded/ },
       { args: ['history', 'show', 'u-20260101T000000Z-000000'], code: 1, says: /there is no history record u-/ },
-      { args: ['service', 'list'], code: 0, says: /^SERVICE .*\nweb +docker +unknown \(docker\.unreachable\) +- +- +-\nsignatures: (required|NOT required) .*\n$/ },
+      { args: ['service', 'list'], code: 0, says: /^SERVICE .*\n(?:[a-z]+ +docker +unknown \(docker\.unreachable\)(?: +-){4}\n)+signatures: (required|NOT required) .*\n$/ },
       { args: ['service', 'show', 'web'], code: 0, says: /^installed_version +- \(nothing installed by Caisson yet\)$/m },
     ];
     for (const c of commands) {
