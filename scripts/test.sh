@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 cat >&2 <<'NOTE'
 caisson tests, in two stages:
   1. unit, integration (real Docker engine and Compose), end-to-end (real udevd, loop sticks,
-     headless chromium) and device tests (the .deb under systemd): about 18 minutes on two
+     headless chromium) and device tests (the .deb under systemd): about 23 minutes on two
      cores, more the first time (the device images are built with debootstrap);
   2. the engine matrix: the pipeline, compose, crash, image and end-to-end suites again on
      Docker 28 with the containerd image store (scripts/engine-matrix.sh, two engines side
