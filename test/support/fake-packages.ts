@@ -4,6 +4,7 @@
 import { createHash, createPrivateKey, randomBytes, sign } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { renderManifest } from '../../agent/package/manifest.js';
 import { tarEnd, tarEntry } from '../../agent/package/tar-writer.js';
 import type { Behaviour } from './fake-engine.js';
 
@@ -125,36 +126,37 @@ export function writeFakeStackPackage(o: FakeStackPackageOptions): FakeStackPack
     return { service: s.service, imageId: `sha256:${configHex}`, reference: s.reference };
   });
   const image = Buffer.concat([tarEntry({ name: 'manifest.json' }, Buffer.from(JSON.stringify(entries))), ...files, tarEnd()]);
-  const services = o.services
-    .map(
-      (s, i) => `
-[[services]]
-service = "${s.service}"
-service_revision = "${s.revision}"
-version = "${s.version}"
-reference = "${s.reference}"
-image_id = "${images[i]!.imageId}"
-`,
-    )
-    .join('');
-  const manifest = `format_version = 1
-package_type = "stack"
-package_version = "${o.version}"
-created_at = "2026-03-16T18:30:00Z"
-
-[stack]
-name = "${o.name}"
-platform = "${o.platform ?? 'linux/amd64'}"
-
-[image]
-sha256 = "${sha256(image)}"
-size = ${image.length}
-${services}
-[compatibility]
-min_updater_version = "0.1.0"
-`;
-  const pkg = Buffer.concat([tarEntry({ name: 'manifest.toml' }, Buffer.from(manifest)), tarEntry({ name: 'image.tar' }, image), tarEnd()]);
-  mkdirSync(dirname(o.out), { recursive: true });
-  writeFileSync(o.out, pkg);
+  writeStackPackageFile(o.out, {
+    name: o.name,
+    version: o.version,
+    platform: o.platform ?? 'linux/amd64',
+    image,
+    services: o.services.map((s, i) => ({ service: s.service, revision: s.revision, version: s.version, reference: s.reference, imageId: images[i]!.imageId })),
+  });
   return { path: o.out, name: o.name, version: o.version, images };
+}
+
+/** What a stack package file holds: its manifest's services and the one image archive. */
+export interface StackPackageFile {
+  name: string;
+  version: string;
+  platform: string;
+  image: Buffer;
+  services: { service: string; revision: string; version: string; reference: string; imageId: string }[];
+}
+
+/** Write a stack package (manifest.toml rendered by the product's own renderManifest, then image.tar) to `out`. */
+export function writeStackPackageFile(out: string, f: StackPackageFile): void {
+  const manifest = renderManifest({
+    format_version: 1,
+    package_type: 'stack',
+    package_version: f.version,
+    created_at: '2026-03-16T18:30:00Z',
+    stack: { name: f.name, platform: f.platform },
+    image: { sha256: sha256(f.image), size: f.image.length },
+    services: f.services.map((s) => ({ service: s.service, service_revision: s.revision, version: s.version, reference: s.reference, image_id: s.imageId })),
+    compatibility: { min_updater_version: '0.1.0' },
+  });
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, Buffer.concat([tarEntry({ name: 'manifest.toml' }, Buffer.from(manifest)), tarEntry({ name: 'image.tar' }, f.image), tarEnd()]));
 }

@@ -4,10 +4,9 @@
 // `corruptImage` damages one image's layer inside the archive and pins the damaged archive,
 // so the package passes every check and the engine refuses that image during the load.
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { tarEnd, tarEntry } from '../../agent/package/tar-writer.js';
+import { writeStackPackageFile } from './fake-packages.js';
 import { imageId } from './images.js';
 
 export interface StackPackageService {
@@ -34,33 +33,13 @@ export function buildStackPackage(o: StackPackageOptions): string {
   let image: Buffer = readFileSync(tmp);
   rmSync(tmp, { force: true });
   if (o.corruptImage) image = corruptLayerOf(image, o.corruptImage);
-  const services = o.services
-    .map((s) => `
-[[services]]
-service = "${s.service}"
-service_revision = "${s.revision}"
-version = "${s.version}"
-reference = "${s.reference}"
-image_id = "${imageId(s.reference)}"
-`)
-    .join('');
-  const manifest = `format_version = 1
-package_type = "stack"
-package_version = "${o.version}"
-created_at = "2026-03-16T18:30:00Z"
-
-[stack]
-name = "${o.name}"
-platform = "linux/amd64"
-
-[image]
-sha256 = "${createHash('sha256').update(image).digest('hex')}"
-size = ${image.length}
-${services}
-[compatibility]
-min_updater_version = "0.1.0"
-`;
-  writeFileSync(o.out, Buffer.concat([tarEntry({ name: 'manifest.toml' }, Buffer.from(manifest)), tarEntry({ name: 'image.tar' }, image), tarEnd()]));
+  writeStackPackageFile(o.out, {
+    name: o.name,
+    version: o.version,
+    platform: 'linux/amd64',
+    image,
+    services: o.services.map((s) => ({ ...s, imageId: imageId(s.reference) })),
+  });
   return o.out;
 }
 
