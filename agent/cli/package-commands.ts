@@ -10,7 +10,7 @@ import { createLogger, type Logger } from '../log/logger.js';
 import { createProgress } from '../log/progress.js';
 import { buildPackage, buildStackPackage, type StackMemberInput } from '../package/builder.js';
 import { CaissonError } from '../errors.js';
-import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfig } from '../config/agent.js';
+import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfig, type AgentConfig } from '../config/agent.js';
 import { removeLeftoverStaging } from '../store/staging.js';
 import { emit, existingPackagePath, runCommand, withCommonOptions, type CommonOptions } from './common.js';
 import { resultLine } from './format.js';
@@ -177,11 +177,11 @@ interface DeviceOptions extends CommonOptions {
  * one: a device that has none yet (never started) has no ID a vendor could have named, so it
  * is "unknown" and matches no device ID, as is one whose identity cannot be read.
  */
-function deviceFromConfig(configPath: string): () => DeviceContext {
+function deviceFromConfig(readConfig: () => AgentConfig): () => DeviceContext {
   let known: DeviceContext | undefined;
   return () => {
     if (known) return known;
-    const config = loadAgentConfig(configPath);
+    const config = readConfig();
     let id = UNKNOWN_DEVICE.id;
     try {
       id = readDeviceIdentity(config.configDir)?.id ?? UNKNOWN_DEVICE.id;
@@ -221,7 +221,7 @@ export async function openAndRecover(
     lockPurpose: purpose,
     log,
     progress: createProgress(process.stderr, !opts.json),
-    device: deviceFromConfig(opts.config ?? DEFAULT_AGENT_CONFIG_PATH),
+    device: deviceFromConfig(() => device ?? loadAgentConfig(DEFAULT_AGENT_CONFIG_PATH)),
   });
   try {
     const recovered = await pipeline.recover();
