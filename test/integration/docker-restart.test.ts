@@ -6,7 +6,7 @@
 // else, so `CAISSON_ENGINE_RESTARTABLE=1 scripts/with-engine.sh docker28 -- npx mocha
 // THIS_FILE` is safe beside other work), else the dockerd of scripts/ensure-docker.sh (pid file), else systemd's docker unit,
 // else the running dockerd with its own command line.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,12 +31,10 @@ import {
   stagingLeft,
   waitFor,
   type CliFixture,
+  type CliResult,
 } from './pipeline-support.js';
 
 const REPO = 'caisson-crash-restart/web';
-const CONTAINER = 'caisson-crash-restart-web';
-const PARKED = `${CONTAINER}.caisson-prev`;
-const PORT = 18320;
 const PIDFILE = '/run/caisson-dockerd.pid';
 
 function alive(pid: number): boolean {
@@ -105,38 +103,101 @@ function engineControl(): Engine {
   };
 }
 
+/**
+ * One service per case, each with its own container, port, catalog and state dir, so that a
+ * single engine restart serves all three: each case still sees the outage at its own point
+ * (health window, killed before recovery, image import) and is checked on its own.
+ */
+interface Case {
+  container: string;
+  parked: string;
+  port: number;
+  /** The version its package brings. */
+  version: string;
+  f: CliFixture;
+  oldId: string;
+}
+
+function serviceCase(work: string, name: string, o: { container: string; port: number; version: string; stableSecs: number; timeoutSecs: number }): Case {
+  const dir = join(work, name);
+  const f = dockerServiceFixture(dir, { name: 'rst', revision: 'rst-v1', container: o.container, image: `${REPO}:1.0.0`, port: o.port, stableSecs: o.stableSecs, timeoutSecs: o.timeoutSecs });
+  return { container: o.container, parked: `${o.container}.caisson-prev`, port: o.port, version: o.version, f, oldId: '' };
+}
+
 describe('the Docker engine restarts during an update (RESTARTS dockerd; run serially)', function () {
   this.timeout(600_000);
   let work: string;
   let engine: Engine;
-  let f: CliFixture;
+  // the health window is long: the engine restart, not its end, must be what the update meets
+  let window: Case;
+  let killed: Case;
+  let importing: Case;
   const pk: Record<string, string> = {};
+  const cases = (): Case[] => [window, killed, importing].filter(Boolean);
+  const versions = ['1.1.0', '1.1.1', '1.2.0'];
 
-  async function restartEngine(opts: { between?: () => Promise<void> } = {}): Promise<void> {
+  // what each case saw around the one restart
+  let windowParked: string | undefined;
+  let windowLoad: CliResult;
+  let killedRun: CliResult;
+  let recoverWhileDown: CliResult;
+  let recordsWhileDown: any[];
+  let importLoad: CliResult;
+
+  const stateOf = (c: Case): string | undefined => latestUpdateState(c.f.stateDir);
+
+  async function startOld(c: Case): Promise<void> {
+    c.oldId = runServiceContainer({ name: c.container, image: `${REPO}:1.0.0`, port: c.port });
+    assert.equal(await healthyVersion(c.port), '1.0.0');
+  }
+
+  function assertRestored(c: Case): void {
+    const now = containerInfo(c.container);
+    assert.equal(now?.id, c.oldId, 'the very same old container serves again');
+    assert.equal(now?.running, true);
+    assert.deepEqual(containersNamed(c.parked), []);
+  }
+
+  const updates = async (c: Case): Promise<any[]> => (await history(c.f)).filter((x) => x.kind === 'update');
+
+  before(async function () {
+    ensureBuilt();
+    assert.equal(engineAnswers(), true, 'a Docker engine must answer (bash scripts/ensure-docker.sh)');
+    engine = engineControl();
+    work = mkdtempSync(join(tmpdir(), 'caisson-crash-restart-'));
+    window = serviceCase(work, 'window', { container: 'caisson-crash-restart-web', port: 18320, version: '1.1.0', stableSecs: 120, timeoutSecs: 180 });
+    killed = serviceCase(work, 'killed', { container: 'caisson-crash-restart-killed', port: 18321, version: '1.1.1', stableSecs: 30, timeoutSecs: 60 });
+    importing = serviceCase(work, 'import', { container: 'caisson-crash-restart-import', port: 18322, version: '1.2.0', stableSecs: 1, timeoutSecs: 30 });
+    buildTestImage({ ref: `${REPO}:1.0.0`, version: '1.0.0' });
+    for (const c of cases()) {
+      buildTestImage({ ref: `${REPO}:${c.version}`, version: c.version, paddingBytes: c === importing ? 200 * 1024 * 1024 : undefined });
+      pk[c.version] = await buildPackage({ image: `${REPO}:${c.version}`, service: 'rst', revision: 'rst-v1', version: c.version, out: join(work, 'pkg', `${c.version}.edgepkg`) });
+    }
+    removeImages(...versions.map((v) => `${REPO}:${v}`));
+    for (const c of cases()) await startOld(c);
+
+    // killed in its health window before the engine goes down
+    killedRun = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(killed.f), pk[killed.version]!], {
+      env: { CAISSON_FAULT_KILL_AFTER: 'health_checking' },
+    });
+    // one update in its health window (the old container parked and stopped, not deleted) …
+    const windowRun = runCli(['package', 'load', '--yes', '--json', ...commonArgs(window.f), pk[window.version]!], { timeoutMs: 300_000 });
+    await waitFor('the health window', () => stateOf(window) === 'health_checking', 60_000, 20);
+    windowParked = containerInfo(window.parked)?.id;
+    // … and one in its image import, when the engine stops
+    const importRun = runCli(['package', 'load', '--yes', '--json', ...commonArgs(importing.f), pk[importing.version]!], { timeoutMs: 300_000 });
+    await waitFor('the import', () => stateOf(importing) === 'loading_image', 120_000, 10);
+
     engine.stop();
-    expect(engineAnswers(), 'the engine is down').to.equal(false);
     try {
-      await opts.between?.();
+      assert.equal(engineAnswers(), false, 'the engine is down');
+      recoverWhileDown = await runCli(['recover', '--json', ...commonArgs(killed.f)], { timeoutMs: 120_000 });
+      recordsWhileDown = await updates(killed);
     } finally {
       engine.start();
       await waitFor('the engine to answer again', () => engineAnswers(), 90_000, 300);
     }
-  }
-
-  before(async function () {
-    this.timeout(300_000);
-    ensureBuilt();
-    expect(engineAnswers(), 'a Docker engine must answer (bash scripts/ensure-docker.sh)').to.equal(true);
-    engine = engineControl();
-    work = mkdtempSync(join(tmpdir(), 'caisson-crash-restart-'));
-    f = dockerServiceFixture(work, { name: 'rst', revision: 'rst-v1', container: CONTAINER, image: `${REPO}:1.0.0`, port: PORT, stableSecs: 30, timeoutSecs: 60 });
-    buildTestImage({ ref: `${REPO}:1.0.0`, version: '1.0.0' });
-    buildTestImage({ ref: `${REPO}:1.1.0`, version: '1.1.0' });
-    buildTestImage({ ref: `${REPO}:1.2.0`, version: '1.2.0', paddingBytes: 200 * 1024 * 1024 });
-    const b = (v: string) => buildPackage({ image: `${REPO}:${v}`, service: 'rst', revision: 'rst-v1', version: v, out: join(work, 'pkg', `${v}.edgepkg`) });
-    pk.good = await b('1.1.0');
-    pk.big = await b('1.2.0');
-    removeImages(`${REPO}:1.1.0`, `${REPO}:1.2.0`);
+    [windowLoad, importLoad] = await Promise.all([windowRun, importRun]);
   });
 
   after(async () => {
@@ -144,111 +205,72 @@ describe('the Docker engine restarts during an update (RESTARTS dockerd; run ser
       engine.start();
       await waitFor('the engine to answer again', () => engineAnswers(), 90_000, 300).catch(() => undefined);
     }
-    removeContainers(CONTAINER, PARKED);
-    removeImages(`${REPO}:1.0.0`, `${REPO}:1.1.0`, `${REPO}:1.2.0`);
+    for (const c of cases()) removeContainers(c.container, c.parked);
+    removeImages(`${REPO}:1.0.0`, ...versions.map((v) => `${REPO}:${v}`));
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  async function reset(): Promise<string> {
-    rmSync(f.stateDir, { recursive: true, force: true });
-    removeContainers(CONTAINER, PARKED);
-    removeImages(`${REPO}:1.1.0`, `${REPO}:1.2.0`);
-    const id = runServiceContainer({ name: CONTAINER, image: `${REPO}:1.0.0`, port: PORT });
-    expect(await healthyVersion(PORT)).to.equal('1.0.0');
-    return id;
-  }
-
-  const stateOfUpdate = (): string | undefined => latestUpdateState(f.stateDir);
-
-  function assertRestored(oldId: string): void {
-    const now = containerInfo(CONTAINER);
-    expect(now?.id, 'the very same old container serves again').to.equal(oldId);
-    expect(now?.running).to.equal(true);
-    expect(containersNamed(PARKED)).to.deep.equal([]);
-  }
-
   it('during the health window: a bounded wait, then a rollback that starts the old container', async () => {
-    const oldId = await reset();
-    const load = runCli(['package', 'load', '--yes', '--json', ...commonArgs(f), pk.good!], { timeoutMs: 300_000 });
-    await waitFor('the health window', () => stateOfUpdate() === 'health_checking', 60_000, 20);
-    // the old container is parked and stopped, not deleted
-    expect(containerInfo(PARKED)?.id).to.equal(oldId);
-
-    await restartEngine();
-    const r = await load;
-    expect(r.signal).to.equal(null);
-    expect(r.code, `${engine.how}: ${r.stderr}`).to.equal(3);
-    expect(r.json.outcome).to.equal('rolled_back');
-    expect(r.stderr).to.not.match(/ROLLBACK FAILED/);
-    assertRestored(oldId);
-    expect(await healthyVersion(PORT)).to.equal('1.0.0');
-    expect(imageExists(`${REPO}:1.1.0`)).to.equal(false);
-    const records = (await history(f)).filter((x) => x.kind === 'update');
-    expect(records.map((x) => x.outcome)).to.deep.equal(['rolled_back']);
-    expect(stagingLeft(f.stateDir)).to.deep.equal([]);
+    assert.equal(windowParked, window.oldId, 'in the window, the old container is parked, not deleted');
+    const r = windowLoad;
+    assert.equal(r.signal, null);
+    assert.equal(r.code, 3, `${engine.how}: ${r.stderr}`);
+    assert.equal(r.json.outcome, 'rolled_back');
+    assert.doesNotMatch(r.stderr, /ROLLBACK FAILED/);
+    assertRestored(window);
+    assert.equal(await healthyVersion(window.port), '1.0.0');
+    assert.equal(imageExists(`${REPO}:${window.version}`), false);
+    assert.deepEqual((await updates(window)).map((x) => x.outcome), ['rolled_back']);
+    assert.deepEqual(stagingLeft(window.f.stateDir), []);
   });
 
   it('killed in the health window, engine down at recovery: the record stays open, `caisson recover` finishes it later', async () => {
-    const oldId = await reset();
-    const killed = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(f), pk.good!], {
-      env: { CAISSON_FAULT_KILL_AFTER: 'health_checking' },
-    });
-    expect(killed.signal).to.equal('SIGKILL');
-
-    await restartEngine({
-      between: async () => {
-        const down = await runCli(['recover', '--json', ...commonArgs(f)], { timeoutMs: 120_000 });
-        expect(down.code).to.equal(1);
-        expect(down.json.error.code).to.equal('docker.unreachable');
-        const open = (await history(f)).filter((x) => x.kind === 'update');
-        expect(open.map((x) => x.outcome)).to.deep.equal(['open']);
-      },
-    });
+    assert.equal(killedRun.signal, 'SIGKILL');
+    assert.equal(recoverWhileDown.code, 1);
+    assert.equal(recoverWhileDown.json.error.code, 'docker.unreachable');
+    assert.deepEqual(recordsWhileDown.map((x) => x.outcome), ['open']);
     // restart policy "no": after the engine restart neither container runs; the service is down
-    expect(containerInfo(CONTAINER)?.running).to.equal(false);
-    expect(containerInfo(PARKED)?.id).to.equal(oldId);
+    assert.equal(containerInfo(killed.container)?.running, false);
+    assert.equal(containerInfo(killed.parked)?.id, killed.oldId);
 
-    const rec = await runCli(['recover', '--json', ...commonArgs(f)]);
-    expect(rec.code, rec.stderr).to.equal(0);
-    expect(rec.json.recovered.map((x: any) => x.outcome)).to.deep.equal(['rolled_back']);
-    assertRestored(oldId);
-    expect(await healthyVersion(PORT)).to.equal('1.0.0');
-    const records = (await history(f)).filter((x) => x.kind === 'update');
-    expect(records.map((x) => x.outcome)).to.deep.equal(['rolled_back']);
-    expect(records[0].error.code).to.equal('update.interrupted');
+    const rec = await runCli(['recover', '--json', ...commonArgs(killed.f)]);
+    assert.equal(rec.code, 0, rec.stderr);
+    assert.deepEqual(rec.json.recovered.map((x: any) => x.outcome), ['rolled_back']);
+    assertRestored(killed);
+    assert.equal(await healthyVersion(killed.port), '1.0.0');
+    const records = await updates(killed);
+    assert.deepEqual(records.map((x) => x.outcome), ['rolled_back']);
+    assert.equal(records[0].error.code, 'update.interrupted');
   });
 
   it('during the image import: the update resumes, rolls back or is refused; never half-switched', async () => {
-    const oldId = await reset();
-    const load = runCli(['package', 'load', '--yes', '--json', ...commonArgs(f), pk.big!], { timeoutMs: 300_000 });
-    await waitFor('the import', () => stateOfUpdate() === 'loading_image', 120_000, 10);
-    await restartEngine();
-    const r = await load;
-    expect(r.signal).to.equal(null);
+    const r = importLoad;
+    const ref = `${REPO}:${importing.version}`;
+    assert.equal(r.signal, null);
     // the engine may finish the import while it shuts down: then the outage hits the switch or
     // the health window, and the update is rolled back instead
-    expect(r.json?.outcome, r.stderr).to.be.oneOf(['committed', 'rolled_back', 'rejected']);
-    expect(r.stderr).to.not.match(/ROLLBACK FAILED/);
+    assert.ok(['committed', 'rolled_back', 'rejected'].includes(r.json?.outcome), r.stderr);
+    assert.doesNotMatch(r.stderr, /ROLLBACK FAILED/);
     if (r.json.outcome === 'rolled_back') {
-      expect(r.code).to.equal(3);
-      assertRestored(oldId);
-      expect(await healthyVersion(PORT)).to.equal('1.0.0');
+      assert.equal(r.code, 3);
+      assertRestored(importing);
+      assert.equal(await healthyVersion(importing.port), '1.0.0');
     } else if (r.json.outcome === 'committed') {
-      expect(r.code).to.equal(0);
-      expect(await healthyVersion(PORT)).to.equal('1.2.0');
-      expect(containerInfo(CONTAINER)?.image).to.equal(`${REPO}:1.2.0`);
+      assert.equal(r.code, 0);
+      assert.equal(await healthyVersion(importing.port), importing.version);
+      assert.equal(containerInfo(importing.container)?.image, ref);
     } else {
       // refused before the switch: the service was never touched (it only needs starting
       // again if the engine restart stopped it, which is the engine's restart policy, not ours)
-      expect(r.code).to.equal(2);
-      expect(r.json.error.code).to.match(/^docker\./);
-      expect(containerInfo(CONTAINER)?.id).to.equal(oldId);
-      expect(imageExists(`${REPO}:1.2.0`)).to.equal(false);
+      assert.equal(r.code, 2);
+      assert.match(r.json.error.code, /^docker\./);
+      assert.equal(containerInfo(importing.container)?.id, importing.oldId);
+      assert.equal(imageExists(ref), false);
     }
-    expect(containersNamed(PARKED)).to.deep.equal([]);
-    const records = (await history(f)).filter((x) => x.kind === 'update');
-    expect(records).to.have.length(1);
-    expect(records[0].outcome).to.equal(r.json.outcome);
-    expect(stagingLeft(f.stateDir)).to.deep.equal([]);
+    assert.deepEqual(containersNamed(importing.parked), []);
+    const records = await updates(importing);
+    assert.equal(records.length, 1);
+    assert.equal(records[0].outcome, r.json.outcome);
+    assert.deepEqual(stagingLeft(importing.f.stateDir), []);
   });
 });

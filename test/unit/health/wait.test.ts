@@ -117,7 +117,7 @@ describe('health/waitHealthy (scripted engine)', function () {
     const engine = scripted([{}, {}], EXEC_FAILS);
     let calls = 0;
     const exec = engine.exec;
-    engine.exec = async () => (calls++ < 2 ? { exitCode: 0, output: '' } : exec());
+    engine.exec = async () => (calls++ < 2 ? { exitCode: 0, output: '' } : exec('c1', ['check']));
     const ticks: HealthTick[] = [];
     const err = await failure(waitHealthy(engine, 'c1', failingExec({ stable_secs: 20, timeout_secs: 60 }), { onTick: (t) => ticks.push(t) }));
     assert.equal(err.code, 'health.unstable');
