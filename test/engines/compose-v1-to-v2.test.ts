@@ -5,7 +5,7 @@
 // whose Compose v2 is on the PATH, with this machine's v1 at CAISSON_COMPOSE_V1
 // (default /usr/bin/docker-compose). Not part of the default suite (scripts/engine-matrix.sh
 // runs it with the compose suite).
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,14 +45,14 @@ describe('compose: a project started by Compose v1 is updated by Compose v2', fu
   });
 
   it('replaces the v1-made container (proj_svc_1) with a v2 one, and rolls back onto the v1 one', async () => {
-    expect(execFileSync(V1, ['version', '--short'], { encoding: 'utf8' }).trim()).to.match(/^1\./);
-    expect(await detectComposeCommand('auto')).to.deep.equal(['docker', 'compose']);
+    assert.match(execFileSync(V1, ['version', '--short'], { encoding: 'utf8' }).trim(), /^1\./);
+    assert.deepEqual(await detectComposeCommand('auto'), ['docker', 'compose']);
     const file = join(dir, 'stack.yaml');
     writeFileSync(file, ['version: "3.8"', 'services:', '  web:', `    image: ${IMG1}`, `    ports: ["127.0.0.1:${PORT}:8080"]`, '    labels: { caisson.test: rt }', '    stop_grace_period: 1s', ''].join('\n'));
     execFileSync(V1, ['-p', PROJECT, '-f', file, 'up', '-d'], { stdio: 'ignore' });
     const v1Name = `${PROJECT}_web_1`;
     const v1Id = docker('inspect', '-f', '{{.Id}}', v1Name);
-    expect(await waitForBody(`http://127.0.0.1:${PORT}/version`)).to.equal('1');
+    assert.equal(await waitForBody(`http://127.0.0.1:${PORT}/version`), '1');
 
     const service: ServiceSpec = {
       name: 'upg-web',
@@ -65,16 +65,16 @@ describe('compose: a project started by Compose v1 is updated by Compose v2', fu
     };
     const driver = createDriver(service, { docker: api, stateDir: join(dir, 'state'), composeCommand: 'auto' });
     const plan = await driver.plan(IMG2);
-    expect(plan.previous.containerId).to.equal(v1Id); // found by its labels, whatever its name
+    assert.equal(plan.previous.containerId, v1Id); // found by its labels, whatever its name
     const newId = await driver.switchTo(plan, recorder().checkpoint);
     await waitHealthy(createDockerEngine(api, { stateDir: dir }), newId, service.health_check);
-    expect(await waitForBody(`http://127.0.0.1:${PORT}/version`)).to.equal('2');
+    assert.equal(await waitForBody(`http://127.0.0.1:${PORT}/version`), '2');
     const names = docker('ps', '-a', '--format', '{{.Names}}', '--filter', `label=com.docker.compose.project=${PROJECT}`).split('\n').filter(Boolean);
-    expect(names).to.deep.equal([`${PROJECT}-web-1`]); // one container, v2's name; the v1 one is gone
+    assert.deepEqual(names, [`${PROJECT}-web-1`]); // one container, v2's name; the v1 one is gone
 
     await driver.rollback(plan, recorder().checkpoint);
-    expect(await waitForBody(`http://127.0.0.1:${PORT}/version`)).to.equal('1');
+    assert.equal(await waitForBody(`http://127.0.0.1:${PORT}/version`), '1');
     const after = docker('ps', '-a', '--format', '{{.Names}}', '--filter', `label=com.docker.compose.project=${PROJECT}`).split('\n').filter(Boolean);
-    expect(after).to.have.length(1);
+    assert.equal(after.length, 1);
   });
 });

@@ -2,7 +2,7 @@
 // engine restart stops containers whose restart policy is "no" and nothing else would
 // start them again. Real engine, the real pipeline, the agent in-process.
 // Objects are named caisson-as-*, host ports 18400-18401, label caisson.test=own.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,7 +55,7 @@ describe('agent start: services an engine restart left stopped', function () {
 
     // what an engine restart leaves of containers with restart policy "no"
     docker('stop', UPDATED, UNTOUCHED);
-    expect(containerInfo(UPDATED)?.running).to.equal(false);
+    assert.equal(containerInfo(UPDATED)?.running, false);
 
     const lines: { level: string; message: string; meta?: Record<string, unknown> }[] = [];
     const log = {
@@ -77,12 +77,13 @@ describe('agent start: services an engine restart left stopped', function () {
     const agent = new Agent(config, pipeline, { log, schedules: false });
     try {
       await agent.start();
-      expect(containerInfo(UPDATED)?.running, 'the updated service runs again').to.equal(true);
-      expect(containerInfo(UNTOUCHED)?.running, 'a service Caisson never updated is left as it was').to.equal(false);
+      assert.equal(containerInfo(UPDATED)?.running, true, 'the updated service runs again');
+      assert.equal(containerInfo(UNTOUCHED)?.running, false, 'a service Caisson never updated is left as it was');
       const started = lines.filter((l) => l.message.startsWith('started a service'));
-      expect(started).to.have.length(1);
-      expect(started[0]!.level).to.equal('warn');
-      expect(started[0]!.meta).to.include({ service: 'updated', was: 'exited' });
+      assert.equal(started.length, 1);
+      assert.equal(started[0]!.level, 'warn');
+      assert.equal(started[0]!.meta?.service, 'updated');
+      assert.equal(started[0]!.meta?.was, 'exited');
     } finally {
       await agent.stop();
       pipeline.close();

@@ -1,7 +1,7 @@
 // The command line as a newcomer meets it, without an engine: arguments are checked in the
 // order a person thinks, read-only commands create nothing and say plainly that there is no
 // state yet, and the environment settings stand in for the common options.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -55,11 +55,11 @@ describe('CLI first contact (no engine needed)', function () {
       it(`${command.join(' ')} of a path that does not exist says package.not_found before reading any configuration`, () => {
         const before = tree(work);
         const r = caisson([...command, join(work, 'nosuch.edgepkg'), '--services', join(work, 'missing.toml'), '--state-dir', join(work, 'state')], { env: cleanEnv() });
-        expect(r.code, r.stderr).to.equal(1);
-        expect(r.stdout).to.equal('');
-        expect(r.stderr).to.match(/^error package\.not_found: there is no file at .*nosuch\.edgepkg\.\n {2}next: Check the path and try again\.\n$/);
-        expect(r.stderr, 'the missing catalog is not what is wrong first').to.not.contain('catalog');
-        expect(tree(work), 'no state folder, log or lock').to.deep.equal(before);
+        assert.equal(r.code, 1, r.stderr);
+        assert.equal(r.stdout, '');
+        assert.match(r.stderr, /^error package\.not_found: there is no file at .*nosuch\.edgepkg\.\n {2}next: Check the path and try again\.\n$/);
+        assert.ok(!r.stderr.includes('catalog'), 'the missing catalog is not what is wrong first');
+        assert.deepEqual(tree(work), before, 'no state folder, log or lock');
       });
     }
 
@@ -67,12 +67,12 @@ describe('CLI first contact (no engine needed)', function () {
       const stateDir = join(work, 'state');
       openDatabase(stateDir).close();
       const r = caisson(['package', 'load', '--yes', '--json', join(work, 'nosuch.edgepkg'), '--services', catalog, '--state-dir', stateDir], { env: cleanEnv() });
-      expect(r.code, r.stderr).to.equal(1);
-      expect(r.json).to.deep.include({ outcome: 'error' });
-      expect(r.json.error.code).to.equal('package.not_found');
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.json.outcome, 'error');
+      assert.equal(r.json.error.code, 'package.not_found');
       const db = openDatabase(stateDir);
       try {
-        expect(new Journal(db).list({ limit: 10 })).to.deep.equal([]);
+        assert.deepEqual(new Journal(db).list({ limit: 10 }), []);
       } finally {
         db.close();
       }
@@ -80,9 +80,9 @@ describe('CLI first contact (no engine needed)', function () {
 
     it('a missing catalog says how to create one and names the examples', () => {
       const r = caisson(['service', 'list', '--services', join(work, 'missing.toml'), '--state-dir', join(work, 'state')], { env: cleanEnv() });
-      expect(r.code).to.equal(1);
-      expect(r.stderr).to.contain(`error config.invalid: there is no service catalog at ${join(work, 'missing.toml')}.`);
-      expect(r.stderr).to.contain('config/services.toml').and.contain('fixtures/demo/services.toml').and.contain('CAISSON_SERVICES');
+      assert.equal(r.code, 1);
+      assert.ok(r.stderr.includes(`error config.invalid: there is no service catalog at ${join(work, 'missing.toml')}.`));
+      for (const named of ['config/services.toml', 'fixtures/demo/services.toml', 'CAISSON_SERVICES']) assert.ok(r.stderr.includes(named), r.stderr);
     });
   });
 
@@ -98,17 +98,17 @@ describe('CLI first contact (no engine needed)', function () {
       it(`caisson ${c.args.join(' ')} creates no file or folder and says so plainly`, () => {
         const before = tree(work);
         const r = caisson([...c.args, '--services', catalog, '--state-dir', join(work, 'state', 'deeper'), '--docker-socket', nosock], { env: cleanEnv() });
-        expect(r.code, r.stderr).to.equal(c.code);
-        expect(c.code === 0 ? r.stdout : r.stderr).to.match(c.says);
-        expect(tree(work)).to.deep.equal(before);
+        assert.equal(r.code, c.code, r.stderr);
+        assert.match(c.code === 0 ? r.stdout : r.stderr, c.says);
+        assert.deepEqual(tree(work), before);
       });
     }
 
     it('history list --json is an empty array', () => {
       const r = caisson(['history', 'list', '--json', '--state-dir', join(work, 'state')], { env: cleanEnv() });
-      expect(r.code).to.equal(0);
-      expect(r.json).to.deep.equal([]);
-      expect(existsSync(join(work, 'state'))).to.equal(false);
+      assert.equal(r.code, 0);
+      assert.deepEqual(r.json, []);
+      assert.equal(existsSync(join(work, 'state')), false);
     });
 
     it('reading an existing state folder adds no file to it (no -wal or -shm companions)', () => {
@@ -121,10 +121,10 @@ describe('CLI first contact (no engine needed)', function () {
       const before = tree(work);
       for (const args of [['history', 'list'], ['history', 'show', 'last'], ['history', 'show', id], ['service', 'list']]) {
         const r = caisson([...args, '--services', catalog, '--state-dir', stateDir, '--docker-socket', nosock], { env: cleanEnv() });
-        expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(0);
-        if (args[0] === 'history') expect(r.stdout).to.contain(id);
+        assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+        if (args[0] === 'history') assert.ok(r.stdout.includes(id));
       }
-      expect(tree(work)).to.deep.equal(before);
+      assert.deepEqual(tree(work), before);
     });
   });
 
@@ -138,20 +138,20 @@ describe('CLI first contact (no engine needed)', function () {
       db.close();
       const env = cleanEnv({ CAISSON_SERVICES: catalog, CAISSON_STATE_DIR: stateDir, CAISSON_DOCKER_SOCKET: nosock });
       const list = caisson(['service', 'list'], { env });
-      expect(list.code, list.stderr).to.equal(0);
-      expect(list.stdout).to.match(/^web +docker/m);
-      expect(caisson(['history', 'show', 'last'], { env }).stdout).to.contain(id);
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, /^web +docker/m);
+      assert.ok((caisson(['history', 'show', 'last'], { env }).stdout).includes(id));
       const other = caisson(['history', 'list', '--state-dir', join(work, 'other')], { env });
-      expect(other.stdout).to.match(/^no history yet/);
-      expect(caisson(['history', 'list'], { env: { ...env, CAISSON_STATE_DIR: '' } }).stdout, 'an empty setting counts as unset').to.not.contain(stateDir);
+      assert.match(other.stdout, /^no history yet/);
+      assert.ok(!(caisson(['history', 'list'], { env: { ...env, CAISSON_STATE_DIR: '' } }).stdout).includes(stateDir), 'an empty setting counts as unset');
     });
 
     it('--help names each setting, and shows CAISSON_TRUSTED_KEYS as the --trusted-keys default', () => {
       const keys = join(work, 'keys');
       const help = caisson(['package', 'validate', '--help'], { env: cleanEnv({ CAISSON_TRUSTED_KEYS: keys }) });
       const text = help.stdout.replace(/\s+/g, ' ');
-      expect(text).to.contain(`(env CAISSON_TRUSTED_KEYS) (default: "${keys}")`);
-      for (const name of ['CAISSON_SERVICES', 'CAISSON_STATE_DIR', 'CAISSON_DOCKER_SOCKET']) expect(text).to.contain(`(env ${name})`);
+      assert.ok(text.includes(`(env CAISSON_TRUSTED_KEYS) (default: "${keys}")`));
+      for (const name of ['CAISSON_SERVICES', 'CAISSON_STATE_DIR', 'CAISSON_DOCKER_SOCKET']) assert.ok(text.includes(`(env ${name})`));
     });
   });
 });

@@ -5,7 +5,7 @@
 // e.g. docker28 beside docker28-containerd); packages go every way between them, each passing
 // the strict reader and the device's checks, and the loaded image is proven to be the built
 // one. Run directly, both ends are the one engine.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,12 +77,12 @@ describe('packages across engines (build on one, load on another)', function () 
 
       const staged = await stagePackage(out, join(dir, `staging-${n}`));
       await validateStaged(staged, { catalog, trustedKeys: [], updaterVersion: '0.1.0' }); // the strict reader and the device's checks
-      expect(staged.imageArchive?.repoTags).to.deep.equal([REF]);
+      assert.deepEqual(staged.imageArchive?.repoTags, [REF]);
       on(to.socket, () => cleanupTestObjects([REF]));
       await importImage(createDockerEngine(connectDocker(to.socket), { stateDir: dir }), { imagePath: staged.imagePath, reference: REF, expectedImage: staged.imageArchive, beforeLoad: () => undefined });
       on(to.socket, () => {
-        expect(differsFromArchive(REF, staged.imageArchive)).to.equal(undefined);
-        expect(docker('run', '--rm', REF, '/bin/busybox', 'cat', '/www/version')).to.equal(`from ${from.name}`);
+        assert.equal(differsFromArchive(REF, staged.imageArchive), undefined);
+        assert.equal(docker('run', '--rm', REF, '/bin/busybox', 'cat', '/www/version'), `from ${from.name}`);
       });
     });
   }
@@ -97,13 +97,13 @@ describe('packages across engines (build on one, load on another)', function () 
       });
       const staged = await stagePackage(out, join(dir, `stack-staging-${n}`));
       const { members } = await validateStagedStack(staged, { catalog, trustedKeys: [], updaterVersion: '0.1.0' }, parseManifest(staged.manifestBytes) as StackManifest);
-      expect(members.map((m) => m.image.repoTags)).to.deep.equal(STACK.map((s) => [stackRef(s)]));
+      assert.deepEqual(members.map((m) => m.image.repoTags), STACK.map((s) => [stackRef(s)]));
       on(to.socket, () => {
         cleanupTestObjects(STACK.map(stackRef));
         docker('load', '-i', staged.imagePath);
         for (const m of members) {
-          expect(differsFromArchive(m.entry.reference, m.image), m.entry.service).to.equal(undefined);
-          expect(docker('run', '--rm', m.entry.reference, '/bin/busybox', 'cat', '/www/version')).to.equal(`${m.entry.service} from ${from.name}`);
+          assert.equal(differsFromArchive(m.entry.reference, m.image), undefined, m.entry.service);
+          assert.equal(docker('run', '--rm', m.entry.reference, '/bin/busybox', 'cat', '/www/version'), `${m.entry.service} from ${from.name}`);
         }
       });
     });

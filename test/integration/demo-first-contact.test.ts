@@ -4,7 +4,7 @@
 // the README's "Using it" block exits as documented, and scripts/demo-clean.sh removes all
 // the demo made. It uses the demo's own names (container caisson-demo-web, port 18080,
 // /var/lib/caisson-demo): a demo left on this machine is replaced, then removed.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -42,7 +42,7 @@ function readmeUsingIt(): { env: Record<string, string>; commands: Array<{ line:
       continue;
     }
     const m = /^caisson (.+?)\s+# exit (\d+)/.exec(line);
-    expect(m, `README "Using it" line without a documented exit code: ${line}`).to.not.equal(null);
+    assert.notEqual(m, null, `README "Using it" line without a documented exit code: ${line}`);
     commands.push({ line, args: m![1]!.trim().split(/\s+/), exit: Number(m![2]) });
   }
   return { env, commands };
@@ -51,16 +51,16 @@ function readmeUsingIt(): { env: Record<string, string>; commands: Array<{ line:
 /** Each fact once: one stdout line, no stderr line repeating the result, its error or another stderr line. */
 function expectSaidOnce(r: CliResult, resultStart: RegExp): string {
   const out = r.stdout.trimEnd().split('\n');
-  expect(out, `stdout: ${r.stdout}`).to.have.length(1);
-  expect(out[0]).to.match(resultStart);
+  assert.equal(out.length, 1, `stdout: ${r.stdout}`);
+  assert.match(out[0], resultStart);
   const err = r.stderr.trimEnd().split('\n').filter(Boolean);
   for (const line of err) {
-    expect(line, 'a result line on stderr').to.not.match(RESULT_PREFIX); // step lines are indented
-    expect(line, 'the error the result line gives, said on stderr too').to.not.match(/^(warn: |error: )?\s*[a-z]+\.[a-z_]+: /);
-    expect(line, 'the plain health countdown repeats the health log line').to.not.match(/^health: up to/);
+    assert.doesNotMatch(line, RESULT_PREFIX, 'a result line on stderr'); // step lines are indented
+    assert.doesNotMatch(line, /^(warn: |error: )?\s*[a-z]+\.[a-z_]+: /, 'the error the result line gives, said on stderr too');
+    assert.doesNotMatch(line, /^health: up to/, 'the plain health countdown repeats the health log line');
   }
-  expect(new Set(err).size, `a stderr line said twice:\n${r.stderr}`).to.equal(err.length);
-  expect(out[0], 'sentences joined with ";"').to.not.match(/\.;|; the service/);
+  assert.equal(new Set(err).size, err.length, `a stderr line said twice:\n${r.stderr}`);
+  assert.doesNotMatch(out[0], /\.;|; the service/, 'sentences joined with ";"');
   return out[0]!;
 }
 
@@ -98,7 +98,7 @@ describe('the demo as a newcomer meets it (real engine)', function () {
     this.timeout(900_000);
     ensureBuilt();
     const setup = bash('demo-setup.sh');
-    expect(setup.code, setup.out).to.equal(0);
+    assert.equal(setup.code, 0, setup.out);
     env = { ...readmeEnv };
   });
 
@@ -108,64 +108,64 @@ describe('the demo as a newcomer meets it (real engine)', function () {
   });
 
   it('the README gives one export line with the demo\'s catalog, state and keys', () => {
-    expect(readmeEnv).to.deep.equal({
+    assert.deepEqual(readmeEnv, {
       CAISSON_SERVICES: `${DEMO}/services.toml`,
       CAISSON_STATE_DIR: `${DEMO}/state`,
       CAISSON_TRUSTED_KEYS: `${DEMO}/trusted-keys`,
     });
-    expect(commands.length).to.be.at.least(5);
+    assert.ok(commands.length >= 5);
   });
 
   it('package validate prints one result line and says nothing else twice', async () => {
     const r = await runCli(['package', 'validate', pkg('1.1.0')], { env });
-    expect(r.code, r.stderr).to.equal(0);
+    assert.equal(r.code, 0, r.stderr);
     expectSaidOnce(r, /^valid: .*web-1\.1\.0\.edgepkg updates web to 1\.1\.0 /);
-    expect(r.stderr).to.not.match(/^\s*valid:/m);
+    assert.doesNotMatch(r.stderr, /^\s*valid:/m);
   });
 
   it('package load commits 1.1.0: one result line, and the outage is the switch\'s own, not a stop timeout', async () => {
     const { r, downtimeMs } = await withDowntime(() => runCli(['package', 'load', '--yes', pkg('1.1.0')], { env }));
-    expect(r.code, r.stderr).to.equal(0);
+    assert.equal(r.code, 0, r.stderr);
     expectSaidOnce(r, /^committed: web caisson-demo\/web:1\.0\.0 → 1\.1\.0 /);
-    expect(r.stderr.match(/health check \(http\): up to 20 s, stable for 4 s/g)).to.have.length(1);
+    assert.equal(r.stderr.match(/health check \(http\): up to 20 s, stable for 4 s/g)?.length, 1);
     // a PID 1 that ignored SIGTERM made this 10 s and more; the demo itself holds it under 2 s
-    expect(downtimeMs, `downtime ${downtimeMs} ms`).to.be.below(5_000);
-    expect((await httpGet(VERSION_URL)).body.trim()).to.equal('1.1.0');
+    assert.ok(downtimeMs < 5_000, `downtime ${downtimeMs} ms`);
+    assert.equal((await httpGet(VERSION_URL)).body.trim(), '1.1.0');
   });
 
   it('package load of the broken 1.2.0 rolls back: one result line in whole sentences, its error said once', async () => {
     const r = await runCli(['package', 'load', '--yes', pkg('1.2.0')], { env });
-    expect(r.code, r.stderr).to.equal(3);
+    assert.equal(r.code, 3, r.stderr);
     const line = expectSaidOnce(r, /^rolled back: web runs caisson-demo\/web:1\.1\.0 again \(health\.(unstable|timeout)\): /);
-    expect(line).to.match(/\. Next: .*\. \[u-[0-9A-Za-z-]+\]$/);
-    expect(r.stderr).to.contain('rolling back web to caisson-demo/web:1.1.0');
-    expect((await httpGet(VERSION_URL)).body.trim()).to.equal('1.1.0');
+    assert.match(line, /\. Next: .*\. \[u-[0-9A-Za-z-]+\]$/);
+    assert.ok(r.stderr.includes('rolling back web to caisson-demo/web:1.1.0'));
+    assert.equal((await httpGet(VERSION_URL)).body.trim(), '1.1.0');
   });
 
   it('package load of the stack shop-2.0.0 commits web and api together: one result line naming both', async () => {
     const r = await runCli(['package', 'load', '--yes', `${DEMO}/packages/shop-2.0.0.edgepkg`], { env });
-    expect(r.code, r.stderr).to.equal(0);
+    assert.equal(r.code, 0, r.stderr);
     expectSaidOnce(r, /^committed: stack shop 2\.0\.0: web 1\.1\.0 → 2\.0\.0, api caisson-demo\/api:1\.0\.0 → 2\.0\.0 \[u-/);
-    expect((await httpGet(VERSION_URL)).body.trim()).to.equal('2.0.0');
-    expect((await httpGet(API_VERSION_URL)).body.trim()).to.equal('2.0.0');
+    assert.equal((await httpGet(VERSION_URL)).body.trim(), '2.0.0');
+    assert.equal((await httpGet(API_VERSION_URL)).body.trim(), '2.0.0');
     const shown = await runCli(['history', 'show', 'last'], { env });
-    expect(shown.stdout).to.match(/services \(in switch order\):\n {2}web {2}1\.1\.0 → 2\.0\.0 {2}committed\n {2}api {2}caisson-demo\/api:1\.0\.0 → 2\.0\.0 {2}committed/);
+    assert.match(shown.stdout, /services \(in switch order\):\n {2}web {2}1\.1\.0 → 2\.0\.0 {2}committed\n {2}api {2}caisson-demo\/api:1\.0\.0 → 2\.0\.0 {2}committed/);
   });
 
   it('every command of the README\'s "Using it" block exits as documented', async () => {
     for (const c of commands) {
       const r = await runCli(c.args, { env });
-      expect(r.code, `${c.line}\n${r.stdout}${r.stderr}`).to.equal(c.exit);
-      expect(r.stdout.trim(), c.line).to.not.equal('');
+      assert.equal(r.code, c.exit, `${c.line}\n${r.stdout}${r.stderr}`);
+      assert.notEqual(r.stdout.trim(), '', c.line);
     }
   });
 
   it('the demo\'s clean-up removes every container, image, volume and file it made', function () {
     const clean = bash('demo-clean.sh');
-    expect(clean.code, clean.out).to.equal(0);
-    expect(dockerLines('ps', '-a', '--format', '{{.Names}}', '--filter', 'name=caisson-demo')).to.deep.equal([]);
-    expect(dockerLines('images', '-q', '--filter', 'label=caisson.demo=1')).to.deep.equal([]);
-    expect(dockerLines('volume', 'ls', '-q', '--filter', 'name=caisson-demo')).to.deep.equal([]);
-    expect(existsSync(DEMO)).to.equal(false);
+    assert.equal(clean.code, 0, clean.out);
+    assert.deepEqual(dockerLines('ps', '-a', '--format', '{{.Names}}', '--filter', 'name=caisson-demo'), []);
+    assert.deepEqual(dockerLines('images', '-q', '--filter', 'label=caisson.demo=1'), []);
+    assert.deepEqual(dockerLines('volume', 'ls', '-q', '--filter', 'name=caisson-demo'), []);
+    assert.equal(existsSync(DEMO), false);
   });
 });

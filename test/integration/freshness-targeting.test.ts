@@ -1,7 +1,7 @@
 // Freshness and targeting through the CLI against a real engine and a running service: an
 // expired package and packages for another device are rejected (exit 2) with the service,
 // its container and the engine's images untouched; a package for this device is applied.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +42,7 @@ describe('freshness and targeting (CLI, real engine)', function () {
     const keysDir = join(work, 'trusted-keys');
     mkdirSync(keysDir);
     const g = await runCli(['key', 'generate', '-o', join(work, 'vendor')]);
-    expect(g.code, g.stderr).to.equal(0);
+    assert.equal(g.code, 0, g.stderr);
     writeFileSync(join(keysDir, 'vendor.pub'), readFileSync(join(work, 'vendor.pub')));
     f = dockerServiceFixture(work, { name: 'fresh', revision: 'fresh-v1', container: CONTAINER, image: `${REPO}:1.0.0`, port: PORT }, keysDir);
     // this device: class kiosk-v2, its identity made in the folder of its agent.toml
@@ -50,9 +50,9 @@ describe('freshness and targeting (CLI, real engine)', function () {
     agentToml = join(work, 'etc', 'agent.toml');
     writeFileSync(agentToml, 'device_class = "kiosk-v2"\n');
     const show = await runCli(['device', 'show', '--json', '--config', agentToml]);
-    expect(show.code, show.stderr).to.equal(0);
+    assert.equal(show.code, 0, show.stderr);
     device = show.json;
-    expect(device.device_class).to.equal('kiosk-v2');
+    assert.equal(device.device_class, 'kiosk-v2');
 
     for (const v of ['1.0.0', '1.1.0']) buildTestImage({ ref: `${REPO}:${v}`, version: v });
     const build = async (name: string, extra: string[]) => {
@@ -60,7 +60,7 @@ describe('freshness and targeting (CLI, real engine)', function () {
       mkdirSync(join(work, 'pkg'), { recursive: true });
       const r = await runCli(['package', 'build', '--image', `${REPO}:1.1.0`, '--service', 'fresh', '--service-revision', 'fresh-v1',
         '--platform', 'linux/amd64', '--version', '1.1.0', '-o', out, '--sign', join(work, 'vendor.key'), ...extra]);
-      expect(r.code, r.stderr + r.stdout).to.equal(0);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
       pk[name] = out;
     };
     await build('expired', ['--expires-in', '1s']);
@@ -70,7 +70,7 @@ describe('freshness and targeting (CLI, real engine)', function () {
     removeImages(`${REPO}:1.1.0`);
     removeContainers(CONTAINER);
     containerBefore = runServiceContainer({ name: CONTAINER, image: `${REPO}:1.0.0`, port: PORT });
-    expect(await healthyVersion(PORT)).to.equal('1.0.0');
+    assert.equal(await healthyVersion(PORT), '1.0.0');
     await sleep(1100); // `expired` expires one second after it was built
   });
 
@@ -83,35 +83,36 @@ describe('freshness and targeting (CLI, real engine)', function () {
   const load = (pkg: string) => runCli(['package', 'load', '--yes', '--json', ...commonArgs(f), '--config', agentToml, pkg]);
 
   async function expectUntouched(): Promise<void> {
-    expect(containerInfo(CONTAINER)?.id, 'the same container').to.equal(containerBefore);
-    expect(await healthyVersion(PORT)).to.equal('1.0.0');
-    expect(imageExists(`${REPO}:1.1.0`), 'nothing imported').to.equal(false);
-    expect(stagingLeft(f.stateDir)).to.deep.equal([]);
+    assert.equal(containerInfo(CONTAINER)?.id, containerBefore, 'the same container');
+    assert.equal(await healthyVersion(PORT), '1.0.0');
+    assert.equal(imageExists(`${REPO}:1.1.0`), false, 'nothing imported');
+    assert.deepEqual(stagingLeft(f.stateDir), []);
   }
 
   it('rejects an expired package with policy.expired (exit 2), naming both times; service untouched', async () => {
     const r = await load(pk.expired!);
-    expect(r.code, r.stderr).to.equal(2);
-    expect(r.json.outcome).to.equal('rejected');
-    expect(r.json.error.code).to.equal('policy.expired');
-    expect(r.json.error.message).to.match(/expired at \d{4}-\d\d-\d\dT.*clock says \d{4}-/);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.json.outcome, 'rejected');
+    assert.equal(r.json.error.code, 'policy.expired');
+    assert.match(r.json.error.message, /expired at \d{4}-\d\d-\d\dT.*clock says \d{4}-/);
     await expectUntouched();
   });
 
   for (const [what, name] of [['another device class', 'otherClass'], ['other device IDs', 'otherDevice']] as const) {
     it(`rejects a package for ${what} with manifest.not_for_this_device (exit 2), naming this device; service untouched`, async () => {
       const r = await load(pk[name]!);
-      expect(r.code, r.stderr).to.equal(2);
-      expect(r.json.error.code).to.equal('manifest.not_for_this_device');
-      expect(r.json.error.message).to.include(device.id).and.include('"kiosk-v2"');
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.json.error.code, 'manifest.not_for_this_device');
+      assert.ok(r.json.error.message.includes(device.id), r.json.error.message);
+      assert.ok(r.json.error.message.includes('"kiosk-v2"'), r.json.error.message);
       await expectUntouched();
     });
   }
 
   it('the text result says the same in one line (exit 2)', async () => {
     const r = await runCli(['package', 'validate', ...commonArgs(f), '--config', agentToml, pk.otherClass!]);
-    expect(r.code, r.stderr).to.equal(2);
-    expect(r.stdout).to.match(/^rejected: .*\(manifest\.not_for_this_device\): the package is for device class "gateway", not for this device \(ID [a-z2-7-]+, class "kiosk-v2"\)/);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stdout, /^rejected: .*\(manifest\.not_for_this_device\): the package is for device class "gateway", not for this device \(ID [a-z2-7-]+, class "kiosk-v2"\)/);
   });
 
   it('applies a package for this device (its class and ID, not expired); another device of the class would not take it', async () => {
@@ -119,14 +120,14 @@ describe('freshness and targeting (CLI, real engine)', function () {
     mkdirSync(join(work, 'elsewhere'));
     writeFileSync(elsewhere, 'device_class = "kiosk-v2"\n');
     const stranger = await runCli(['package', 'validate', '--json', ...commonArgs(f), '--config', elsewhere, pk.forMe!]);
-    expect(stranger.code, stranger.stderr).to.equal(2);
-    expect(stranger.json.error.code).to.equal('manifest.not_for_this_device');
-    expect(stranger.json.error.message).to.include('ID unknown');
-    expect(existsSync(join(work, 'elsewhere', 'device.key')), 'the CLI reads an identity, never makes one').to.equal(false);
+    assert.equal(stranger.code, 2, stranger.stderr);
+    assert.equal(stranger.json.error.code, 'manifest.not_for_this_device');
+    assert.ok(stranger.json.error.message.includes('ID unknown'));
+    assert.equal(existsSync(join(work, 'elsewhere', 'device.key')), false, 'the CLI reads an identity, never makes one');
 
     const r = await load(pk.forMe!);
-    expect(r.code, r.stderr).to.equal(0);
-    expect(r.json.outcome).to.equal('committed');
-    expect(await healthyVersion(PORT)).to.equal('1.1.0');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.outcome, 'committed');
+    assert.equal(await healthyVersion(PORT), '1.1.0');
   });
 });

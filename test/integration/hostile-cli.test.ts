@@ -7,7 +7,7 @@
 // test/unit/hostile-corpus.test.ts (no engine, same code path the CLI runs). Here one case per
 // error code, the first of the corpus with that code, proves that the real CLI turns each code
 // into its exit status and JSON and that a refusal leaves the engine and the disk alone.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -101,7 +101,7 @@ describe('hostile packages through the CLI (real engine, running service)', func
     fixture = dockerServiceFixture(work, { name: ctx.service.name, revision: ctx.service.revision, container: CONTAINER, image: RUNNING, port: PORT });
     removeContainers(CONTAINER);
     containerBefore = runServiceContainer({ name: CONTAINER, image: RUNNING, port: PORT });
-    expect(await healthyVersion(PORT)).to.equal('running');
+    assert.equal(await healthyVersion(PORT), 'running');
     engineBefore = engineSnapshot();
   });
 
@@ -112,8 +112,8 @@ describe('hostile packages through the CLI (real engine, running service)', func
   });
 
   it('has a corpus of at least 40 cases, and a case here for each of its error codes', () => {
-    expect(corpus.length).to.be.at.least(40);
-    expect(new Set(cases.map((c) => c.expectCode))).to.deep.equal(new Set(corpus.map((c) => c.expectCode)));
+    assert.ok(corpus.length >= 40);
+    assert.deepEqual(new Set(cases.map((c) => c.expectCode)), new Set(corpus.map((c) => c.expectCode)));
   });
 
   for (const c of cases) {
@@ -125,34 +125,34 @@ describe('hostile packages through the CLI (real engine, running service)', func
       const r = await runCli(['package', 'load', '--yes', '--json', ...commonArgs({ ...fixture, keysDir: c.trustedKeys ? ctx.trustedKeyDir : join(work, 'no-keys') }), path], {
         timeoutMs: 60_000,
       });
-      expect(r.signal, 'the CLI must exit, not crash or hang').to.equal(null);
+      assert.equal(r.signal, null, 'the CLI must exit, not crash or hang');
       if (c.expectCode === USAGE_ERROR) {
         // a path that does not exist is the operator's typo, caught before anything opens:
         // exit 1 with the code, and no history record (see the last test)
-        expect(r.code, r.stderr + r.stdout).to.equal(1);
-        expect(r.json?.outcome, r.stdout).to.equal('error');
+        assert.equal(r.code, 1, r.stderr + r.stdout);
+        assert.equal(r.json?.outcome, 'error', r.stdout);
       } else {
-        expect(r.code, r.stderr + r.stdout).to.equal(2);
-        expect(r.json?.outcome, r.stdout).to.equal('rejected');
+        assert.equal(r.code, 2, r.stderr + r.stdout);
+        assert.equal(r.json?.outcome, 'rejected', r.stdout);
       }
-      expect(r.json.error?.code, r.json.error?.message).to.equal(c.expectCode);
-      expect(r.stderr).to.not.match(/at .*\.js:\d+|TypeError|RangeError|heap/);
+      assert.equal(r.json.error?.code, c.expectCode, r.json.error?.message);
+      assert.doesNotMatch(r.stderr, /at .*\.js:\d+|TypeError|RangeError|heap/);
 
-      expect(engineSnapshot(), 'no container or image may change (since the first case)').to.equal(engineBefore);
-      expect(tree(work, ['state']), 'nothing written outside the state dir').to.deep.equal(casesBefore);
-      expect(stagingLeft(fixture.stateDir)).to.deep.equal([]);
+      assert.equal(engineSnapshot(), engineBefore, 'no container or image may change (since the first case)');
+      assert.deepEqual(tree(work, ['state']), casesBefore, 'nothing written outside the state dir');
+      assert.deepEqual(stagingLeft(fixture.stateDir), []);
       // the state dir holds the database, the lock and the logs, nothing the package named
       const top = readdirSync(fixture.stateDir).sort();
-      for (const name of top) expect(name).to.match(/^(caisson\.db(-wal|-shm)?|lock\.db(-journal)?|lock\.owner|logs|staging)$/);
+      for (const name of top) assert.match(name, /^(caisson\.db(-wal|-shm)?|lock\.db(-journal)?|lock\.owner|logs|staging)$/);
     });
   }
 
   it('left the running service alone: same container, still healthy, every package case in history as rejected', async () => {
-    expect(containerInfo(CONTAINER)?.id).to.equal(containerBefore);
-    expect(await healthyVersion(PORT)).to.equal('running');
+    assert.equal(containerInfo(CONTAINER)?.id, containerBefore);
+    assert.equal(await healthyVersion(PORT), 'running');
     const records = (await history(fixture)).filter((r) => r.kind === 'update');
     const recorded = cases.filter((c) => c.expectCode !== USAGE_ERROR).length;
-    expect(records).to.have.length(Math.min(recorded, 100));
-    expect(records.every((r) => r.outcome === 'rejected')).to.equal(true);
+    assert.equal(records.length, Math.min(recorded, 100));
+    assert.equal(records.every((r) => r.outcome === 'rejected'), true);
   });
 });

@@ -1,7 +1,7 @@
 // The import's tag rule on the real engine (whichever DOCKER_HOST names, see
 // scripts/with-engine.sh): an archive that moves any tag other than the manifest's reference
 // is rejected, and every tag is put back where it was.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,8 +31,8 @@ describe('image import on the real engine: identity and tags', function () {
     const r = new ImageArchiveReader();
     r.write(tar);
     const { images, problem } = r.finish();
-    expect(problem).to.equal(undefined);
-    expect(images).to.have.length(1);
+    assert.equal(problem, undefined);
+    assert.equal(images?.length, 1);
     return images![0]!;
   };
 
@@ -57,11 +57,12 @@ describe('image import on the real engine: identity and tags', function () {
         beforeLoad: (t) => (saved = t),
         onProgress: (done, total) => progress.push(done / total),
       });
-      expect(saved).to.be.an('object');
+      assert.equal(typeof saved, 'object');
+      assert.notEqual(saved, null);
       // the bytes handed over are the progress on every store (the containerd store reports no layers)
-      expect(progress.length).to.be.greaterThan(0);
-      expect(progress.at(-1)).to.equal(1);
-      expect((await snapshotImageTags(api))[REF]).to.equal(id);
+      assert.ok(progress.length > 0);
+      assert.equal(progress.at(-1), 1);
+      assert.equal((await snapshotImageTags(api))[REF], id);
       loaded.add(id);
     });
   }
@@ -71,9 +72,9 @@ describe('image import on the real engine: identity and tags', function () {
     const other = pinned(craftTar(legacyImage({ ref: REF, layers: [craftLayer('w.txt', 'what was pinned\n')] }).entries));
     loaded.add(pinned(tar).imageId);
     const err = await importImage(api, { imagePath: write('mismatch.tar', tar), reference: REF, expectedImage: other, beforeLoad: () => undefined }).catch((e: unknown) => e);
-    expect(err).to.be.instanceOf(CaissonError);
-    expect((err as CaissonError).code).to.equal('image.id_mismatch');
-    expect((err as CaissonError).message).to.match(/not the image image\.tar holds/);
+    assert.ok(err instanceof CaissonError);
+    assert.equal((err as CaissonError).code, 'image.id_mismatch');
+    assert.match((err as CaissonError).message, /not the image image\.tar holds/);
   });
 
   it('catches a second image in the archive that re-tags another image, and puts every tag back', async () => {
@@ -81,7 +82,7 @@ describe('image import on the real engine: identity and tags', function () {
     const victim = craftTar(legacyImage({ ref: VICTIM, layers: [craftLayer('victim.txt', 'victim\n')] }).entries);
     await importImage(api, { imagePath: write('victim.tar', victim), reference: VICTIM, expectedImage: pinned(victim), beforeLoad: () => undefined });
     const before = await snapshotImageTags(api);
-    expect(before[VICTIM]).to.be.a('string');
+    assert.equal(typeof before[VICTIM], 'string');
 
     const hostile = twoImageLegacyArchive(REF, VICTIM);
     let tagsBefore: TagSnapshot = {};
@@ -92,16 +93,16 @@ describe('image import on the real engine: identity and tags', function () {
       beforeLoad: (t) => (tagsBefore = t),
       afterLoad: (id) => (loadedId = id),
     }).catch((e: unknown) => e);
-    expect(err).to.be.instanceOf(CaissonError);
-    expect((err as CaissonError).code).to.equal('image.tag_moved');
-    expect((err as CaissonError).message).to.include(VICTIM);
+    assert.ok(err instanceof CaissonError);
+    assert.equal((err as CaissonError).code, 'image.tag_moved');
+    assert.ok(((err as CaissonError).message).includes(VICTIM));
     const moved = (await snapshotImageTags(api))[VICTIM];
-    expect(moved).to.not.equal(before[VICTIM]); // it did move
+    assert.notEqual(moved, before[VICTIM]); // it did move
     for (const id of [moved, loadedId, before[VICTIM]]) if (id) loaded.add(id);
 
     // what the pipeline does on that rejection (and recovery after a crash)
     await restoreImageTags(api, tagsBefore, loadedId ? [loadedId] : [], REF);
-    expect(await snapshotImageTags(api)).to.deep.equal(before);
-    expect(dockerOk('image', 'inspect', VICTIM)).to.equal(true);
+    assert.deepEqual(await snapshotImageTags(api), before);
+    assert.equal(dockerOk('image', 'inspect', VICTIM), true);
   });
 });

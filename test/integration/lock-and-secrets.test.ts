@@ -1,6 +1,6 @@
 // The state-dir lock keeps a second changing `caisson` out while one runs; and container
 // environment values never reach the state dir (logs, history, journal) nor the CLI output.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +48,7 @@ describe('state-dir lock and secrets (CLI, real engine)', function () {
     removeImages(`${REPO}:1.1.0`, `${REPO}:1.2.0`);
     removeContainers(CONTAINER);
     runServiceContainer({ name: CONTAINER, image: `${REPO}:1.0.0`, port: PORT, env: [`API_TOKEN=${SECRET}`, 'MODE=edge'] });
-    expect(await healthyVersion(PORT)).to.equal('1.0.0');
+    assert.equal(await healthyVersion(PORT), '1.0.0');
   });
 
   after(() => {
@@ -66,34 +66,34 @@ describe('state-dir lock and secrets (CLI, real engine)', function () {
     }, 60_000, 100);
 
     const second = await runCli(['package', 'load', '--yes', ...commonArgs(f), pk.good!]);
-    expect(second.code).to.equal(1);
-    expect(second.stderr).to.match(/^error update\.busy: another Caisson process \(pid \d+, package load, since [^)]+\) is changing /m);
-    expect(second.stderr).to.match(/next: Another Caisson process holds the state folder; wait for it to finish\./);
+    assert.equal(second.code, 1);
+    assert.match(second.stderr, /^error update\.busy: another Caisson process \(pid \d+, package load, since [^)]+\) is changing /m);
+    assert.match(second.stderr, /next: Another Caisson process holds the state folder; wait for it to finish\./);
     const secondJson = await runCli(['recover', '--json', ...commonArgs(f)]);
-    expect(secondJson.code).to.equal(1);
-    expect(secondJson.json.error.code).to.equal('update.busy');
+    assert.equal(secondJson.code, 1);
+    assert.equal(secondJson.json.error.code, 'update.busy');
 
     const r = await first;
-    expect(r.code, r.stderr).to.equal(3);
-    expect(r.json.outcome).to.equal('rolled_back');
-    expect(r.json.error.code).to.equal('health.timeout');
-    expect(await healthyVersion(PORT)).to.equal('1.0.0');
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(r.json.outcome, 'rolled_back');
+    assert.equal(r.json.error.code, 'health.timeout');
+    assert.equal(await healthyVersion(PORT), '1.0.0');
     // only the first one left a record; the refused one changed nothing
     const records = (await history(f)).filter((x) => x.kind === 'update');
-    expect(records).to.have.length(1);
+    assert.equal(records.length, 1);
 
     // the lock is free again once the first is done
     const after = await runCli(['recover', '--json', ...commonArgs(f)]);
-    expect(after.code, after.stderr).to.equal(0);
+    assert.equal(after.code, 0, after.stderr);
   });
 
   it('never writes container environment values to the state dir, history or CLI output', async () => {
     const r = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(f), pk.good!]);
-    expect(r.code, r.stderr).to.equal(0);
-    expect(await healthyVersion(PORT)).to.equal('1.1.0');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await healthyVersion(PORT), '1.1.0');
     // the recreated container kept its environment (so the secret really was in play)
-    expect(docker('inspect', '-f', '{{json .Config.Env}}', CONTAINER)).to.contain(`API_TOKEN=${SECRET}`);
-    expect(containerInfo(CONTAINER)?.image).to.equal(`${REPO}:1.1.0`);
+    assert.ok((docker('inspect', '-f', '{{json .Config.Env}}', CONTAINER)).includes(`API_TOKEN=${SECRET}`));
+    assert.equal(containerInfo(CONTAINER)?.image, `${REPO}:1.1.0`);
 
     const outputs = [r.stdout, r.stderr];
     for (const rec of (await history(f)).filter((x) => x.kind === 'update')) {
@@ -102,11 +102,11 @@ describe('state-dir lock and secrets (CLI, real engine)', function () {
     }
     const list = await runCli(['service', 'show', '--json', 'lock', ...commonArgs(f)]);
     outputs.push(list.stdout);
-    for (const out of outputs) expect(out).to.not.contain(SECRET);
+    for (const out of outputs) assert.ok(!out.includes(SECRET));
 
     const files = filesUnder(f.stateDir);
-    expect(files.some((p) => p.endsWith('caisson.log'))).to.equal(true);
-    expect(files.some((p) => p.endsWith('caisson.db'))).to.equal(true);
-    for (const file of files) expect(fileContains(file, SECRET), `${file} holds the secret`).to.equal(false);
+    assert.equal(files.some((p) => p.endsWith('caisson.log')), true);
+    assert.equal(files.some((p) => p.endsWith('caisson.db')), true);
+    for (const file of files) assert.equal(fileContains(file, SECRET), false, `${file} holds the secret`);
   });
 });

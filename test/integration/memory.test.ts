@@ -2,7 +2,7 @@
 // the process by anything like the package size. A behaviour check with a generous bound
 // (whole-file buffering would add 300 MB; the streaming code adds ~15-25 MB, most of it
 // the hashing thread), never a timing check.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -61,14 +61,14 @@ describe('memory stays flat with a 300 MB package', function () {
       size = staged.imageSize;
     });
     rmSync(join(dir, 'staging'), { recursive: true, force: true });
-    expect(size).to.equal(SIZE);
-    expect(grew, `RSS grew by ${mib(grew)}`).to.be.below(BOUND);
+    assert.equal(size, SIZE);
+    assert.ok(grew < BOUND, `RSS grew by ${mib(grew)}`);
   });
 
   it('validates without a copy within the bound', async function () {
     const grew = await rssGrowth(() => stagePackage(pkg, join(dir, 'validate'), { parseManifestEarly: false, copyImage: false }));
     rmSync(join(dir, 'validate'), { recursive: true, force: true });
-    expect(grew, `RSS grew by ${mib(grew)}`).to.be.below(BOUND);
+    assert.ok(grew < BOUND, `RSS grew by ${mib(grew)}`);
   });
 
   it('stages an encrypted 300 MB package (decrypt, copy, three hashes in one pass) within the bound', async function () {
@@ -84,8 +84,8 @@ describe('memory stays flat with a 300 MB package', function () {
     });
     rmSync(join(dir, 'sealed-staging'), { recursive: true, force: true });
     rmSync(sealed, { force: true });
-    expect(size).to.equal(SIZE);
-    expect(grew, `RSS grew by ${mib(grew)}`).to.be.below(BOUND);
+    assert.equal(size, SIZE);
+    assert.ok(grew < BOUND, `RSS grew by ${mib(grew)}`);
   });
 
   it('imports a 300 MB image into the engine within the bound', async function () {
@@ -96,7 +96,7 @@ describe('memory stays flat with a 300 MB package', function () {
     execFileSync('docker', ['rmi', REF], { stdio: 'ignore' });
     const docker = connectDocker();
     const grew = await rssGrowth(() => loadImageFromFile(docker, archive));
-    expect(imageExists(REF)).to.equal(true);
-    expect(grew, `RSS grew by ${mib(grew)}`).to.be.below(BOUND);
+    assert.equal(imageExists(REF), true);
+    assert.ok(grew < BOUND, `RSS grew by ${mib(grew)}`);
   });
 });

@@ -4,7 +4,7 @@
 // rootfs) is the image manifest.json pins; the other platform's image is listed, saved or
 // not. Both stores must end up running exactly the pinned image, and a package pinning the
 // other platform's image is refused before the engine is touched.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -113,16 +113,17 @@ describe('multi-platform image indexes on the real engine', function () {
         ...(saved ? { saved: [...saved] } : {}),
       });
       const s = await staged(saved ? 'one-saved' : 'both-saved', craftTar(img.entries));
-      expect(s.imageArchive).to.deep.include({ imageId: img.configDigest, diffIds: img.diffIds, os: 'linux', architecture: 'amd64' });
+      const { imageId, diffIds, os, architecture } = s.imageArchive!;
+      assert.deepEqual({ imageId, diffIds, os, architecture }, { imageId: img.configDigest, diffIds: img.diffIds, os: 'linux', architecture: 'amd64' });
 
       const id = await importImage(api, { imagePath: s.imagePath, reference: REF, expectedImage: s.imageArchive, beforeLoad: () => undefined });
       // the classic store loads what manifest.json names (its ID is the config digest); the
       // containerd store takes the whole index (its ID is an index digest) and picks this platform
-      if (imageStore() === 'classic') expect(id).to.equal(img.configDigest);
-      else expect(id).to.not.equal(img.configDigest);
-      expect(differsFromArchive(REF, s.imageArchive)).to.equal(undefined);
-      expect(docker('image', 'inspect', '-f', '{{.Os}}/{{.Architecture}}', REF)).to.equal('linux/amd64');
-      expect(docker('run', '--rm', REF)).to.equal('linux/amd64');
+      if (imageStore() === 'classic') assert.equal(id, img.configDigest);
+      else assert.notEqual(id, img.configDigest);
+      assert.equal(differsFromArchive(REF, s.imageArchive), undefined);
+      assert.equal(docker('image', 'inspect', '-f', '{{.Os}}/{{.Architecture}}', REF), 'linux/amd64');
+      assert.equal(docker('run', '--rm', REF), 'linux/amd64');
     });
   }
 
@@ -138,13 +139,13 @@ describe('multi-platform image indexes on the real engine', function () {
       ],
     });
     const err = await staged('pins-arm64', craftTar(img.entries)).catch((e: unknown) => e);
-    expect(err).to.be.instanceOf(CaissonError);
-    expect((err as CaissonError).code).to.equal('image.platform_mismatch');
-    expect((err as CaissonError).message).to.match(/linux\/arm64\/v8.*linux\/amd64/);
-    expect(imageExists(REF)).to.equal(false);
+    assert.ok(err instanceof CaissonError);
+    assert.equal((err as CaissonError).code, 'image.platform_mismatch');
+    assert.match((err as CaissonError).message, /linux\/arm64\/v8.*linux\/amd64/);
+    assert.equal(imageExists(REF), false);
     // nothing tagged or moved (on a shared engine, others may remove their own tags meanwhile)
     const after = await snapshotImageTags(api);
-    expect(Object.entries(after).filter(([ref, id]) => before[ref] !== id)).to.deep.equal([]);
+    assert.deepEqual(Object.entries(after).filter(([ref, id]) => before[ref] !== id), []);
   });
 
   it('refuses an index with a second image for the device\'s platform (image.invalid)', async () => {
@@ -156,7 +157,7 @@ describe('multi-platform image indexes on the real engine', function () {
       ],
     });
     const err = await staged('two-amd64', craftTar(img.entries)).catch((e: unknown) => e);
-    expect((err as CaissonError).code).to.equal('image.invalid');
-    expect((err as CaissonError).message).to.match(/second image for linux\/amd64/);
+    assert.equal((err as CaissonError).code, 'image.invalid');
+    assert.match((err as CaissonError).message, /second image for linux\/amd64/);
   });
 });

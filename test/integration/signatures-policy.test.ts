@@ -1,6 +1,6 @@
 // Signatures, the downgrade policy and the disk-space check, through the CLI against a real
 // engine and a running service, with a trusted keys folder.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -66,7 +66,7 @@ describe('signatures, downgrade policy and disk space (CLI, real engine)', funct
     mkdirSync(vendorDir);
     for (const who of ['vendor', 'stranger']) {
       const g = await runCli(['key', 'generate', '-o', join(vendorDir, who)]);
-      expect(g.code, g.stderr).to.equal(0);
+      assert.equal(g.code, 0, g.stderr);
     }
     writeFileSync(join(keysDir, 'vendor.pub'), readFileSync(join(vendorDir, 'vendor.pub')));
     f = dockerServiceFixture(work, { name: 'sig', revision: 'sig-v1', container: CONTAINER, image: `${REPO}:1.0.0`, port: PORT }, keysDir);
@@ -105,7 +105,7 @@ describe('signatures, downgrade policy and disk space (CLI, real engine)', funct
     removeImages(...['1.0.5', '1.1.0', '1.2.0', '1.1.0-rebuilt', 'big'].map((v) => `${REPO}:${v}`));
     removeContainers(CONTAINER);
     containerBefore = runServiceContainer({ name: CONTAINER, image: `${REPO}:1.0.0`, port: PORT });
-    expect(await healthyVersion(PORT)).to.equal('1.0.0');
+    assert.equal(await healthyVersion(PORT), '1.0.0');
   });
 
   after(() => {
@@ -130,46 +130,46 @@ describe('signatures, downgrade policy and disk space (CLI, real engine)', funct
   for (const [what, code, pkg] of rejections) {
     it(`rejects ${what} (${code}), service untouched`, async () => {
       const r = await load(pkg());
-      expect(r.code, r.stderr).to.equal(2);
-      expect(r.json.outcome).to.equal('rejected');
-      expect(r.json.error.code).to.equal(code === 'integrity' ? pk.swappedCode : code);
-      expect(containerInfo(CONTAINER)?.id).to.equal(containerBefore);
-      expect(await healthyVersion(PORT)).to.equal('1.0.0');
-      expect(imageExists(`${REPO}:1.1.0`)).to.equal(false);
-      expect(imageExists(`${REPO}:1.2.0`)).to.equal(false);
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.json.outcome, 'rejected');
+      assert.equal(r.json.error.code, code === 'integrity' ? pk.swappedCode : code);
+      assert.equal(containerInfo(CONTAINER)?.id, containerBefore);
+      assert.equal(await healthyVersion(PORT), '1.0.0');
+      assert.equal(imageExists(`${REPO}:1.1.0`), false);
+      assert.equal(imageExists(`${REPO}:1.2.0`), false);
     });
   }
 
   it('applies a good signed package', async () => {
     const r = await load(pk.good!);
-    expect(r.code, r.stderr).to.equal(0);
-    expect(r.json.outcome).to.equal('committed');
-    expect(await healthyVersion(PORT)).to.equal('1.1.0');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.outcome, 'committed');
+    assert.equal(await healthyVersion(PORT), '1.1.0');
   });
 
   it('refuses an older version with policy.downgrade', async () => {
     const r = await load(pk.older!);
-    expect(r.code, r.stderr).to.equal(2);
-    expect(r.json.error.code).to.equal('policy.downgrade');
-    expect(await healthyVersion(PORT)).to.equal('1.1.0');
-    expect(imageExists(`${REPO}:1.0.5`)).to.equal(false);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.json.error.code, 'policy.downgrade');
+    assert.equal(await healthyVersion(PORT), '1.1.0');
+    assert.equal(imageExists(`${REPO}:1.0.5`), false);
   });
 
   it('refuses the same version from different bytes with policy.downgrade', async () => {
     const r = await load(pk.rebuilt!);
-    expect(r.code, r.stderr).to.equal(2);
-    expect(r.json.error.code).to.equal('policy.downgrade');
-    expect(await healthyVersion(PORT)).to.equal('1.1.0');
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.json.error.code, 'policy.downgrade');
+    assert.equal(await healthyVersion(PORT), '1.1.0');
   });
 
   it('applies the older version when the operator passes --allow-downgrade', async () => {
     const r = await load(pk.older!, ['--allow-downgrade']);
-    expect(r.code, r.stderr).to.equal(0);
-    expect(r.json.outcome).to.equal('committed');
-    expect(await healthyVersion(PORT)).to.equal('1.0.5');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.outcome, 'committed');
+    assert.equal(await healthyVersion(PORT), '1.0.5');
     // the highest version stays: without the flag, 1.0.5 → 1.0.5 again is fine, but not below 1.1.0
     const again = await load(pk.rebuilt!);
-    expect(again.json.error?.code).to.equal('policy.downgrade');
+    assert.equal(again.json.error?.code, 'policy.downgrade');
   });
 
   it('refuses with disk.insufficient when the state dir cannot hold the package, before copying anything', async function () {
@@ -179,16 +179,16 @@ describe('signatures, downgrade policy and disk space (CLI, real engine)', funct
     try {
       const fixture = { ...f, stateDir: join(tiny, 'state') };
       const size = readFileSync(pk.big!).length;
-      expect(size).to.be.greaterThan(8 * 1024 * 1024);
+      assert.ok(size > 8 * 1024 * 1024);
       const r = await load(pk.big!, [], fixture);
-      expect(r.code, r.stderr).to.equal(2);
-      expect(r.json.outcome).to.equal('rejected');
-      expect(r.json.error.code).to.equal('disk.insufficient');
-      expect(stagingLeft(fixture.stateDir)).to.deep.equal([]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.json.outcome, 'rejected');
+      assert.equal(r.json.error.code, 'disk.insufficient');
+      assert.deepEqual(stagingLeft(fixture.stateDir), []);
       const df = execFileSync('df', ['-B1', '--output=used', tiny], { encoding: 'utf8' }).trim().split('\n').pop()!;
-      expect(Number(df), 'nothing was staged on the tmpfs').to.be.lessThan(2 * 1024 * 1024);
-      expect(await healthyVersion(PORT)).to.equal('1.0.5');
-      expect(imageExists(`${REPO}:big`)).to.equal(false);
+      assert.ok(Number(df) < 2 * 1024 * 1024, 'nothing was staged on the tmpfs');
+      assert.equal(await healthyVersion(PORT), '1.0.5');
+      assert.equal(imageExists(`${REPO}:big`), false);
     } finally {
       execFileSync('umount', [tiny]);
     }
@@ -196,7 +196,7 @@ describe('signatures, downgrade policy and disk space (CLI, real engine)', funct
 
   it('keeps one closed history record per attempt', async () => {
     const records = (await history(f)).filter((r) => r.kind === 'update');
-    expect(records.every((r) => r.outcome !== 'open')).to.equal(true);
-    expect(records.filter((r) => r.outcome === 'committed')).to.have.length(2);
+    assert.equal(records.every((r) => r.outcome !== 'open'), true);
+    assert.equal((records.filter((r) => r.outcome === 'committed')).length, 2);
   });
 });

@@ -1,5 +1,5 @@
 // waitHealthy and every probe kind against real containers.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { connectDocker } from '../../../agent/runtime/docker-client.js';
 import { waitHealthy, type HealthTick } from '../../../agent/health/wait.js';
 import { CaissonError } from '../../../agent/errors.js';
@@ -39,7 +39,7 @@ async function failure(p: Promise<unknown>): Promise<CaissonError> {
     () => new Error('expected a failure'),
     (e: unknown) => e,
   );
-  expect(err).to.be.instanceOf(CaissonError);
+  assert.ok(err instanceof CaissonError);
   return err as CaissonError;
 }
 
@@ -65,8 +65,8 @@ describe('health/waitHealthy (real containers)', function () {
       const { id } = run(IMG_OK);
       const ticks: HealthTick[] = [];
       await waitHealthy(health, id, spec({ kind: 'running', stable_secs: 1 }), { onTick: (t) => ticks.push(t) });
-      expect(ticks.length).to.be.greaterThan(0);
-      expect(ticks.every((t) => t.secondsLeft <= 15 && t.secondsLeft >= 0)).to.equal(true);
+      assert.ok(ticks.length > 0);
+      assert.equal(ticks.every((t) => t.secondsLeft <= 15 && t.secondsLeft >= 0), true);
     });
 
     it('fails fast with service.start_failed when the container exits and nothing restarts it', async function () {
@@ -74,8 +74,8 @@ describe('health/waitHealthy (real containers)', function () {
       // seen running even once, it would have "passed" the running check (health.unstable)
       docker('wait', id);
       const err = await failure(waitHealthy(health, id, spec({ kind: 'running', timeout_secs: 60 })));
-      expect(err.code).to.equal('service.start_failed');
-      expect(err.message).to.match(/exited with code 1/);
+      assert.equal(err.code, 'service.start_failed');
+      assert.match(err.message, /exited with code 1/);
     });
   });
 
@@ -83,21 +83,21 @@ describe('health/waitHealthy (real containers)', function () {
     it('passes once the image HEALTHCHECK reports healthy', async function () {
       const { id } = run(IMG_HC);
       await waitHealthy(health, id, spec({ kind: 'container_health' }));
-      expect(docker('inspect', '-f', '{{.State.Health.Status}}', id)).to.equal('healthy');
+      assert.equal(docker('inspect', '-f', '{{.State.Health.Status}}', id), 'healthy');
     });
 
     it('times out with health.timeout when the HEALTHCHECK keeps failing', async function () {
       const { id } = run(IMG_BAD_HC);
       const err = await failure(waitHealthy(health, id, spec({ kind: 'container_health', timeout_secs: 4 })));
-      expect(err.code).to.equal('health.timeout');
-      expect(err.message).to.match(/HEALTHCHECK (starting|unhealthy)/);
+      assert.equal(err.code, 'health.timeout');
+      assert.match(err.message, /HEALTHCHECK (starting|unhealthy)/);
     });
 
     it('rejects an image without HEALTHCHECK with config.invalid', async function () {
       const { id } = run(IMG_OK);
       const err = await failure(waitHealthy(health, id, spec({ kind: 'container_health' })));
-      expect(err.code).to.equal('config.invalid');
-      expect(err.message).to.include('HEALTHCHECK');
+      assert.equal(err.code, 'config.invalid');
+      assert.ok(err.message.includes('HEALTHCHECK'));
     });
   });
 
@@ -110,8 +110,8 @@ describe('health/waitHealthy (real containers)', function () {
     it('times out on 404 and says what it saw', async function () {
       const { id, port } = run(IMG_NOHEALTH);
       const err = await failure(waitHealthy(health, id, spec({ kind: 'http', url: `http://127.0.0.1:${port}/health`, timeout_secs: 3 })));
-      expect(err.code).to.equal('health.timeout');
-      expect(err.message).to.include('answered 404');
+      assert.equal(err.code, 'health.timeout');
+      assert.ok(err.message.includes('answered 404'));
     });
 
     it('accepts the status named by expect_status', async function () {
@@ -129,8 +129,8 @@ describe('health/waitHealthy (real containers)', function () {
     it('times out when nothing listens', async function () {
       const { id } = run(IMG_OK);
       const err = await failure(waitHealthy(health, id, spec({ kind: 'tcp', port: 18199, timeout_secs: 3 })));
-      expect(err.code).to.equal('health.timeout');
-      expect(err.message).to.include('127.0.0.1:18199');
+      assert.equal(err.code, 'health.timeout');
+      assert.ok(err.message.includes('127.0.0.1:18199'));
     });
   });
 
@@ -143,9 +143,9 @@ describe('health/waitHealthy (real containers)', function () {
     it('times out when the command keeps failing, with its exit code', async function () {
       const { id } = run(IMG_OK);
       const err = await failure(waitHealthy(health, id, spec({ kind: 'exec', command: ['/bin/busybox', 'sh', '-c', 'echo nope; exit 3'], timeout_secs: 3 })));
-      expect(err.code).to.equal('health.timeout');
-      expect(err.message).to.include('exited 3');
-      expect(err.message).to.include('nope');
+      assert.equal(err.code, 'health.timeout');
+      assert.ok(err.message.includes('exited 3'));
+      assert.ok(err.message.includes('nope'));
     });
   });
 
@@ -158,14 +158,14 @@ describe('health/waitHealthy (real containers)', function () {
           onTick: (t) => ticks.push(t),
         }),
       );
-      expect(err.code).to.equal('health.unstable');
-      expect(ticks.some((t) => t.healthyFor > 0)).to.equal(true);
+      assert.equal(err.code, 'health.unstable');
+      assert.equal(ticks.some((t) => t.healthyFor > 0), true);
     });
 
     it('catches a restart under a restart policy even though the probe passes again (running kind)', async function () {
       const { id } = run(IMG_CRASH, ['--restart', 'always']);
       const err = await failure(waitHealthy(health, id, spec({ kind: 'running', stable_secs: 20, timeout_secs: 60 })));
-      expect(err.code).to.equal('health.unstable');
+      assert.equal(err.code, 'health.unstable');
     });
   });
 
@@ -174,6 +174,6 @@ describe('health/waitHealthy (real containers)', function () {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 500);
     const err = await failure(waitHealthy(health, id, spec({ kind: 'http', url: `http://127.0.0.1:${port}/health`, timeout_secs: 60 }), { signal: ac.signal }));
-    expect(err.code).to.equal('update.interrupted');
+    assert.equal(err.code, 'update.interrupted');
   });
 });

@@ -1,6 +1,6 @@
 // The compose-mode driver against the real engine and the compose found on this machine
 // (Debian's docker-compose 1.29.2 here; `docker compose` v2 is used instead where it exists).
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,45 +107,46 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
   });
 
   it('detects a working compose command', async function () {
-    expect([['docker', 'compose'], ['docker-compose']]).to.deep.include(compose);
+    assert.ok([['docker', 'compose'], ['docker-compose']].some((c) => JSON.stringify(c) === JSON.stringify(compose)), String(compose));
     const err = await detectComposeCommand('docker compose', { ...process.env, PATH: '/nonexistent' }).catch((e: unknown) => e);
-    expect((err as CaissonError).code).to.equal('compose.unavailable');
+    assert.equal((err as CaissonError).code, 'compose.unavailable');
   });
 
   it('switches one service through an override file, leaves the other service\'s container alone, and commits', async function () {
-    expect(await frontVersion()).to.equal('1');
+    assert.equal(await frontVersion(), '1');
     const backBefore = containerOf('back');
     const frontBefore = containerOf('front');
     docker('exec', frontBefore, 'sh', '-c', 'echo kept > /data/marker');
     const composeText = readFileSync(file, 'utf8');
 
     const plan = await driver.plan(IMG2);
-    expect(plan.previous).to.deep.include({ containerId: frontBefore, imageRef: IMG1, imageId: imageId(IMG1), wasRunning: true });
-    expect((plan.mode === 'compose' && plan.previousOverride)).to.equal(null);
+    const { containerId, imageRef, imageId: previousImageId, wasRunning } = plan.previous;
+    assert.deepEqual({ containerId, imageRef, imageId: previousImageId, wasRunning }, { containerId: frontBefore, imageRef: IMG1, imageId: imageId(IMG1), wasRunning: true });
+    assert.equal((plan.mode === 'compose' && plan.previousOverride), null);
     const rec = recorder();
     const newId = await driver.switchTo(plan, rec.checkpoint);
-    expect(rec.steps).to.deep.equal(['write_override', 'compose_up']);
+    assert.deepEqual(rec.steps, ['write_override', 'compose_up']);
     await waitHealthy(health, newId, service.health_check);
-    expect(await frontVersion()).to.equal('2');
-    expect(containerOf('front')).to.equal(newId);
-    expect(newId).to.not.equal(frontBefore);
-    expect(containerOf('back')).to.equal(backBefore);
-    expect(await backVersion()).to.equal('1');
-    expect(docker('exec', newId, 'cat', '/data/marker')).to.equal('kept');
-    expect(docker('inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', newId)).to.include('ROLE=front');
+    assert.equal(await frontVersion(), '2');
+    assert.equal(containerOf('front'), newId);
+    assert.notEqual(newId, frontBefore);
+    assert.equal(containerOf('back'), backBefore);
+    assert.equal(await backVersion(), '1');
+    assert.equal(docker('exec', newId, 'cat', '/data/marker'), 'kept');
+    assert.ok((docker('inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', newId)).includes('ROLE=front'));
     // the developer's file is untouched; Caisson's override names the new image by its
     // reference (quoted), so people reading `docker ps` see the version, not an image ID
-    expect(readFileSync(file, 'utf8')).to.equal(composeText);
+    assert.equal(readFileSync(file, 'utf8'), composeText);
     const override = readFileSync(overridePathFor(stateDir, service.name), 'utf8');
-    expect(override).to.include(`image: "${IMG2}"`);
-    expect(override).to.not.include('sha256:');
-    expect(override).to.include('version: "3.8"');
-    expect(docker('ps', '--no-trunc', '--filter', `id=${newId}`, '--format', '{{.Image}}')).to.equal(IMG2);
-    expect(docker('inspect', '-f', '{{.Image}}', newId)).to.equal(imageId(IMG2));
+    assert.ok(override.includes(`image: "${IMG2}"`));
+    assert.ok(!override.includes('sha256:'));
+    assert.ok(override.includes('version: "3.8"'));
+    assert.equal(docker('ps', '--no-trunc', '--filter', `id=${newId}`, '--format', '{{.Image}}'), IMG2);
+    assert.equal(docker('inspect', '-f', '{{.Image}}', newId), imageId(IMG2));
 
     await driver.commit(plan, recorder().checkpoint);
-    expect(await driver.currentContainerId(plan)).to.equal(newId);
-    expect((await driver.inspect()).imageRef).to.equal(IMG2);
+    assert.equal(await driver.currentContainerId(plan), newId);
+    assert.equal((await driver.inspect()).imageRef, IMG2);
   });
 
   it('rolls back a failed switch: previous config back, the other service untouched', async function () {
@@ -153,20 +154,20 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
     const plan = await driver.plan(IMG_EXIT);
     const newId = await driver.switchTo(plan, recorder().checkpoint);
     const err = await waitHealthy(health, newId, { ...service.health_check, timeout_secs: 5 }).catch((e: unknown) => e);
-    expect(err).to.be.instanceOf(CaissonError);
-    expect(['service.start_failed', 'health.timeout']).to.include((err as CaissonError).code);
+    assert.ok(err instanceof CaissonError);
+    assert.ok((['service.start_failed', 'health.timeout']).includes((err as CaissonError).code));
     const rec = recorder();
     const back = await driver.rollback(plan, rec.checkpoint);
-    expect(rec.steps).to.deep.equal(['restore_override', 'compose_up']);
-    expect(existsSync(overridePathFor(stateDir, service.name))).to.equal(false);
-    expect(containerOf('front')).to.equal(back);
-    expect(docker('inspect', '-f', '{{.Image}}', back)).to.equal(imageId(IMG1));
-    expect(await frontVersion()).to.equal('1');
-    expect(containerOf('back')).to.equal(backBefore);
+    assert.deepEqual(rec.steps, ['restore_override', 'compose_up']);
+    assert.equal(existsSync(overridePathFor(stateDir, service.name)), false);
+    assert.equal(containerOf('front'), back);
+    assert.equal(docker('inspect', '-f', '{{.Image}}', back), imageId(IMG1));
+    assert.equal(await frontVersion(), '1');
+    assert.equal(containerOf('back'), backBefore);
     // idempotent
     await driver.rollback(plan, recorder().checkpoint);
-    expect(await frontVersion()).to.equal('1');
-    expect(containerOf('back')).to.equal(backBefore);
+    assert.equal(await frontVersion(), '1');
+    assert.equal(containerOf('back'), backBefore);
   });
 
   it('rolls back to the previous override and re-tags the previous image when a load moved its tag', async function () {
@@ -179,23 +180,23 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
     const backBefore = containerOf('back');
 
     const second = await driver.plan(IMG3);
-    expect(second.previous.imageRef).to.equal(IMG2);
-    expect((second.mode === 'compose' && second.previousOverride)).to.equal(firstOverride);
+    assert.equal(second.previous.imageRef, IMG2);
+    assert.equal((second.mode === 'compose' && second.previousOverride), firstOverride);
     const img2Id = imageId(IMG2);
     // a package load moved the IMG2 tag to another image
     const movedId = deriveImage(IMG2, IMG2, ['LABEL moved=1']);
-    expect(movedId).to.not.equal(img2Id);
+    assert.notEqual(movedId, img2Id);
     await driver.switchTo(second, recorder().checkpoint);
-    expect(await frontVersion()).to.equal('3');
+    assert.equal(await frontVersion(), '3');
 
     const rec = recorder();
     await driver.rollback(second, rec.checkpoint);
-    expect(rec.steps).to.deep.equal(['restore_override', 'retag_previous', 'compose_up']);
-    expect(readFileSync(overridePath, 'utf8')).to.equal(firstOverride);
-    expect(await imageIdOf(api, IMG2)).to.equal(img2Id);
-    expect(docker('inspect', '-f', '{{.Image}}', containerOf('front'))).to.equal(img2Id);
-    expect(await frontVersion()).to.equal('2');
-    expect(containerOf('back')).to.equal(backBefore);
+    assert.deepEqual(rec.steps, ['restore_override', 'retag_previous', 'compose_up']);
+    assert.equal(readFileSync(overridePath, 'utf8'), firstOverride);
+    assert.equal(await imageIdOf(api, IMG2), img2Id);
+    assert.equal(docker('inspect', '-f', '{{.Image}}', containerOf('front')), img2Id);
+    assert.equal(await frontVersion(), '2');
+    assert.equal(containerOf('back'), backBefore);
     docker('rmi', movedId);
   });
 
@@ -205,7 +206,7 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
       { docker: api, stateDir },
     );
     const err = await other.plan(IMG2).catch((e: unknown) => e);
-    expect((err as CaissonError).code).to.equal('service.not_found');
+    assert.equal((err as CaissonError).code, 'service.not_found');
   });
 
   it('recreates with the catalog\'s stop_timeout_secs (up --timeout), not the file\'s stop_grace_period', async function () {
@@ -226,7 +227,7 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
       const plan = await quick.plan(IMG2);
       const started = Date.now();
       await quick.switchTo(plan, recorder().checkpoint);
-      expect(Date.now() - started, 'a 60 s stop would mean --timeout was not passed').to.be.below(30_000);
+      assert.ok(Date.now() - started < 30_000, 'a 60 s stop would mean --timeout was not passed');
     } finally {
       run('down', '-v', '-t', '0');
       cleanup({ containerPrefix: `${project}_` });

@@ -1,5 +1,5 @@
 // The dockerode layer against the real engine: loading archives, broken archives, tags.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
@@ -44,7 +44,7 @@ describe('runtime/docker-client (real engine)', function () {
   it('gives up with docker.unreachable after the bounded wait on a dead socket', async function () {
     const dead = connectDocker(join(dir, 'no-such.sock'));
     const err = await pingDocker(dead, { waitMs: 300, intervalMs: 100 }).catch((e: unknown) => e);
-    expect((err as CaissonError).code).to.equal('docker.unreachable');
+    assert.equal((err as CaissonError).code, 'docker.unreachable');
   });
 
   it('loads a plain and a gzip-compressed docker save archive', async function () {
@@ -54,23 +54,23 @@ describe('runtime/docker-client (real engine)', function () {
     writeFileSync(join(dir, 'a.tar.gz'), gzipSync(readFileSync(tar)));
     for (const file of ['a.tar', 'a.tar.gz']) {
       docker('rmi', IMG_A);
-      expect(await imageIdOf(api, IMG_A)).to.equal(undefined);
+      assert.equal(await imageIdOf(api, IMG_A), undefined);
       const events: LoadProgressEvent[] = [];
       const sent: number[] = [];
       const result = await loadImageFromFile(api, join(dir, file), { onProgress: (e) => events.push(e), onBytes: (done, total) => sent.push(done / total) });
-      expect(await imageIdOf(api, IMG_A), file).to.equal(id);
-      expect(result.loadedRefs).to.include(IMG_A);
+      assert.equal(await imageIdOf(api, IMG_A), id, file);
+      assert.ok(result.loadedRefs.includes(IMG_A));
       // the bytes handed to the engine move the progress on every store
-      expect(sent.length, file).to.be.greaterThan(0);
-      expect(sent.at(-1), file).to.equal(1);
+      assert.ok(sent.length > 0, file);
+      assert.equal(sent.at(-1), 1, file);
       const unpacked = events.filter((e) => e.status === 'Loading layer').map((e) => e.progressDetail);
       if (imageStore() === 'classic') {
         // the classic store says how far it unpacked each layer (what the `unpacking` bar shows)
-        expect(unpacked.length, file).to.be.greaterThan(0);
-        expect(unpacked.at(-1)?.current, file).to.equal(unpacked.at(-1)?.total);
+        assert.ok(unpacked.length > 0, file);
+        assert.equal(unpacked.at(-1)?.current, unpacked.at(-1)?.total, file);
       } else {
         // the containerd store reports no layers: the bytes sent are the whole progress
-        expect(unpacked, file).to.deep.equal([]);
+        assert.deepEqual(unpacked, [], file);
       }
     }
   });
@@ -92,11 +92,11 @@ describe('runtime/docker-client (real engine)', function () {
         rmSync(tar); // what the pipeline does with its staged copy
       },
     });
-    expect(calls).to.equal(1);
-    expect(sentAtUpload).to.equal(size);
-    expect(existsSync(tar)).to.equal(false);
-    expect(result.loadedRefs).to.include(IMG_B);
-    expect(await imageIdOf(api, IMG_B)).to.equal(id);
+    assert.equal(calls, 1);
+    assert.equal(sentAtUpload, size);
+    assert.equal(existsSync(tar), false);
+    assert.ok(result.loadedRefs.includes(IMG_B));
+    assert.equal(await imageIdOf(api, IMG_B), id);
   });
 
   it('reports a broken archive as docker.load_failed although the engine answers 200', async function () {
@@ -106,12 +106,12 @@ describe('runtime/docker-client (real engine)', function () {
     const broken = join(dir, 'broken.tar');
     writeFileSync(broken, whole.subarray(0, Math.floor(whole.length / 2)));
     const err = await loadImageFromFile(api, broken).catch((e: unknown) => e);
-    expect(err).to.be.instanceOf(CaissonError);
-    expect((err as CaissonError).code).to.equal('docker.load_failed');
+    assert.ok(err instanceof CaissonError);
+    assert.equal((err as CaissonError).code, 'docker.load_failed');
     const garbage = join(dir, 'garbage.tar');
     writeFileSync(garbage, Buffer.from('this is not a tar archive at all\n'.repeat(100)));
     const err2 = await loadImageFromFile(api, garbage).catch((e: unknown) => e);
-    expect((err2 as CaissonError).code).to.equal('docker.load_failed');
+    assert.equal((err2 as CaissonError).code, 'docker.load_failed');
   });
 
   it('restores a tag a load moved and removes a tag a load added, except allowed ones', async function () {
@@ -126,21 +126,21 @@ describe('runtime/docker-client (real engine)', function () {
     docker('rmi', FRESH);
 
     const before = mine(await snapshotTags(api));
-    expect(before.get(VICTIM)).to.equal(idA);
-    expect(before.has(FRESH)).to.equal(false);
+    assert.equal(before.get(VICTIM), idA);
+    assert.equal(before.has(FRESH), false);
     await loadImageFromFile(api, tar);
     const after = mine(await snapshotTags(api));
-    expect(after.get(VICTIM)).to.equal(idB);
-    expect(after.get(FRESH)).to.equal(idB);
+    assert.equal(after.get(VICTIM), idB);
+    assert.equal(after.get(FRESH), idB);
 
     const changes = await restoreTags(api, before, after, [IMG_B]);
-    expect(changes.restored).to.deep.equal([VICTIM]);
-    expect(changes.removed).to.deep.equal([FRESH]);
-    expect(await imageIdOf(api, VICTIM)).to.equal(idA);
-    expect(dockerOk('image', 'inspect', FRESH)).to.equal(false);
-    expect(await imageIdOf(api, IMG_B)).to.equal(idB);
+    assert.deepEqual(changes.restored, [VICTIM]);
+    assert.deepEqual(changes.removed, [FRESH]);
+    assert.equal(await imageIdOf(api, VICTIM), idA);
+    assert.equal(dockerOk('image', 'inspect', FRESH), false);
+    assert.equal(await imageIdOf(api, IMG_B), idB);
     // nothing left to do the second time
     const again = await restoreTags(api, before, mine(await snapshotTags(api)), [IMG_B]);
-    expect(again).to.deep.equal({ restored: [], removed: [], missing: [] });
+    assert.deepEqual(again, { restored: [], removed: [], missing: [] });
   });
 });

@@ -1,6 +1,6 @@
 // The docker-mode driver against the real engine: switch + commit, rollback after a failed
 // health check, rollback from every partial state, and what a recreated container keeps.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { connectDocker } from '../../../agent/runtime/docker-client.js';
 import { createDockerDriver, PARKED_SUFFIX } from '../../../agent/runtime/docker-driver.js';
 import { createDriver } from '../../../agent/runtime/index.js';
@@ -89,14 +89,14 @@ function anonVolumesOf(i: Record<string, any>): Set<string> {
 }
 
 async function expectServing(version: string): Promise<void> {
-  expect(await waitForBody(URL_VERSION)).to.equal(version);
+  assert.equal(await waitForBody(URL_VERSION), version);
 }
 
 function expectOldBack(plan: SwitchPlan): void {
-  expect(containerNames(NAME)).to.deep.equal([NAME]);
+  assert.deepEqual(containerNames(NAME), [NAME]);
   const now = inspectJson(NAME);
-  expect(now.Id).to.equal(plan.previous.containerId);
-  expect(now.State.Running).to.equal(true);
+  assert.equal(now.Id, plan.previous.containerId);
+  assert.equal(now.State.Running, true);
 }
 
 describe('runtime/docker-driver (real engine)', function () {
@@ -124,9 +124,9 @@ describe('runtime/docker-driver (real engine)', function () {
   it('plan() fails with service.not_found when there is no container', async function () {
     cleanup({ containerPrefix: NAME });
     const err = await driver.plan(IMG2).catch((e: unknown) => e);
-    expect(err).to.be.instanceOf(CaissonError);
-    expect((err as CaissonError).code).to.equal('service.not_found');
-    expect((await driver.inspect()).status).to.equal('missing');
+    assert.ok(err instanceof CaissonError);
+    assert.equal((err as CaissonError).code, 'service.not_found');
+    assert.equal((await driver.inspect()).status, 'missing');
   });
 
   it('switches to the new image keeping the whole configuration, then commits', async function () {
@@ -135,36 +135,40 @@ describe('runtime/docker-driver (real engine)', function () {
     await expectServing('1');
     const before = inspectJson(NAME);
     const anon = anonVolumesOf(before);
-    expect(anon.size).to.equal(1);
+    assert.equal(anon.size, 1);
 
     const plan = await driver.plan(IMG2);
-    expect(plan.previous).to.deep.include({ containerId: before.Id, containerName: NAME, imageRef: IMG1, imageId: imageId(IMG1), wasRunning: true });
+    const { containerId, containerName, imageRef, imageId: previousImageId, wasRunning } = plan.previous;
+    assert.deepEqual({ containerId, containerName, imageRef, imageId: previousImageId, wasRunning }, { containerId: before.Id, containerName: NAME, imageRef: IMG1, imageId: imageId(IMG1), wasRunning: true });
     const rec = recorder();
     const newId = await driver.switchTo(plan, rec.checkpoint);
-    expect(rec.steps).to.deep.equal(['stop_old', 'park_old', 'create_new', 'start_new']);
-    expect(await driver.currentContainerId(plan)).to.equal(newId);
+    assert.deepEqual(rec.steps, ['stop_old', 'park_old', 'create_new', 'start_new']);
+    assert.equal(await driver.currentContainerId(plan), newId);
     await waitHealthy(health, newId, service.health_check);
     await expectServing('2');
     // the old container is kept, stopped, under the parked name until commit
-    expect(containerNames(NAME)).to.deep.equal([NAME, PARKED]);
-    expect(inspectJson(PARKED).Id).to.equal(before.Id);
+    assert.deepEqual(containerNames(NAME), [NAME, PARKED]);
+    assert.equal(inspectJson(PARKED).Id, before.Id);
 
     const after = inspectJson(NAME);
-    expect(after.Id).to.equal(newId);
-    expect(after.Image).to.equal(imageId(IMG2));
-    expect(after.Config.Image).to.equal(IMG2);
-    expect(comparable(after, anon)).to.deep.equal(comparable(before, anon));
-    expect(anonVolumesOf(after)).to.deep.equal(anon);
-    expect(docker('exec', NAME, 'cat', '/data/marker')).to.equal('marker');
-    expect(docker('exec', NAME, 'cat', '/anon/marker')).to.equal('anon');
+    assert.equal(after.Id, newId);
+    assert.equal(after.Image, imageId(IMG2));
+    assert.equal(after.Config.Image, IMG2);
+    assert.deepEqual(comparable(after, anon), comparable(before, anon));
+    assert.deepEqual(anonVolumesOf(after), anon);
+    assert.equal(docker('exec', NAME, 'cat', '/data/marker'), 'marker');
+    assert.equal(docker('exec', NAME, 'cat', '/anon/marker'), 'anon');
 
     await driver.commit(plan, recorder().checkpoint);
     await driver.commit(plan, recorder().checkpoint); // idempotent
-    expect(containerNames(NAME)).to.deep.equal([NAME]);
+    assert.deepEqual(containerNames(NAME), [NAME]);
     // the volumes stay
-    expect(docker('volume', 'inspect', '-f', '{{.Name}}', [...anon][0]!)).to.equal([...anon][0]);
+    assert.equal(docker('volume', 'inspect', '-f', '{{.Name}}', [...anon][0]!), [...anon][0]);
     const state = await driver.inspect();
-    expect(state).to.deep.include({ containerId: newId, containerName: NAME, imageRef: IMG2, running: true, status: 'running' });
+    assert.deepEqual(
+      { containerId: state.containerId, containerName: state.containerName, imageRef: state.imageRef, running: state.running, status: state.status },
+      { containerId: newId, containerName: NAME, imageRef: IMG2, running: true, status: 'running' },
+    );
   });
 
   it('lets the new image\'s own defaults win, but keeps the container\'s overrides', async function () {
@@ -173,10 +177,11 @@ describe('runtime/docker-driver (real engine)', function () {
     const newId = await driver.switchTo(plan, recorder().checkpoint);
     await waitHealthy(health, newId, service.health_check);
     const after = inspectJson(NAME);
-    expect(after.Config.Env).to.include('MODE=three');
-    expect(after.Config.Env).to.include('USERVAR=kept');
-    expect(after.Config.Labels).to.include({ 'app.version': '3', 'app.owner': 'ops' });
-    expect(after.Config.WorkingDir).to.equal('/www');
+    assert.ok(after.Config.Env.includes('MODE=three'));
+    assert.ok(after.Config.Env.includes('USERVAR=kept'));
+    assert.equal(after.Config.Labels['app.version'], '3');
+    assert.equal(after.Config.Labels['app.owner'], 'ops');
+    assert.equal(after.Config.WorkingDir, '/www');
     await driver.commit(plan, recorder().checkpoint);
   });
 
@@ -188,14 +193,14 @@ describe('runtime/docker-driver (real engine)', function () {
     const newId = await driver.switchTo(plan, recorder().checkpoint);
     // restart policy unless-stopped: the engine keeps restarting it, so this runs into the timeout
     const err = await waitHealthy(health, newId, { ...service.health_check, timeout_secs: 3 }).catch((e: unknown) => e);
-    expect((err as CaissonError).code).to.equal('health.timeout');
+    assert.equal((err as CaissonError).code, 'health.timeout');
     const rec = recorder();
     const back = await driver.rollback(plan, rec.checkpoint);
-    expect(back).to.equal(plan.previous.containerId);
-    expect(rec.steps).to.deep.equal(['remove_new', 'unpark_old', 'start_old']);
+    assert.equal(back, plan.previous.containerId);
+    assert.deepEqual(rec.steps, ['remove_new', 'unpark_old', 'start_old']);
     expectOldBack(plan);
     await expectServing('1');
-    expect(docker('exec', NAME, 'cat', '/data/marker')).to.equal('before-rollback');
+    assert.equal(docker('exec', NAME, 'cat', '/data/marker'), 'before-rollback');
     // commit after a rollback must not touch the restored container
     await driver.commit(plan, recorder().checkpoint);
     expectOldBack(plan);
@@ -209,12 +214,12 @@ describe('runtime/docker-driver (real engine)', function () {
     await driver.switchTo(plan, recorder().checkpoint);
     // parked: a daemon restart or reboot must not bring it back beside the new container
     const parked = inspectJson(plan.previous.containerId);
-    expect(parked.Name).to.equal(`/${NAME}.caisson-prev`);
-    expect(parked.HostConfig.RestartPolicy.Name).to.equal('no');
-    expect(inspectJson(NAME).HostConfig.RestartPolicy.Name, 'the new container keeps the policy').to.equal('always');
+    assert.equal(parked.Name, `/${NAME}.caisson-prev`);
+    assert.equal(parked.HostConfig.RestartPolicy.Name, 'no');
+    assert.equal(inspectJson(NAME).HostConfig.RestartPolicy.Name, 'always', 'the new container keeps the policy');
     await driver.rollback(plan, recorder().checkpoint);
     expectOldBack(plan);
-    expect(inspectJson(NAME).HostConfig.RestartPolicy.Name).to.equal('always');
+    assert.equal(inspectJson(NAME).HostConfig.RestartPolicy.Name, 'always');
     await expectServing('1');
   });
 
@@ -224,7 +229,7 @@ describe('runtime/docker-driver (real engine)', function () {
     const plan = await driver.plan(IMG_CRASH);
     const newId = await driver.switchTo(plan, recorder().checkpoint);
     const err = await waitHealthy(health, newId, { ...service.health_check, stable_secs: 15, timeout_secs: 60 }).catch((e: unknown) => e);
-    expect((err as CaissonError).code).to.equal('health.unstable');
+    assert.equal((err as CaissonError).code, 'health.unstable');
     await driver.rollback(plan, recorder().checkpoint);
     expectOldBack(plan);
     await expectServing('1');
@@ -241,7 +246,7 @@ describe('runtime/docker-driver (real engine)', function () {
         () => 'switched',
         (e: Error) => e.message,
       );
-      expect(result).to.equal(crashAt === 'none' ? 'switched' : `simulated crash before ${crashAt}`);
+      assert.equal(result, crashAt === 'none' ? 'switched' : `simulated crash before ${crashAt}`);
       await driver.rollback(plan, recorder().checkpoint);
       await driver.rollback(plan, recorder().checkpoint);
       expectOldBack(plan);
@@ -254,18 +259,18 @@ describe('runtime/docker-driver (real engine)', function () {
     const plan = await driver.plan(IMG2);
     await driver.switchTo(plan, recorder('start_new').checkpoint).catch(() => undefined);
     const newId = await driver.switchTo(plan, recorder().checkpoint);
-    expect(containerNames(NAME)).to.deep.equal([NAME, PARKED]);
+    assert.deepEqual(containerNames(NAME), [NAME, PARKED]);
     await waitHealthy(health, newId, service.health_check);
     await expectServing('2');
     await driver.commit(plan, recorder().checkpoint);
-    expect(containerNames(NAME)).to.deep.equal([NAME]);
+    assert.deepEqual(containerNames(NAME), [NAME]);
   });
 
   it('refuses to plan while a parked container from an earlier update is left over', async function () {
     startService();
     docker('create', '--name', PARKED, ...OWN_LABEL, IMG1);
     const err = await driver.plan(IMG2).catch((e: unknown) => e);
-    expect((err as CaissonError).code).to.equal('service.unsupported');
+    assert.equal((err as CaissonError).code, 'service.unsupported');
     docker('rm', PARKED);
   });
 
@@ -273,14 +278,14 @@ describe('runtime/docker-driver (real engine)', function () {
     // IMG1's PID 1 (busybox httpd) ignores SIGTERM, so a stop always lasts the whole timeout
     startService(IMG1, 30);
     const own = await driver.plan(IMG2);
-    expect((own as DockerSwitchPlan).stopTimeoutSecs).to.equal(30);
+    assert.equal((own as DockerSwitchPlan).stopTimeoutSecs, 30);
     // through createDriver, as the pipeline does: the catalog's value reaches the engine
     const quick = createDriver({ ...service, docker: { container_name: NAME, stop_timeout_secs: 1 } }, { docker: api, stateDir: '/nonexistent' });
     const plan = await quick.plan(IMG2);
-    expect((plan as DockerSwitchPlan).stopTimeoutSecs).to.equal(1);
+    assert.equal((plan as DockerSwitchPlan).stopTimeoutSecs, 1);
     const started = Date.now();
     await quick.switchTo(plan, recorder().checkpoint);
-    expect(Date.now() - started, 'a 30 s stop would mean the catalog value was not passed on').to.be.below(10_000);
+    assert.ok(Date.now() - started < 10_000, 'a 30 s stop would mean the catalog value was not passed on');
     await quick.rollback(plan, recorder().checkpoint);
     expectOldBack(plan);
   });
@@ -289,11 +294,11 @@ describe('runtime/docker-driver (real engine)', function () {
     startService();
     docker('stop', NAME);
     const plan = await driver.plan(IMG2);
-    expect(plan.previous.wasRunning).to.equal(false);
+    assert.equal(plan.previous.wasRunning, false);
     await driver.switchTo(plan, recorder().checkpoint);
     await driver.rollback(plan, recorder().checkpoint);
-    expect(containerNames(NAME)).to.deep.equal([NAME]);
-    expect(inspectJson(NAME).Id).to.equal(plan.previous.containerId);
-    expect(inspectJson(NAME).State.Running).to.equal(true);
+    assert.deepEqual(containerNames(NAME), [NAME]);
+    assert.equal(inspectJson(NAME).Id, plan.previous.containerId);
+    assert.equal(inspectJson(NAME).State.Running, true);
   });
 });
