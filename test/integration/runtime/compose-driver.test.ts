@@ -64,12 +64,13 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
         '    environment: { ROLE: front }',
         '    labels: { caisson.test: rt }',
         '    volumes: ["data:/data"]',
-        '    stop_grace_period: 1s',
+        // the image's PID 1 ignores SIGTERM: a stop lasts the whole grace period
+        '    stop_grace_period: 0s',
         '  back:',
         `    image: ${IMG1}`,
         `    ports: ["127.0.0.1:${BACK_PORT}:8080"]`,
         '    labels: { caisson.test: rt }',
-        '    stop_grace_period: 1s',
+        '    stop_grace_period: 0s',
         'volumes:',
         '  data: {}',
         '',
@@ -86,12 +87,6 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
       rollback: { automatic: true },
     };
     driver = createDriver(service, { docker: api, stateDir, composeCommand: 'auto' });
-  });
-
-  beforeEach(function () {
-    // a fresh project started the developer's way, without any Caisson override
-    rmSync(stateDir, { recursive: true, force: true });
-    execFileSync(compose[0]!, [...compose.slice(1), '-p', PROJECT, '-f', file, 'up', '-d', '--force-recreate'], { stdio: 'ignore' });
   });
 
   after(function () {
@@ -112,92 +107,100 @@ describe('runtime/compose-driver (real engine, real compose)', function () {
     assert.equal((err as CaissonError).code, 'compose.unavailable');
   });
 
-  it('switches one service through an override file, leaves the other service\'s container alone, and commits', async function () {
-    assert.equal(await frontVersion(), '1');
-    const backBefore = containerOf('back');
-    const frontBefore = containerOf('front');
-    docker('exec', frontBefore, 'sh', '-c', 'echo kept > /data/marker');
-    const composeText = readFileSync(file, 'utf8');
+  describe('on a fresh project', function () {
+    beforeEach(function () {
+      // started the developer's way, without any Caisson override
+      rmSync(stateDir, { recursive: true, force: true });
+      execFileSync(compose[0]!, [...compose.slice(1), '-p', PROJECT, '-f', file, 'up', '-d', '--force-recreate'], { stdio: 'ignore' });
+    });
 
-    const plan = await driver.plan(IMG2);
-    const { containerId, imageRef, imageId: previousImageId, wasRunning } = plan.previous;
-    assert.deepEqual({ containerId, imageRef, imageId: previousImageId, wasRunning }, { containerId: frontBefore, imageRef: IMG1, imageId: imageId(IMG1), wasRunning: true });
-    assert.equal((plan.mode === 'compose' && plan.previousOverride), null);
-    const rec = recorder();
-    const newId = await driver.switchTo(plan, rec.checkpoint);
-    assert.deepEqual(rec.steps, ['write_override', 'compose_up']);
-    await waitHealthy(health, newId, service.health_check);
-    assert.equal(await frontVersion(), '2');
-    assert.equal(containerOf('front'), newId);
-    assert.notEqual(newId, frontBefore);
-    assert.equal(containerOf('back'), backBefore);
-    assert.equal(await backVersion(), '1');
-    assert.equal(docker('exec', newId, 'cat', '/data/marker'), 'kept');
-    assert.ok((docker('inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', newId)).includes('ROLE=front'));
-    // the developer's file is untouched; Caisson's override names the new image by its
-    // reference (quoted), so people reading `docker ps` see the version, not an image ID
-    assert.equal(readFileSync(file, 'utf8'), composeText);
-    const override = readFileSync(overridePathFor(stateDir, service.name), 'utf8');
-    assert.ok(override.includes(`image: "${IMG2}"`));
-    assert.ok(!override.includes('sha256:'));
-    assert.ok(override.includes('version: "3.8"'));
-    assert.equal(docker('ps', '--no-trunc', '--filter', `id=${newId}`, '--format', '{{.Image}}'), IMG2);
-    assert.equal(docker('inspect', '-f', '{{.Image}}', newId), imageId(IMG2));
+    it('switches one service through an override file, leaves the other service\'s container alone, and commits', async function () {
+      assert.equal(await frontVersion(), '1');
+      const backBefore = containerOf('back');
+      const frontBefore = containerOf('front');
+      docker('exec', frontBefore, 'sh', '-c', 'echo kept > /data/marker');
+      const composeText = readFileSync(file, 'utf8');
 
-    await driver.commit(plan, recorder().checkpoint);
-    assert.equal(await driver.currentContainerId(plan), newId);
-    assert.equal((await driver.inspect()).imageRef, IMG2);
-  });
+      const plan = await driver.plan(IMG2);
+      const { containerId, imageRef, imageId: previousImageId, wasRunning } = plan.previous;
+      assert.deepEqual({ containerId, imageRef, imageId: previousImageId, wasRunning }, { containerId: frontBefore, imageRef: IMG1, imageId: imageId(IMG1), wasRunning: true });
+      assert.equal((plan.mode === 'compose' && plan.previousOverride), null);
+      const rec = recorder();
+      const newId = await driver.switchTo(plan, rec.checkpoint);
+      assert.deepEqual(rec.steps, ['write_override', 'compose_up']);
+      await waitHealthy(health, newId, service.health_check);
+      assert.equal(await frontVersion(), '2');
+      assert.equal(containerOf('front'), newId);
+      assert.notEqual(newId, frontBefore);
+      assert.equal(containerOf('back'), backBefore);
+      assert.equal(await backVersion(), '1');
+      assert.equal(docker('exec', newId, 'cat', '/data/marker'), 'kept');
+      assert.ok((docker('inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', newId)).includes('ROLE=front'));
+      // the developer's file is untouched; Caisson's override names the new image by its
+      // reference (quoted), so people reading `docker ps` see the version, not an image ID
+      assert.equal(readFileSync(file, 'utf8'), composeText);
+      const override = readFileSync(overridePathFor(stateDir, service.name), 'utf8');
+      assert.ok(override.includes(`image: "${IMG2}"`));
+      assert.ok(!override.includes('sha256:'));
+      assert.ok(override.includes('version: "3.8"'));
+      assert.equal(docker('ps', '--no-trunc', '--filter', `id=${newId}`, '--format', '{{.Image}}'), IMG2);
+      assert.equal(docker('inspect', '-f', '{{.Image}}', newId), imageId(IMG2));
 
-  it('rolls back a failed switch: previous config back, the other service untouched', async function () {
-    const backBefore = containerOf('back');
-    const plan = await driver.plan(IMG_EXIT);
-    const newId = await driver.switchTo(plan, recorder().checkpoint);
-    const err = await waitHealthy(health, newId, { ...service.health_check, timeout_secs: 5 }).catch((e: unknown) => e);
-    assert.ok(err instanceof CaissonError);
-    assert.ok((['service.start_failed', 'health.timeout']).includes((err as CaissonError).code));
-    const rec = recorder();
-    const back = await driver.rollback(plan, rec.checkpoint);
-    assert.deepEqual(rec.steps, ['restore_override', 'compose_up']);
-    assert.equal(existsSync(overridePathFor(stateDir, service.name)), false);
-    assert.equal(containerOf('front'), back);
-    assert.equal(docker('inspect', '-f', '{{.Image}}', back), imageId(IMG1));
-    assert.equal(await frontVersion(), '1');
-    assert.equal(containerOf('back'), backBefore);
-    // idempotent
-    await driver.rollback(plan, recorder().checkpoint);
-    assert.equal(await frontVersion(), '1');
-    assert.equal(containerOf('back'), backBefore);
-  });
+      await driver.commit(plan, recorder().checkpoint);
+      assert.equal(await driver.currentContainerId(plan), newId);
+      assert.equal((await driver.inspect()).imageRef, IMG2);
+    });
 
-  it('rolls back to the previous override and re-tags the previous image when a load moved its tag', async function () {
-    // first update, committed: the service now runs through Caisson's override (IMG2)
-    const first = await driver.plan(IMG2);
-    await waitHealthy(health, await driver.switchTo(first, recorder().checkpoint), service.health_check);
-    await driver.commit(first, recorder().checkpoint);
-    const overridePath = overridePathFor(stateDir, service.name);
-    const firstOverride = readFileSync(overridePath, 'utf8');
-    const backBefore = containerOf('back');
+    it('rolls back a failed switch: previous config back, the other service untouched', async function () {
+      const backBefore = containerOf('back');
+      const plan = await driver.plan(IMG_EXIT);
+      const newId = await driver.switchTo(plan, recorder().checkpoint);
+      const err = await waitHealthy(health, newId, { ...service.health_check, timeout_secs: 1 }).catch((e: unknown) => e);
+      assert.ok(err instanceof CaissonError);
+      assert.ok((['service.start_failed', 'health.timeout']).includes((err as CaissonError).code));
+      const rec = recorder();
+      const back = await driver.rollback(plan, rec.checkpoint);
+      assert.deepEqual(rec.steps, ['restore_override', 'compose_up']);
+      assert.equal(existsSync(overridePathFor(stateDir, service.name)), false);
+      assert.equal(containerOf('front'), back);
+      assert.equal(docker('inspect', '-f', '{{.Image}}', back), imageId(IMG1));
+      assert.equal(await frontVersion(), '1');
+      assert.equal(containerOf('back'), backBefore);
+      // idempotent
+      await driver.rollback(plan, recorder().checkpoint);
+      assert.equal(await frontVersion(), '1');
+      assert.equal(containerOf('back'), backBefore);
+    });
 
-    const second = await driver.plan(IMG3);
-    assert.equal(second.previous.imageRef, IMG2);
-    assert.equal((second.mode === 'compose' && second.previousOverride), firstOverride);
-    const img2Id = imageId(IMG2);
-    // a package load moved the IMG2 tag to another image
-    const movedId = deriveImage(IMG2, IMG2, ['LABEL moved=1']);
-    assert.notEqual(movedId, img2Id);
-    await driver.switchTo(second, recorder().checkpoint);
-    assert.equal(await frontVersion(), '3');
+    it('rolls back to the previous override and re-tags the previous image when a load moved its tag', async function () {
+      // first update, committed: the service now runs through Caisson's override (IMG2)
+      const first = await driver.plan(IMG2);
+      await waitHealthy(health, await driver.switchTo(first, recorder().checkpoint), service.health_check);
+      await driver.commit(first, recorder().checkpoint);
+      const overridePath = overridePathFor(stateDir, service.name);
+      const firstOverride = readFileSync(overridePath, 'utf8');
+      const backBefore = containerOf('back');
 
-    const rec = recorder();
-    await driver.rollback(second, rec.checkpoint);
-    assert.deepEqual(rec.steps, ['restore_override', 'retag_previous', 'compose_up']);
-    assert.equal(readFileSync(overridePath, 'utf8'), firstOverride);
-    assert.equal(await imageIdOf(api, IMG2), img2Id);
-    assert.equal(docker('inspect', '-f', '{{.Image}}', containerOf('front')), img2Id);
-    assert.equal(await frontVersion(), '2');
-    assert.equal(containerOf('back'), backBefore);
-    docker('rmi', movedId);
+      const second = await driver.plan(IMG3);
+      assert.equal(second.previous.imageRef, IMG2);
+      assert.equal((second.mode === 'compose' && second.previousOverride), firstOverride);
+      const img2Id = imageId(IMG2);
+      // a package load moved the IMG2 tag to another image
+      const movedId = deriveImage(IMG2, IMG2, ['LABEL moved=1']);
+      assert.notEqual(movedId, img2Id);
+      await driver.switchTo(second, recorder().checkpoint);
+      assert.equal(await frontVersion(), '3');
+
+      const rec = recorder();
+      await driver.rollback(second, rec.checkpoint);
+      assert.deepEqual(rec.steps, ['restore_override', 'retag_previous', 'compose_up']);
+      assert.equal(readFileSync(overridePath, 'utf8'), firstOverride);
+      assert.equal(await imageIdOf(api, IMG2), img2Id);
+      assert.equal(docker('inspect', '-f', '{{.Image}}', containerOf('front')), img2Id);
+      assert.equal(await frontVersion(), '2');
+      assert.equal(containerOf('back'), backBefore);
+      docker('rmi', movedId);
+    });
   });
 
   it('plan() fails with service.not_found for a service without a container', async function () {
