@@ -1,7 +1,7 @@
 // The state-dir lock keeps a second changing `caisson` out while one runs; and container
 // environment values never reach the state dir (logs, history, journal) nor the CLI output.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -16,6 +16,7 @@ import {
   filesUnder,
   healthyVersion,
   history,
+  latestUpdateState,
   removeContainers,
   removeImages,
   runCli,
@@ -38,7 +39,7 @@ describe('state-dir lock and secrets (CLI, real engine)', function () {
   before(async function () {
     ensureBuilt();
     work = mkdtempSync(join(tmpdir(), 'caisson-sec-lock-'));
-    f = dockerServiceFixture(work, { name: 'lock', revision: 'lock-v1', container: CONTAINER, image: `${REPO}:1.0.0`, port: PORT, timeoutSecs: 6 });
+    f = dockerServiceFixture(work, { name: 'lock', revision: 'lock-v1', container: CONTAINER, image: `${REPO}:1.0.0`, port: PORT, timeoutSecs: 3 });
     buildTestImage({ ref: `${REPO}:1.0.0`, version: '1.0.0' });
     buildTestImage({ ref: `${REPO}:1.1.0`, version: '1.1.0' });
     buildTestImage({ ref: `${REPO}:1.2.0`, version: '1.2.0', behaviour: 'no-health' });
@@ -58,18 +59,25 @@ describe('state-dir lock and secrets (CLI, real engine)', function () {
   });
 
   it('refuses a second `package load` while one runs: update.busy, exit 1, a clear message', async () => {
-    // 1.2.0 never answers /health: the first load sits in its health window (6 s), holding the lock
+    // 1.2.0 never answers /health: the first load sits in its health window, holding the lock;
+    // paused there (SIGSTOP), it holds it however slowly the others start, and once resumed its
+    // window is over (health.timeout)
     const first = runCli(['package', 'load', '--yes', '--json', ...commonArgs(f), pk.unhealthy!]);
-    await waitFor('the first load to reach its health check', async () => {
-      const rows = await history(f).catch(() => []);
-      return rows.some((r) => r.state === 'health_checking');
-    }, 60_000, 100);
-
-    const second = await runCli(['package', 'load', '--yes', ...commonArgs(f), pk.good!]);
+    await waitFor('the first load to reach its health check', () => latestUpdateState(f.stateDir) === 'health_checking', 60_000, 20);
+    const holder = Number(/^pid (\d+),/.exec(readFileSync(join(f.stateDir, 'lock.owner'), 'utf8'))![1]);
+    process.kill(holder, 'SIGSTOP');
+    let second, secondJson;
+    try {
+      [second, secondJson] = await Promise.all([
+        runCli(['package', 'load', '--yes', ...commonArgs(f), pk.good!]),
+        runCli(['recover', '--json', ...commonArgs(f)]),
+      ]);
+    } finally {
+      process.kill(holder, 'SIGCONT');
+    }
     assert.equal(second.code, 1);
     assert.match(second.stderr, /^error update\.busy: another Caisson process \(pid \d+, package load, since [^)]+\) is changing /m);
     assert.match(second.stderr, /next: Another Caisson process holds the state folder; wait for it to finish\./);
-    const secondJson = await runCli(['recover', '--json', ...commonArgs(f)]);
     assert.equal(secondJson.code, 1);
     assert.equal(secondJson.json.error.code, 'update.busy');
 
