@@ -48,7 +48,7 @@ describe('compose: a project started by Compose v1 is updated by Compose v2', fu
     assert.match(execFileSync(V1, ['version', '--short'], { encoding: 'utf8' }).trim(), /^1\./);
     assert.deepEqual(await detectComposeCommand('auto'), ['docker', 'compose']);
     const file = join(dir, 'stack.yaml');
-    writeFileSync(file, ['version: "3.8"', 'services:', '  web:', `    image: ${IMG1}`, `    ports: ["127.0.0.1:${PORT}:8080"]`, '    labels: { caisson.test: rt }', '    stop_grace_period: 1s', ''].join('\n'));
+    writeFileSync(file, ['version: "3.8"', 'services:', '  web:', `    image: ${IMG1}`, `    ports: ["127.0.0.1:${PORT}:8080"]`, '    labels: { caisson.test: rt }', '    stop_grace_period: 0s', ''].join('\n'));
     execFileSync(V1, ['-p', PROJECT, '-f', file, 'up', '-d'], { stdio: 'ignore' });
     const v1Name = `${PROJECT}_web_1`;
     const v1Id = docker('inspect', '-f', '{{.Id}}', v1Name);
