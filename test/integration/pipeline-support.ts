@@ -156,7 +156,22 @@ export function dockerServiceFixture(work: string, service: DockerServiceOptions
   };
 }
 
-type DockerServiceOptions = { name: string; revision: string; container: string; image: string; port: number; stableSecs?: number; timeoutSecs?: number };
+type DockerServiceOptions = {
+  name: string;
+  revision: string;
+  container: string;
+  image: string;
+  port: number;
+  stableSecs?: number;
+  timeoutSecs?: number;
+  /** stop_timeout_secs (unset: the container's own); 0 for test images, whose httpd ignores SIGTERM as PID 1. */
+  stopTimeoutSecs?: number;
+};
+
+/** `stop_timeout_secs = N` when a timeout is given, else nothing. */
+function stopTimeoutLine(secs: number | undefined): string {
+  return secs === undefined ? '' : `stop_timeout_secs = ${secs}\n`;
+}
 
 /** A catalog with one docker-mode service and fast health checks. */
 export function dockerServiceToml(o: DockerServiceOptions): string {
@@ -169,7 +184,7 @@ runtime_mode = "docker"
 [services.docker]
 container_name = "${o.container}"
 image_reference = "${o.image}"
-
+${stopTimeoutLine(o.stopTimeoutSecs)}
 [services.health_check]
 kind = "http"
 url = "http://127.0.0.1:${o.port}/health"
@@ -182,7 +197,18 @@ automatic = true
 `;
 }
 
-export function composeServiceToml(o: { name: string; revision: string; project: string; file: string; service: string; port: number; stableSecs?: number }): string {
+export function composeServiceToml(o: {
+  name: string;
+  revision: string;
+  project: string;
+  file: string;
+  service: string;
+  port: number;
+  stableSecs?: number;
+  timeoutSecs?: number;
+  /** stop_timeout_secs: `up --timeout` when the service is recreated (unset: the file's stop_grace_period). */
+  stopTimeoutSecs?: number;
+}): string {
   return `[[services]]
 name = "${o.name}"
 service_revision = "${o.revision}"
@@ -193,11 +219,11 @@ runtime_mode = "compose"
 project = "${o.project}"
 file = "${o.file}"
 service = "${o.service}"
-
+${stopTimeoutLine(o.stopTimeoutSecs)}
 [services.health_check]
 kind = "http"
 url = "http://127.0.0.1:${o.port}/health"
-timeout_secs = 10
+timeout_secs = ${o.timeoutSecs ?? 10}
 poll_interval_secs = 0.2
 stable_secs = ${o.stableSecs ?? 1}
 
@@ -207,8 +233,9 @@ automatic = true
 }
 
 /** Start a docker-mode service container the way an operator would (restart policy "no"). */
-export function runServiceContainer(o: { name: string; image: string; port: number; env?: string[] }): string {
-  const args = ['run', '-d', '--name', o.name, '--label', OWN_LABEL, '--stop-timeout', '1', '-p', `127.0.0.1:${o.port}:8080`];
+export function runServiceContainer(o: { name: string; image: string; port: number; env?: string[]; network?: string; stopTimeoutSecs?: number }): string {
+  const args = ['run', '-d', '--name', o.name, '--label', OWN_LABEL, '--stop-timeout', String(o.stopTimeoutSecs ?? 1), '-p', `127.0.0.1:${o.port}:8080`];
+  if (o.network) args.push('--network', o.network);
   for (const e of o.env ?? []) args.push('-e', e);
   args.push(o.image);
   return docker(...args);

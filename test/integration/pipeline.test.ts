@@ -4,8 +4,13 @@
 // (test/unit/pipeline/); a version that passes first and then crash-loops is caught by the
 // real health check in test/integration/health/wait.test.ts and rolled back by the real
 // driver in test/integration/runtime/docker-driver.test.ts. Here: that the real parts fit.
+// (The same package again, "already installed", is logic only: test/unit/pipeline/outcomes.test.ts.)
+// The test images' httpd ignores SIGTERM as PID 1: the catalog stops at once
+// (stop_timeout_secs 0) instead of waiting out a grace period, and the health windows are
+// short; the failing versions fail fast (they exit at once; where a restart policy makes the
+// engine restart them, the catalog of those tests gives up after 3 s).
 // Objects are named caisson-pl-*, host ports 18000–18019, label caisson.test=1.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,10 +36,12 @@ describe('pipeline through the CLI (real engine)', function () {
   let dir: string;
   let pkgs: Record<'v2' | 'exit' | 'bv2' | 'bexit', string>;
 
-  const common = () => ['--services', join(dir, 'services.toml'), '--state-dir', join(dir, 'state'), '--trusted-keys', join(dir, 'keys'), '--json'];
-  const load = (pkg: string) => caisson(['package', 'load', '--yes', ...common(), pkg]);
+  /** The catalog: `services.toml`, or `fail-fast.toml` (the same, but web gives up its health check after 3 s). */
+  type CatalogFile = 'services.toml' | 'fail-fast.toml';
+  const common = (catalog: CatalogFile = 'services.toml') => ['--services', join(dir, catalog), '--state-dir', join(dir, 'state'), '--trusted-keys', join(dir, 'keys'), '--json'];
+  const load = (pkg: string, catalog?: CatalogFile) => caisson(['package', 'load', '--yes', ...common(catalog), pkg]);
 
-  before(function () {
+  before(async function () {
     ensureBuilt();
     cleanup();
     dir = mkdtempSync(join(tmpdir(), 'caisson-pl-'));
@@ -43,18 +50,20 @@ describe('pipeline through the CLI (real engine)', function () {
     buildTestImage({ ref: IMAGES.exit, version: '3.0.0', behaviour: 'exit' });
     buildTestImage({ ref: IMAGES.sidecar, version: 'sidecar' });
     writeServices();
-    const build = (image: string, service: string, revision: string, version: string, name: string) => {
+    const build = async (image: string, service: string, revision: string, version: string, name: string) => {
       const out = join(dir, `${name}.edgepkg`);
-      const r = caisson(['package', 'build', '--image', image, '--service', service, '--service-revision', revision, '--platform', 'linux/amd64', '--version', version, '-o', out]);
-      expect(r.code, r.stderr).to.equal(0);
+      const r = await runCli(['package', 'build', '--image', image, '--service', service, '--service-revision', revision, '--platform', 'linux/amd64', '--version', version, '-o', out]);
+      assert.equal(r.code, 0, r.stderr);
       return out;
     };
-    pkgs = {
-      v2: build(IMAGES.v2, 'web', 'web-v1', '2.0.0', 'web-2.0.0'),
-      exit: build(IMAGES.exit, 'web', 'web-v1', '3.0.0', 'web-3.0.0'),
-      bv2: build(IMAGES.v2, 'backend', 'backend-v1', '2.0.0', 'backend-2.0.0'),
-      bexit: build(IMAGES.exit, 'backend', 'backend-v1', '3.0.0', 'backend-3.0.0'),
-    };
+    // side by side: each is mostly a `docker save` and a hash
+    const [v2, exit, bv2, bexit] = await Promise.all([
+      build(IMAGES.v2, 'web', 'web-v1', '2.0.0', 'web-2.0.0'),
+      build(IMAGES.exit, 'web', 'web-v1', '3.0.0', 'web-3.0.0'),
+      build(IMAGES.v2, 'backend', 'backend-v1', '2.0.0', 'backend-2.0.0'),
+      build(IMAGES.exit, 'backend', 'backend-v1', '3.0.0', 'backend-3.0.0'),
+    ]);
+    pkgs = { v2: v2!, exit: exit!, bv2: bv2!, bexit: bexit! };
     // a device gets the images only through packages
     for (const ref of [IMAGES.v2, IMAGES.exit]) docker('rmi', ref);
   });
@@ -81,81 +90,77 @@ describe('pipeline through the CLI (real engine)', function () {
     it('validates without changing anything and records the validation', async function () {
       const before = docker('inspect', '-f', '{{.Id}} {{.Image}}', WEB);
       const r = caisson(['package', 'validate', ...common(), pkgs.v2]);
-      expect(r.code, r.stderr).to.equal(0);
-      expect(r.json.outcome).to.equal('valid');
-      expect(docker('inspect', '-f', '{{.Id}} {{.Image}}', WEB)).to.equal(before);
-      expect(imageExists(IMAGES.v2), 'validate must not import').to.equal(false);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.json.outcome, 'valid');
+      assert.equal(docker('inspect', '-f', '{{.Id}} {{.Image}}', WEB), before);
+      assert.equal(imageExists(IMAGES.v2), false, 'validate must not import');
       const history = caisson(['history', 'list', ...common()]).json;
-      expect(history[0]).to.include({ kind: 'validation', outcome: 'valid', service: 'web' });
+      assert.deepEqual(pick(history[0], ['kind', 'outcome', 'service']), { kind: 'validation', outcome: 'valid', service: 'web' });
     });
 
     it('commits an update keeping everything of the container but its image', async function () {
       const before = inspect(WEB);
       const r = load(pkgs.v2);
-      expect(r.code, r.stderr).to.equal(0);
-      expect(r.json).to.include({ outcome: 'committed', service: 'web', to_image: IMAGES.v2, from_image: IMAGES.v1 });
-      expect(r.json.update_id).to.be.a('string');
-      expect(await waitForBody(`http://127.0.0.1:${WEB_PORT}/version`)).to.equal('2.0.0');
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(pick(r.json, ['outcome', 'service', 'to_image', 'from_image']), { outcome: 'committed', service: 'web', to_image: IMAGES.v2, from_image: IMAGES.v1 });
+      assert.equal(typeof r.json.update_id, 'string');
+      assert.equal(await waitForBody(`http://127.0.0.1:${WEB_PORT}/version`), '2.0.0');
       const after = inspect(WEB);
-      expect(comparable(after)).to.deep.equal(comparable(before));
-      expect(after.Config.Image).to.equal(IMAGES.v2);
-      expect(docker('exec', WEB, '/bin/busybox', 'cat', '/data/marker')).to.equal('keep-me');
-      expect(containerNames()).to.deep.equal([WEB]);
+      assert.deepEqual(comparable(after), comparable(before));
+      assert.equal(after.Config.Image, IMAGES.v2);
+      assert.equal(docker('exec', WEB, '/bin/busybox', 'cat', '/data/marker'), 'keep-me');
+      assert.deepEqual(containerNames(), [WEB]);
       const shown = caisson(['history', 'show', r.json.update_id, ...common()]).json;
-      const states = shown.steps.map((s: { state: string }) => s.state);
-      expect(states).to.include.members(['received', 'staged', 'validated', 'loading_image', 'image_loaded', 'switching', 'health_checking', 'committing', 'closed:committed']);
-      expect(shown.package_id).to.match(/^[0-9a-f]{64}$/);
+      const states: string[] = shown.steps.map((s: { state: string }) => s.state);
+      const expected = ['received', 'staged', 'validated', 'loading_image', 'image_loaded', 'switching', 'health_checking', 'committing', 'closed:committed'];
+      assert.deepEqual(expected.filter((s) => !states.includes(s)), [], `steps: ${states.join(', ')}`);
+      assert.match(shown.package_id, /^[0-9a-f]{64}$/);
       const svc = caisson(['service', 'show', 'web', ...common()]).json;
-      expect(svc).to.include({ installed_version: '2.0.0', running_image: IMAGES.v2, status: 'running' });
-    });
-
-    it('says "already installed" for the same package again and leaves the container alone', function () {
-      const id = docker('inspect', '-f', '{{.Id}}', WEB);
-      const r = load(pkgs.v2);
-      expect(r.code).to.equal(0);
-      expect(r.json.outcome).to.equal('already_installed');
-      expect(docker('inspect', '-f', '{{.Id}}', WEB)).to.equal(id);
+      assert.deepEqual(pick(svc, ['installed_version', 'running_image', 'status']), { installed_version: '2.0.0', running_image: IMAGES.v2, status: 'running' });
     });
 
     it('rolls back a new version that exits at once: old container, config and data back, serving', async function () {
       const before = inspect(WEB);
-      const r = load(pkgs.exit);
-      expect(r.code, r.stderr).to.equal(3);
-      expect(r.json.outcome).to.equal('rolled_back');
+      const r = load(pkgs.exit, 'fail-fast.toml');
+      assert.equal(r.code, 3, r.stderr);
+      assert.equal(r.json.outcome, 'rolled_back');
       // restart policy unless-stopped: the engine keeps restarting it until the health timeout
-      expect(r.json.error.code).to.match(/^health\./);
-      expect(r.json.error.message).to.be.a('string').and.not.empty;
+      assert.match(r.json.error.code, /^health\./);
+      assert.equal(typeof r.json.error.message, 'string');
+      assert.notEqual(r.json.error.message, '');
       const after = inspect(WEB);
-      expect(after.Id, 'the very same container is restored').to.equal(before.Id);
-      expect(after.Name).to.equal(`/${WEB}`);
-      expect(comparable(after)).to.deep.equal(comparable(before));
-      expect(await waitForBody(`http://127.0.0.1:${WEB_PORT}/version`)).to.equal('2.0.0');
-      expect(docker('exec', WEB, '/bin/busybox', 'cat', '/data/marker')).to.equal('keep-me');
-      expect(containerNames()).to.deep.equal([WEB]);
-      expect(imageExists(IMAGES.exit), 'the rejected image is removed').to.equal(false);
+      assert.equal(after.Id, before.Id, 'the very same container is restored');
+      assert.equal(after.Name, `/${WEB}`);
+      assert.deepEqual(comparable(after), comparable(before));
+      assert.equal(await waitForBody(`http://127.0.0.1:${WEB_PORT}/version`), '2.0.0');
+      assert.equal(docker('exec', WEB, '/bin/busybox', 'cat', '/data/marker'), 'keep-me');
+      assert.deepEqual(containerNames(), [WEB]);
+      assert.equal(imageExists(IMAGES.exit), false, 'the rejected image is removed');
     });
 
     it('never writes container environment values into history or logs', function () {
       const state = join(dir, 'state');
       const history = caisson(['history', 'list', '--limit', '100', ...common()]).stdout;
-      expect(history).to.not.include('s3cr3t-value');
-      for (const f of readdirSync(join(state, 'logs'))) {
-        expect(readFileSync(join(state, 'logs', f), 'utf8')).to.not.include('s3cr3t-value');
-      }
+      assert.ok(history.length > 0, 'history lists the updates');
+      assert.ok(!history.includes('s3cr3t-value'), 'the secret is not in history');
+      const logs = readdirSync(join(state, 'logs'));
+      assert.ok(logs.length > 0, 'the updates wrote logs');
+      for (const f of logs) assert.ok(!readFileSync(join(state, 'logs', f), 'utf8').includes('s3cr3t-value'), `the secret is not in ${f}`);
     });
+
     it('reports rollback_failed loudly (exit 4) when the previous container cannot be restored', async function () {
-      const run = runCli(['package', 'load', '--yes', ...common(), pkgs.exit]);
+      const run = runCli(['package', 'load', '--yes', ...common('fail-fast.toml'), pkgs.exit]);
       // while the new version fails its health window, someone removes the parked old container
       await waitUntil(() => dockerOk('inspect', `${WEB}.caisson-prev`));
       docker('rm', '-f', `${WEB}.caisson-prev`);
       const r = await run;
-      expect(r.code, r.stderr).to.equal(4);
-      expect(r.json.outcome).to.equal('rollback_failed');
-      expect(r.json.error.code).to.equal('rollback.failed');
-      expect(r.json.error.message).to.match(/no longer exists/);
-      expect(r.stderr).to.match(/ROLLBACK FAILED: web needs a person/);
+      assert.equal(r.code, 4, r.stderr);
+      assert.equal(r.json.outcome, 'rollback_failed');
+      assert.equal(r.json.error.code, 'rollback.failed');
+      assert.match(r.json.error.message, /no longer exists/);
+      assert.match(r.stderr, /ROLLBACK FAILED: web needs a person/);
       const shown = caisson(['history', 'show', r.json.update_id, ...common()]).json;
-      expect(shown.outcome).to.equal('rollback_failed');
+      assert.equal(shown.outcome, 'rollback_failed');
     });
   });
 
@@ -193,7 +198,7 @@ describe('pipeline through the CLI (real engine)', function () {
     });
 
     after(function () {
-      compose('down', '-v');
+      compose('down', '-v', '--timeout', '0');
     });
 
     function compose(...args: string[]): void {
@@ -208,37 +213,40 @@ describe('pipeline through the CLI (real engine)', function () {
     it('commits an update of one service; the other service keeps its container', async function () {
       const sidecar = sidecarId();
       const r = load(pkgs.bv2);
-      expect(r.code, r.stderr).to.equal(0);
+      assert.equal(r.code, 0, r.stderr);
       v2Id = imageId(IMAGES.v2);
-      expect(r.json).to.include({ outcome: 'committed', service: 'backend', to_image: IMAGES.v2 });
-      expect(await waitForBody(`http://127.0.0.1:${BACKEND_PORT}/version`)).to.equal('2.0.0');
-      expect(sidecarId()).to.equal(sidecar);
-      expect(backendImage()).to.equal(v2Id);
-      expect(docker('exec', backendContainer(), '/bin/busybox', 'cat', '/data/marker')).to.equal('compose-marker');
-      expect(docker('exec', backendContainer(), '/bin/busybox', 'env')).to.include('MODE=production');
-      expect((await httpGet(`http://127.0.0.1:${SIDECAR_PORT}/version`)).body.trim()).to.equal('sidecar');
+      assert.deepEqual(pick(r.json, ['outcome', 'service', 'to_image']), { outcome: 'committed', service: 'backend', to_image: IMAGES.v2 });
+      assert.equal(await waitForBody(`http://127.0.0.1:${BACKEND_PORT}/version`), '2.0.0');
+      assert.equal(sidecarId(), sidecar);
+      assert.equal(backendImage(), v2Id);
+      assert.equal(docker('exec', backendContainer(), '/bin/busybox', 'cat', '/data/marker'), 'compose-marker');
+      assert.ok(docker('exec', backendContainer(), '/bin/busybox', 'env').split('\n').includes('MODE=production'), 'the environment of the compose file');
+      assert.equal((await httpGet(`http://127.0.0.1:${SIDECAR_PORT}/version`)).body.trim(), 'sidecar');
     });
 
     it('rolls back a failing version (exits at once); the other service untouched', async function () {
       const sidecar = sidecarId();
       const r = load(pkgs.bexit);
-      expect(r.code, r.stderr).to.equal(3);
-      expect(r.json.outcome).to.equal('rolled_back');
-      expect(await waitForBody(`http://127.0.0.1:${BACKEND_PORT}/version`)).to.equal('2.0.0');
-      expect(backendImage()).to.equal(v2Id);
-      expect(sidecarId()).to.equal(sidecar);
-      expect(docker('exec', backendContainer(), '/bin/busybox', 'cat', '/data/marker')).to.equal('compose-marker');
+      assert.equal(r.code, 3, r.stderr);
+      assert.equal(r.json.outcome, 'rolled_back');
+      assert.equal(await waitForBody(`http://127.0.0.1:${BACKEND_PORT}/version`), '2.0.0');
+      assert.equal(backendImage(), v2Id);
+      assert.equal(sidecarId(), sidecar);
+      assert.equal(docker('exec', backendContainer(), '/bin/busybox', 'cat', '/data/marker'), 'compose-marker');
     });
 
     it('never edits the developer\'s compose file', function () {
-      expect(readFileSync(composeFile, 'utf8')).to.include(`image: ${IMAGES.v1}`);
+      assert.ok(readFileSync(composeFile, 'utf8').includes(`image: ${IMAGES.v1}`));
     });
   });
 
+  /**
+   * The catalogs (services.toml, and fail-fast.toml for the versions that fail under a restart
+   * policy): the health windows are short, and every stop kills at once (the test images'
+   * httpd ignores SIGTERM, so a grace period would only be waited out).
+   */
   function writeServices(composeFile = join(dir, 'unused.compose.yaml')): void {
-    writeFileSync(
-      join(dir, 'services.toml'),
-      `catalog_version = 1
+    const catalog = (webTimeoutSecs: number) => `catalog_version = 1
 
 [[services]]
 name = "web"
@@ -247,12 +255,13 @@ platform = "linux/amd64"
 runtime_mode = "docker"
 [services.docker]
 container_name = "${WEB}"
+stop_timeout_secs = 0
 [services.health_check]
 kind = "http"
 url = "http://127.0.0.1:${WEB_PORT}/health"
-timeout_secs = 6
-poll_interval_secs = 0.2
-stable_secs = 1
+timeout_secs = ${webTimeoutSecs}
+poll_interval_secs = 0.1
+stable_secs = 0.3
 
 [[services]]
 name = "backend"
@@ -263,16 +272,23 @@ runtime_mode = "compose"
 project = "${PROJECT}"
 file = "${composeFile}"
 service = "backend"
+stop_timeout_secs = 0
 [services.health_check]
 kind = "http"
 url = "http://127.0.0.1:${BACKEND_PORT}/health"
-timeout_secs = 6
-poll_interval_secs = 0.2
-stable_secs = 1
-`,
-    );
+timeout_secs = 10
+poll_interval_secs = 0.1
+stable_secs = 0.3
+`;
+    writeFileSync(join(dir, 'services.toml'), catalog(10));
+    writeFileSync(join(dir, 'fail-fast.toml'), catalog(3));
   }
 });
+
+/** The named fields of an object (to compare a subset of a JSON answer). */
+function pick(o: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.map((k) => [k, o?.[k]]));
+}
 
 function cleanup(): void {
   cleanupTestObjects(Object.values(IMAGES), 'caisson-pl-');

@@ -5,10 +5,15 @@
 //   - the third service fails its health check: all three answer the old version again, the
 //     docker-mode ones in their own old containers, the sidecar untouched;
 //   - the second image is corrupt: rejected, nothing stopped or restarted;
-//   - killed (CAISSON_FAULT_KILL_AFTER) at representative steps, then `caisson recover`: the
-//     whole stack on one side. Every point is a unit test (test/unit/pipeline/stack-crash-points.test.ts).
+//   - killed (CAISSON_FAULT_KILL_AFTER) mid-switch of the compose member, and mid-rollback of
+//     it, then `caisson recover`: the whole stack back on the old side, the docker-mode
+//     members reversed by the same recovery. Every other point is a unit test
+//     (test/unit/pipeline/stack-crash-points.test.ts).
+// The test images' httpd ignores SIGTERM as PID 1, so every stop here kills at once (catalog
+// stop_timeout_secs 0, compose stop_grace_period 0s, docker run --stop-timeout 0): a
+// graceful stop would only wait out its timeout.
 // Objects: caisson-stack-* containers and images, compose project caisson-stack-shop, ports 18731–18734.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +36,7 @@ import {
   OWN_LABEL,
   removeImages,
   runCli,
+  runServiceContainer,
   stagingLeft,
   writeText,
 } from './pipeline-support.js';
@@ -50,34 +56,32 @@ const NEW_REFS = [...ORDER.map((s) => ref(s, '2.1.0')), ref('worker', '2.1.1')];
 const OLD_REFS = [...ORDER.map((s) => ref(s, '2.0.0')), ref('cache', '1')];
 
 type Side = 'old' | 'new';
+/** Health windows and stops of the catalog: short, the stable window still longer than one poll. */
+const FAST = { stableSecs: 0.3, stopTimeoutSecs: 0 };
 
+/** Where a load is killed: each time the recovery must put the whole stack back (reverse). */
 interface CrashCase {
   point: string;
   pkg: 'good' | 'thirdFails';
-  side: Side;
-  outcome: 'rejected' | 'rolled_back' | 'committed';
-  code?: string;
+  /** The error code of the closed record. */
+  code: string;
 }
 
 const CRASHES: CrashCase[] = [
-  { point: 'loading_image', pkg: 'good', side: 'old', outcome: 'rejected', code: 'update.interrupted' },
-  { point: 'switching.api.park_old', pkg: 'good', side: 'old', outcome: 'rolled_back', code: 'update.interrupted' },
-  { point: 'switching.front.compose_up', pkg: 'good', side: 'old', outcome: 'rolled_back', code: 'update.interrupted' },
-  { point: 'health_checking.worker', pkg: 'good', side: 'old', outcome: 'rolled_back', code: 'update.interrupted' },
-  { point: 'health_checking', pkg: 'good', side: 'old', outcome: 'rolled_back', code: 'update.interrupted' },
-  { point: 'committing.api.remove_old', pkg: 'good', side: 'new', outcome: 'committed' },
-  { point: 'rolling_back.front.compose_up', pkg: 'thirdFails', side: 'old', outcome: 'rolled_back', code: 'service.start_failed' },
+  // mid-switch of the compose member: api already switched (docker), front's `up` cut short
+  { point: 'switching.front.compose_up', pkg: 'good', code: 'update.interrupted' },
+  // mid-rollback: worker already back, front's rollback `up` cut short, api not yet back
+  { point: 'rolling_back.front.compose_up', pkg: 'thirdFails', code: 'service.start_failed' },
 ];
 
 describe('stack packages (real engine, CLI)', function () {
-  this.timeout(600_000);
+  this.timeout(300_000);
   let work: string;
   let composeFile: string;
   let f: { servicesPath: string; stateDir: string; keysDir: string };
   const pkgs = { good: '', thirdFails: '', corruptSecond: '' };
 
   before(async function () {
-    this.timeout(300_000);
     ensureBuilt();
     work = mkdtempSync(join(tmpdir(), 'caisson-stack-'));
     const keysDir = join(work, 'no-keys');
@@ -95,14 +99,14 @@ describe('stack packages (real engine, CLI)', function () {
 services:
   front:
     image: ${ref('front', '2.0.0')}
-    stop_grace_period: 1s
+    stop_grace_period: 0s
     labels:
       caisson.test: own
     ports:
       - "127.0.0.1:${PORT.front}:8080"
   cache:
     image: ${ref('cache', '1')}
-    stop_grace_period: 1s
+    stop_grace_period: 0s
     labels:
       caisson.test: own
     ports:
@@ -113,9 +117,9 @@ services:
       join(work, 'services.toml'),
       [
         'catalog_version = 1\n',
-        dockerServiceToml({ name: 'api', revision: 'api-v1', container: CONTAINER.api, image: ref('api', '2.0.0'), port: PORT.api }),
-        composeServiceToml({ name: 'front', revision: 'front-v1', project: PROJECT, file: composeFile, service: 'front', port: PORT.front }),
-        dockerServiceToml({ name: 'worker', revision: 'worker-v1', container: CONTAINER.worker, image: ref('worker', '2.0.0'), port: PORT.worker, timeoutSecs: 5 }),
+        dockerServiceToml({ name: 'api', revision: 'api-v1', container: CONTAINER.api, image: ref('api', '2.0.0'), port: PORT.api, ...FAST }),
+        composeServiceToml({ name: 'front', revision: 'front-v1', project: PROJECT, file: composeFile, service: 'front', port: PORT.front, ...FAST }),
+        dockerServiceToml({ name: 'worker', revision: 'worker-v1', container: CONTAINER.worker, image: ref('worker', '2.0.0'), port: PORT.worker, ...FAST, timeoutSecs: 5 }),
       ].join('\n'),
     );
     f = { servicesPath, stateDir: join(work, 'state'), keysDir };
@@ -141,7 +145,7 @@ services:
   after(() => {
     removeContainers(...Object.values(CONTAINER), ...PARKED);
     try {
-      if (composeFile) compose(PROJECT, composeFile, 'down', '--remove-orphans');
+      if (composeFile) compose(PROJECT, composeFile, 'down', '--remove-orphans', '--timeout', '0');
     } catch {
       // nothing to take down
     }
@@ -162,17 +166,11 @@ services:
   async function reset(): Promise<Before> {
     rmSync(f.stateDir, { recursive: true, force: true });
     removeContainers(...Object.values(CONTAINER), ...PARKED);
-    try {
-      compose(PROJECT, composeFile, 'down', '--remove-orphans');
-    } catch {
-      // not up
-    }
     removeImages(...NEW_REFS);
-    for (const s of ['api', 'worker'] as const) {
-      docker('run', '-d', '--name', CONTAINER[s], '--network', NETWORK, '--label', OWN_LABEL, '--stop-timeout', '1', '-p', `127.0.0.1:${PORT[s]}:8080`, ref(s, '2.0.0'));
-    }
-    compose(PROJECT, composeFile, 'up', '-d');
-    for (const s of ORDER) expect(await healthyVersion(PORT[s]), s).to.equal(`${s} 2.0.0`);
+    for (const s of ['api', 'worker'] as const) runServiceContainer({ name: CONTAINER[s], image: ref(s, '2.0.0'), port: PORT[s], network: NETWORK, stopTimeoutSecs: 0 });
+    // without Caisson's override, from the developer's file alone: every service of the project fresh
+    compose(PROJECT, composeFile, 'up', '-d', '--force-recreate', '--remove-orphans');
+    for (const s of ORDER) assert.equal(await healthyVersion(PORT[s]), `${s} 2.0.0`, s);
     const ids = {
       api: containerInfo(CONTAINER.api)!.id,
       worker: containerInfo(CONTAINER.worker)!.id,
@@ -186,83 +184,89 @@ services:
 
   /** Every service answers `side`'s version in one container; the sidecar is the same container, never restarted. */
   async function expectWhole(side: Side, before: Before): Promise<void> {
-    for (const s of ORDER) expect(await healthyVersion(PORT[s]), `${s} answers`).to.equal(`${s} ${side === 'new' ? '2.1.0' : '2.0.0'}`);
-    expect(containersNamed(...PARKED), 'nothing parked').to.deep.equal([]);
-    expect(composeContainers(PROJECT, 'front')).to.have.length(1);
+    for (const s of ORDER) assert.equal(await healthyVersion(PORT[s]), `${s} ${side === 'new' ? '2.1.0' : '2.0.0'}`, `${s} answers`);
+    assert.deepEqual(containersNamed(...PARKED), [], 'nothing parked');
+    assert.equal(composeContainers(PROJECT, 'front').length, 1, 'one front container');
     for (const s of ['api', 'worker'] as const) {
       const now = containerInfo(CONTAINER[s])!;
-      expect(now.running, `${s} runs`).to.equal(true);
-      if (side === 'old') expect(now.id, `the old ${s} container itself serves again`).to.equal(before[s]);
-      else expect(now.image).to.equal(ref(s, '2.1.0'));
+      assert.equal(now.running, true, `${s} runs`);
+      if (side === 'old') assert.equal(now.id, before[s], `the old ${s} container itself serves again`);
+      else assert.equal(now.image, ref(s, '2.1.0'));
     }
-    expect(composeContainers(PROJECT, 'cache'), 'the sidecar is the same container').to.deep.equal([before.cache]);
-    expect(docker('inspect', '-f', '{{.State.Running}} {{.State.StartedAt}}', before.cache), 'the sidecar was never restarted').to.equal(`true ${before.started.cache}`);
-    expect(await healthyVersion(PORT.cache)).to.equal('cache 1');
-    for (const r of NEW_REFS) if (side === 'old') expect(imageExists(r), `${r} untagged`).to.equal(false);
-    expect(stagingLeft(f.stateDir)).to.deep.equal([]);
+    assert.deepEqual(composeContainers(PROJECT, 'cache'), [before.cache], 'the sidecar is the same container');
+    assert.equal(docker('inspect', '-f', '{{.State.Running}} {{.State.StartedAt}}', before.cache), `true ${before.started.cache}`, 'the sidecar was never restarted');
+    assert.equal(await healthyVersion(PORT.cache), 'cache 1');
+    for (const r of NEW_REFS) if (side === 'old') assert.equal(imageExists(r), false, `${r} untagged`);
+    assert.deepEqual(stagingLeft(f.stateDir), []);
   }
 
   it('commits a three-service stack (two docker-mode, one compose); history, service list and --json show each service', async () => {
     const before = await reset();
     const load = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(f), pkgs.good]);
-    expect(load.code, load.stderr).to.equal(0);
-    expect(load.json).to.deep.include({ outcome: 'committed', stack: 'shop', package_version: '2.1.0' });
-    expect(load.json.services.map((m: any) => [m.service, m.state, m.to_version, m.to_image])).to.deep.equal(ORDER.map((s) => [s, 'committed', '2.1.0', ref(s, '2.1.0')]));
+    assert.equal(load.code, 0, load.stderr);
+    const { outcome, stack, package_version } = load.json;
+    assert.deepEqual({ outcome, stack, package_version }, { outcome: 'committed', stack: 'shop', package_version: '2.1.0' });
+    assert.deepEqual(
+      load.json.services.map((m: any) => [m.service, m.state, m.to_version, m.to_image]),
+      ORDER.map((s) => [s, 'committed', '2.1.0', ref(s, '2.1.0')]),
+    );
     await expectWhole('new', before);
 
     const shown = await runCli(['history', 'show', 'last', ...commonArgs(f)]);
-    expect(shown.stdout).to.match(/committed stack shop 2\.1\.0/);
-    expect(shown.stdout).to.match(/services \(in switch order\):\n {2}api .*committed\n {2}front .*committed\n {2}worker .*committed/);
-    expect(shown.stdout).to.include('switching.front.compose_up');
+    assert.match(shown.stdout, /committed stack shop 2\.1\.0/);
+    assert.match(shown.stdout, /services \(in switch order\):\n {2}api .*committed\n {2}front .*committed\n {2}worker .*committed/);
+    assert.ok(shown.stdout.includes('switching.front.compose_up'), shown.stdout);
     const list = await runCli(['service', 'list', '--json', ...commonArgs(f)]);
-    expect(list.json.map((v: any) => [v.name, v.installed_version, v.installed_stack])).to.deep.equal(ORDER.map((s) => [s, '2.1.0', { name: 'shop', version: '2.1.0' }]));
+    assert.deepEqual(
+      list.json.map((v: any) => [v.name, v.installed_version, v.installed_stack]),
+      ORDER.map((s) => [s, '2.1.0', { name: 'shop', version: '2.1.0' }]),
+    );
     const text = await runCli(['service', 'list', ...commonArgs(f)]);
-    expect(text.stdout).to.match(/worker\s+docker\s+running\s+caisson-stack\/worker:2\.1\.0\s+2\.1\.0\s+shop 2\.1\.0\s+committed/);
+    assert.match(text.stdout, /worker\s+docker\s+running\s+caisson-stack\/worker:2\.1\.0\s+2\.1\.0\s+shop 2\.1\.0\s+committed/);
   });
 
   it('a stack whose third service fails its health check leaves all three on their old versions, healthy; the sidecar untouched', async () => {
     const before = await reset();
     const load = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(f), pkgs.thirdFails]);
-    expect(load.code, load.stderr).to.equal(3);
-    expect(load.json.outcome).to.equal('rolled_back');
-    expect(load.json.error.code).to.be.oneOf(['service.start_failed', 'health.timeout']);
-    expect(load.json.services.map((m: any) => m.state)).to.deep.equal(['restored', 'restored', 'restored']);
+    assert.equal(load.code, 3, load.stderr);
+    assert.equal(load.json.outcome, 'rolled_back');
+    assert.ok(['service.start_failed', 'health.timeout'].includes(load.json.error.code), load.json.error.code);
+    assert.deepEqual(load.json.services.map((m: any) => m.state), ['restored', 'restored', 'restored']);
     await expectWhole('old', before);
     const records = (await history(f)).filter((r) => r.kind === 'update');
-    expect(records).to.have.length(1);
+    assert.equal(records.length, 1);
     const steps: string[] = (await runCli(['history', 'show', '--json', records[0].update_id, ...commonArgs(f)])).json.steps.map((s: any) => s.state);
-    expect(steps.filter((s) => /^rolling_back\.[a-z]+$/.test(s))).to.deep.equal(['rolling_back.worker', 'rolling_back.front', 'rolling_back.api']);
+    assert.deepEqual(steps.filter((s) => /^rolling_back\.[a-z]+$/.test(s)), ['rolling_back.worker', 'rolling_back.front', 'rolling_back.api']);
   });
 
   it('a stack whose second image is corrupt is rejected with nothing stopped', async () => {
     const before = await reset();
     const load = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(f), pkgs.corruptSecond]);
-    expect(load.code, load.stderr).to.equal(2);
-    expect(load.json.outcome).to.equal('rejected');
-    expect(load.json.error.code).to.match(/^(docker\.load_failed|image\.)/);
-    expect(load.json.services.map((m: any) => m.state)).to.deep.equal(['pending', 'pending', 'pending']);
+    assert.equal(load.code, 2, load.stderr);
+    assert.equal(load.json.outcome, 'rejected');
+    assert.match(load.json.error.code, /^(docker\.load_failed|image\.)/);
+    assert.deepEqual(load.json.services.map((m: any) => m.state), ['pending', 'pending', 'pending']);
     await expectWhole('old', before);
     // nothing was stopped or restarted
     for (const [k, id] of Object.entries({ api: before.api, worker: before.worker, front: before.front })) {
-      expect(docker('inspect', '-f', '{{.State.StartedAt}}', id), `${k} never restarted`).to.equal(before.started[k]);
+      assert.equal(docker('inspect', '-f', '{{.State.StartedAt}}', id), before.started[k], `${k} never restarted`);
     }
   });
 
   for (const c of CRASHES) {
-    it(`killed after "${c.point}" (${c.pkg}), then recover → ${c.outcome}, the whole stack ${c.side}`, async () => {
+    it(`killed after "${c.point}" (${c.pkg}), then recover → rolled_back, the whole stack old`, async () => {
       const before = await reset();
       const load = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(f), pkgs[c.pkg]], { env: { CAISSON_FAULT_KILL_AFTER: c.point } });
-      expect(load.signal, `load should have been killed at ${c.point}; exit ${load.code}: ${load.stderr}`).to.equal('SIGKILL');
+      assert.equal(load.signal, 'SIGKILL', `load should have been killed at ${c.point}; exit ${load.code}: ${load.stderr}`);
       const rec = await runCli(['recover', '--json', ...commonArgs(f)]);
-      expect(rec.code, rec.stderr + rec.stdout).to.equal(0);
-      expect(rec.json.recovered.map((r: any) => r.outcome)).to.deep.equal([c.outcome]);
-      await expectWhole(c.side, before);
+      assert.equal(rec.code, 0, rec.stderr + rec.stdout);
+      assert.deepEqual(rec.json.recovered.map((r: any) => r.outcome), ['rolled_back']);
+      await expectWhole('old', before);
       const records = (await history(f)).filter((r) => r.kind === 'update');
-      expect(records.map((r) => r.outcome)).to.deep.equal([c.outcome]);
-      if (c.code) expect(records[0].error?.code).to.equal(c.code);
-      else expect(records[0].error).to.equal(undefined);
+      assert.deepEqual(records.map((r) => r.outcome), ['rolled_back']);
+      assert.equal(records[0].error?.code, c.code);
       const again = await runCli(['recover', '--json', ...commonArgs(f)]);
-      expect(again.json.recovered).to.deep.equal([]);
+      assert.deepEqual(again.json.recovered, []);
     });
   }
 });
