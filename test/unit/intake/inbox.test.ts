@@ -6,7 +6,7 @@ import { toCaissonError } from '../../../agent/errors.js';
 import { InboxWatcher } from '../../../agent/intake/inbox.js';
 import { stagePackage } from '../../../agent/package/reader.js';
 import type { UpdateResult } from '../../../agent/pipeline/types.js';
-import { collectLog, packageBytes, removeTree, sha256, sleep, tempDir, waitFor } from './helpers.js';
+import { collectLog, packageBytes, removeTree, sha256, sleep, tempDir, waitFor } from '../../support/intake-helpers.js';
 
 describe('inbox: a package is taken only when complete', function () {
   this.timeout(60_000);
