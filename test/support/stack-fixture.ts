@@ -2,7 +2,7 @@
 // worker in docker mode, front in compose project "shop" next to a sidecar the catalog does
 // not name, each on its 2.0.0 image; and the stack package "shop" 2.1.0 updating the three
 // in the order api, front, worker.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import type { FakeContainer } from './fake-engine.js';
 import type { FakeStackImage, FakeStackPackage } from './fake-packages.js';
 import type { PipelineHarness } from './pipeline-harness.js';
@@ -43,11 +43,11 @@ export function stackSetup(h: PipelineHarness): StackSetup {
   const serving = (name: StackService): FakeContainer => {
     const all = [...h.engine.containers.values()];
     const mine = name === 'front' ? all.filter((c) => c.compose?.project === 'shop' && c.compose.service === 'front') : all.filter((c) => c.name === name || c.name === `${name}.caisson-prev`);
-    expect(mine.map((c) => c.name), `exactly one container for ${name}`).to.have.length(1);
-    expect(mine[0]!.running, `${name} runs`).to.equal(true);
+    assert.equal((mine.map((c) => c.name)).length, 1, `exactly one container for ${name}`);
+    assert.equal(mine[0]!.running, true, `${name} runs`);
     return mine[0]!;
   };
-  const sidecarUntouched = () => expect(h.engine.containers.get(sidecar.id), 'the sidecar is untouched').to.deep.equal(sidecarBefore);
+  const sidecarUntouched = () => assert.deepEqual(h.engine.containers.get(sidecar.id), sidecarBefore, 'the sidecar is untouched');
   return {
     h,
     old,
@@ -57,16 +57,16 @@ export function stackSetup(h: PipelineHarness): StackSetup {
     expectOld() {
       for (const name of STACK_ORDER) {
         const c = serving(name);
-        expect(c.imageId, `${name} on its old image`).to.equal(old[name].imageId);
-        if (name !== 'front') expect(c.id, `the old ${name} container itself serves again`).to.equal(old[name].id);
+        assert.equal(c.imageId, old[name].imageId, `${name} on its old image`);
+        if (name !== 'front') assert.equal(c.id, old[name].id, `the old ${name} container itself serves again`);
       }
       sidecarUntouched();
     },
     expectNew(pkg) {
       for (const [i, name] of STACK_ORDER.entries()) {
         const c = serving(name);
-        expect(c.imageId, `${name} on the new image`).to.equal(pkg.images[i]!.imageId);
-        if (name !== 'front') expect(c.name).to.equal(name);
+        assert.equal(c.imageId, pkg.images[i]!.imageId, `${name} on the new image`);
+        if (name !== 'front') assert.equal(c.name, name);
       }
       sidecarUntouched();
     },
