@@ -1,6 +1,7 @@
 // Stack packages against the real Docker engine: several local images in one docker save,
 // built, staged and validated exactly as a device does, and the CLI that builds them.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { assertFields } from '../../support/assert.js';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,40 +54,39 @@ describe('stack package builder (build → stage → validate on the engine)', f
   it('saves the three images in one image.tar; every service pins its image, which the device finds and which loads back', async () => {
     const out = join(work, 'shop.edgepkg');
     const built = await buildStackPackage({ ...base(), createdAt: '2026-03-16T18:30:00Z' });
-    expect(execFileSync('tar', ['-tf', out], { encoding: 'utf8' })).to.equal('manifest.toml\nimage.tar\n');
-    expect(readdirSync(work)).to.deep.equal(['shop.edgepkg']); // no temporary files left
+    assert.equal(execFileSync('tar', ['-tf', out], { encoding: 'utf8' }), 'manifest.toml\nimage.tar\n');
+    assert.deepEqual(readdirSync(work), ['shop.edgepkg']); // no temporary files left
 
     const staged = await stagePackage(out, join(work, 'staging'));
-    expect(staged.packageId).to.equal(built.packageId);
-    expect(staged.archiveImages).to.have.length(3);
-    expect(staged.imageArchive).to.equal(undefined); // not one image: no service package could use it
+    assert.equal(staged.packageId, built.packageId);
+    assert.equal(staged.archiveImages?.length, 3);
+    assert.equal(staged.imageArchive, undefined); // not one image: no service package could use it
     const manifest = parseManifest(staged.manifestBytes) as StackManifest;
-    expect(manifest).to.deep.include({ package_type: 'stack', package_version: '2.1.0', stack: { name: 'shop', platform: 'linux/amd64' } });
-    expect(manifest.image).to.deep.equal({ sha256: built.imageSha256, size: built.imageSize });
+    assertFields(manifest, { package_type: 'stack', package_version: '2.1.0', stack: { name: 'shop', platform: 'linux/amd64' } });
+    assert.deepEqual(manifest.image, { sha256: built.imageSha256, size: built.imageSize });
 
     const v = await validateStagedStack(staged, { ...ctx, installed: nothingInstalled }, manifest);
-    expect(v.members.map((m) => [m.entry.service, m.service.name, m.entry.version, m.entry.reference, m.fromVersion])).to.deep.equal(
-      NAMES.map((s) => [s, s, '2.1.0', refOf(s), undefined]),
-    );
+    assert.deepEqual(v.members.map((m) => [m.entry.service, m.service.name, m.entry.version, m.entry.reference, m.fromVersion]), NAMES.map((s) => [s, s, '2.1.0', refOf(s), undefined]));
     for (const m of v.members) {
-      expect(m.entry.image_id).to.equal(m.image.imageId);
-      expect(m.image.repoTags).to.deep.equal([m.entry.reference]);
-      expect(differsFromArchive(m.entry.reference, m.image), m.entry.service).to.equal(undefined);
+      assert.equal(m.entry.image_id, m.image.imageId);
+      assert.deepEqual(m.image.repoTags, [m.entry.reference]);
+      assert.equal(differsFromArchive(m.entry.reference, m.image), undefined, m.entry.service);
     }
 
     // one docker load of the staged image.tar brings back all three, tags and IDs
     for (const s of NAMES) docker('rmi', refOf(s));
-    expect(NAMES.some((s) => imageExists(refOf(s)))).to.equal(false);
+    assert.equal(NAMES.some((s) => imageExists(refOf(s))), false);
     docker('load', '-i', staged.imagePath);
-    for (const s of NAMES) expect(imageId(refOf(s)), s).to.equal(ids.get(s));
+    for (const s of NAMES) assert.equal(imageId(refOf(s)), ids.get(s), s);
     rmSync(join(work, 'staging'), { recursive: true });
 
     // a manifest whose second service pins an image the archive does not hold is refused
     const altered: StackManifest = { ...manifest, services: manifest.services.map((e, i) => (i === 1 ? { ...e, image_id: `sha256:${'0'.repeat(64)}` } : e)) };
     const again = await stagePackage(out, join(work, 'staging-2'), { copyImage: false });
     const err = await validateStagedStack(again, ctx, altered).catch((e: unknown) => e);
-    expect(err).to.be.instanceOf(CaissonError).with.property('code', 'image.not_in_archive');
-    expect((err as Error).message).to.match(/for api/);
+    assert.ok(err instanceof CaissonError);
+    assert.equal(err.code, 'image.not_in_archive');
+    assert.match((err as Error).message, /for api/);
     rmSync(out);
   });
 
@@ -96,10 +96,10 @@ describe('stack package builder (build → stage → validate on the engine)', f
     const files = generateKeyPair(join(keys, 'vendor'));
     const out = join(work, 'signed.edgepkg');
     await buildStackPackage({ ...base(), out, signKeyPath: files.privateKeyPath });
-    expect(execFileSync('tar', ['-tf', out], { encoding: 'utf8' })).to.equal('manifest.toml\nimage.tar\nmanifest.toml.sig\n');
+    assert.equal(execFileSync('tar', ['-tf', out], { encoding: 'utf8' }), 'manifest.toml\nimage.tar\nmanifest.toml.sig\n');
     const staged = await stagePackage(out, join(work, 'staging-signed'), { copyImage: false });
     const v = await validateStagedStack(staged, { ...ctx, trustedKeys: loadTrustedKeys(keys) }, parseManifest(staged.manifestBytes) as StackManifest);
-    expect(v.signature.verified).to.equal(true);
+    assert.equal(v.signature.verified, true);
     rmSync(join(work, 'staging-signed'), { recursive: true });
     rmSync(out);
     rmSync(keys, { recursive: true });
@@ -110,12 +110,12 @@ describe('stack package builder (build → stage → validate on the engine)', f
     const shared = [{ service: 'api', serviceRevision: 'api-v1', imageRef: refOf('api') }, { service: 'worker', serviceRevision: 'worker-v1', imageRef: refOf('api'), version: '2.1.1' }];
     await buildStackPackage({ ...base(), members: shared, out });
     const staged = await stagePackage(out, join(work, 'staging-shared'), { copyImage: false });
-    expect(staged.archiveImages).to.have.length(1);
+    assert.equal(staged.archiveImages?.length, 1);
     const v = await validateStagedStack(staged, ctx, parseManifest(staged.manifestBytes) as StackManifest);
     const only = staged.archiveImages![0]!;
-    expect(only.repoTags).to.deep.equal([refOf('api')]);
-    expect(differsFromArchive(refOf('api'), only)).to.equal(undefined);
-    expect(v.members.map((m) => [m.entry.service, m.entry.version, m.entry.image_id])).to.deep.equal([
+    assert.deepEqual(only.repoTags, [refOf('api')]);
+    assert.equal(differsFromArchive(refOf('api'), only), undefined);
+    assert.deepEqual(v.members.map((m) => [m.entry.service, m.entry.version, m.entry.image_id]), [
       ['api', '2.1.0', only.imageId],
       ['worker', '2.1.1', only.imageId],
     ]);
@@ -135,12 +135,14 @@ describe('stack package builder (build → stage → validate on the engine)', f
     ];
     for (const over of bad) {
       const err = await buildStackPackage({ ...base(), ...over, dockerSocket: '/nonexistent.sock' }).catch((e: unknown) => e);
-      expect(err, JSON.stringify(over).slice(0, 80)).to.be.instanceOf(CaissonError).with.property('code', 'usage.invalid');
+      assert.ok(err instanceof CaissonError, JSON.stringify(over).slice(0, 80));
+      assert.equal(err.code, 'usage.invalid', JSON.stringify(over).slice(0, 80));
     }
     const missing = await buildStackPackage({ ...base(), members: [...members, { service: 'cache', serviceRevision: 'c1', imageRef: 'caisson-pkgtest/not-there:1.0.0' }] }).catch((e: unknown) => e);
-    expect(missing).to.be.instanceOf(CaissonError).with.property('code', 'usage.invalid');
-    expect((missing as Error).message).to.match(/not-there:1\.0\.0 is not in the local Docker engine/);
-    expect(readdirSync(work)).to.deep.equal(before);
+    assert.ok(missing instanceof CaissonError);
+    assert.equal(missing.code, 'usage.invalid');
+    assert.match((missing as Error).message, /not-there:1\.0\.0 is not in the local Docker engine/);
+    assert.deepEqual(readdirSync(work), before);
   });
 
   it('the CLI builds a stack from --stack and --member flags, and says what is wrong with a bad mix', () => {
@@ -148,9 +150,9 @@ describe('stack package builder (build → stage → validate on the engine)', f
     const out = join(work, 'cli.edgepkg');
     const flags = ['--platform', 'linux/amd64', '--version', '2.1.0', '-o', out];
     const ok = caisson(['package', 'build', '--stack', 'shop', ...NAMES.map((s) => ['--member', `${s},${s}-v1,${refOf(s)}`]).flat(), ...flags, '--json']);
-    expect(ok.code, ok.stderr).to.equal(0);
-    expect((ok.json as { out: string }).out).to.equal(out);
-    expect(execFileSync('tar', ['-tf', out], { encoding: 'utf8' })).to.equal('manifest.toml\nimage.tar\n');
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal((ok.json as { out: string }).out, out);
+    assert.equal(execFileSync('tar', ['-tf', out], { encoding: 'utf8' }), 'manifest.toml\nimage.tar\n');
     rmSync(out);
     const mixes: Array<[string[], RegExp]> = [
       [['--stack', 'shop', '--member', `api,api-v1,${refOf('api')}`, '--image', refOf('api')], /not --image/],
@@ -161,8 +163,9 @@ describe('stack package builder (build → stage → validate on the engine)', f
     ];
     for (const [args, why] of mixes) {
       const r = caisson(['package', 'build', ...args, ...flags]);
-      expect(r.code, args.join(' ')).to.equal(1);
-      expect(r.stderr, args.join(' ')).to.match(/usage\.invalid/).and.match(why);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.match(r.stderr, /usage\.invalid/, args.join(' '));
+      assert.match(r.stderr, why, args.join(' '));
     }
   });
 });
