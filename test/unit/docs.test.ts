@@ -1,4 +1,4 @@
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { ERROR_CODES } from '../../agent/errors.js';
 import { EXIT_CODES } from '../../agent/cli/exit-codes.js';
@@ -8,10 +8,10 @@ describe('docs/cli.md', function () {
 
   it('lists every error code', function () {
     const missing = Object.keys(ERROR_CODES).filter((code) => !text.includes(`\`${code}\``));
-    expect(missing).to.deep.equal([]);
+    assert.deepEqual(missing, []);
   });
 
   it('documents every exit code the CLI uses', function () {
-    for (const code of new Set([...Object.values(EXIT_CODES), 1])) expect(text).to.match(new RegExp(`^\\| ${code} \\|`, 'm'));
+    for (const code of new Set([...Object.values(EXIT_CODES), 1])) assert.match(text, new RegExp(`^\\| ${code} \\|`, 'm'));
   });
 });

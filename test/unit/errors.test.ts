@@ -1,4 +1,5 @@
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { assertIncludes } from '../support/assert.js';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -10,15 +11,16 @@ import { CaissonError, ERROR_CODES, toCaissonError } from '../../agent/errors.js
 describe('error codes', function () {
   it('are stable dotted names, each with a next step', function () {
     for (const [code, info] of Object.entries(ERROR_CODES)) {
-      expect(code).to.match(/^[a-z]+\.[a-z0-9_]+$/);
-      expect(info.next, code).to.be.a('string').and.have.length.greaterThan(10);
+      assert.match(code, /^[a-z]+\.[a-z0-9_]+$/);
+      assert.equal(typeof info.next, 'string', code);
+      assert.ok(info.next.length > 10, code);
     }
   });
 
   it('keeps a CaissonError as it is', function () {
     const err = new CaissonError('policy.downgrade', 'older');
-    expect(toCaissonError(err)).to.equal(err);
-    expect(err.toJSON()).to.deep.equal({ code: 'policy.downgrade', message: 'older', next: ERROR_CODES['policy.downgrade'].next });
+    assert.equal(toCaissonError(err), err);
+    assert.deepEqual(err.toJSON(), { code: 'policy.downgrade', message: 'older', next: ERROR_CODES['policy.downgrade'].next });
   });
 
   /** The error a real connect to a Unix socket path raises. */
@@ -33,17 +35,17 @@ describe('error codes', function () {
     const dir = mkdtempSync(join(tmpdir(), 'caisson-errors-'));
     try {
       const missing = await connectError(join(dir, 'docker.sock')); // ENOENT from connect
-      expect((missing as NodeJS.ErrnoException).code).to.equal('ENOENT');
-      expect(toCaissonError(missing).code).to.equal('docker.unreachable');
+      assert.equal((missing as NodeJS.ErrnoException).code, 'ENOENT');
+      assert.equal(toCaissonError(missing).code, 'docker.unreachable');
       const server = createServer().listen(join(dir, 'closed.sock'));
       await once(server, 'listening');
       server.close();
       await once(server, 'close');
       const refused = await connectError(join(dir, 'closed.sock'));
-      expect(['ECONNREFUSED', 'ENOENT']).to.include((refused as NodeJS.ErrnoException).code);
-      expect(toCaissonError(refused).code).to.equal('docker.unreachable');
+      assertIncludes(['ECONNREFUSED', 'ENOENT'], (refused as NodeJS.ErrnoException).code);
+      assert.equal(toCaissonError(refused).code, 'docker.unreachable');
       const hangUp = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
-      expect(toCaissonError(hangUp, 'docker.error').code).to.equal('docker.unreachable');
+      assert.equal(toCaissonError(hangUp, 'docker.error').code, 'docker.unreachable');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -53,18 +55,18 @@ describe('error codes', function () {
     const dir = mkdtempSync(join(tmpdir(), 'caisson-errors-'));
     try {
       const missing = await readFile(join(dir, 'nope')).catch((e: unknown) => e);
-      expect((missing as NodeJS.ErrnoException).code).to.equal('ENOENT');
+      assert.equal((missing as NodeJS.ErrnoException).code, 'ENOENT');
       for (const fallback of ['internal.error', 'docker.error', 'docker.load_failed'] as const) {
         const mapped = toCaissonError(missing, fallback);
-        expect(mapped.code, fallback).to.equal('fs.error');
-        expect(mapped.message).to.include('no such file or directory').and.include(join(dir, 'nope'));
+        assert.equal(mapped.code, 'fs.error', fallback);
+        assertIncludes(mapped.message, 'no such file or directory'); assertIncludes(mapped.message, join(dir, 'nope'));
       }
       // a caller that knows what it was reading keeps its own code
-      expect(toCaissonError(missing, 'package.read_failed').code).to.equal('package.read_failed');
+      assert.equal(toCaissonError(missing, 'package.read_failed').code, 'package.read_failed');
       const denied = Object.assign(new Error(`EACCES: permission denied, open '${dir}/x'`), { code: 'EACCES', syscall: 'open', path: `${dir}/x` });
-      expect(toCaissonError(denied).code).to.equal('fs.error');
+      assert.equal(toCaissonError(denied).code, 'fs.error');
       const full = Object.assign(new Error(`ENOSPC: no space left on device, write`), { code: 'ENOSPC', syscall: 'write', path: `${dir}/x` });
-      expect(toCaissonError(full).code).to.equal('disk.insufficient');
+      assert.equal(toCaissonError(full).code, 'disk.insufficient');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -72,7 +74,7 @@ describe('error codes', function () {
 
   it('maps anything else to the fallback code with the first line of its message', function () {
     const mapped = toCaissonError(new Error('first line\nsecond line'), 'service.start_failed');
-    expect(mapped.code).to.equal('service.start_failed');
-    expect(mapped.message).to.equal('first line');
+    assert.equal(mapped.code, 'service.start_failed');
+    assert.equal(mapped.message, 'first line');
   });
 });

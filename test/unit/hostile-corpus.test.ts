@@ -2,7 +2,8 @@
 // behind, and write nothing outside the staging folder. The image inside is a crafted
 // docker-save archive (test/support/image-archives.ts), so no engine is needed; the same
 // cases on a real `docker save` through the real CLI are test/integration/hostile-cli.test.ts.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { assertIncludes } from '../support/assert.js';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -54,8 +55,8 @@ describe('hostile package corpus', function () {
   });
 
   it('holds at least 40 cases with distinct names', () => {
-    expect(cases.length).to.be.at.least(40);
-    expect(new Set(cases.map((c) => c.name)).size).to.equal(cases.length);
+    assert.ok(cases.length >= 40);
+    assert.equal(new Set(cases.map((c) => c.name)).size, cases.length);
   });
 
   it('covers every package, manifest, integrity, image and signature code the reader and checks raise', () => {
@@ -70,7 +71,7 @@ describe('hostile package corpus', function () {
       'image.invalid', 'image.too_large', 'image.platform_mismatch', 'image.reference_mismatch', 'signature.missing', 'signature.invalid', 'signature.unpinned_image',
       'signature.no_issued_at', 'policy.expired', 'manifest.not_for_this_device',
     ] as const) {
-      expect(codes.has(code), code).to.equal(true);
+      assert.equal(codes.has(code), true, code);
     }
   });
 
@@ -81,9 +82,9 @@ describe('hostile package corpus', function () {
       const staged = await stagePackage(path, join(dir, 'staging'));
       const keys = withKeys ? loadTrustedKeys(ctx.trustedKeyDir) : [];
       const v = await validateStaged(staged, { catalog: ctx.catalog, trustedKeys: keys, updaterVersion: ctx.updaterVersion });
-      expect(v.service.name).to.equal(ctx.service.name);
-      expect(v.signature.verified).to.equal(withKeys);
-      expect(staged.imageArchive?.repoTags).to.deep.equal([ctx.imageRef]);
+      assert.equal(v.service.name, ctx.service.name);
+      assert.equal(v.signature.verified, withKeys);
+      assert.deepEqual(staged.imageArchive?.repoTags, [ctx.imageRef]);
     });
   }
 
@@ -95,7 +96,7 @@ describe('hostile package corpus', function () {
       const staging = join(caseDir, 'staging');
       const before = snapshot(work, staging);
       const keys = c.trustedKeys ? loadTrustedKeys(ctx.trustedKeyDir) : [];
-      expect(keys.length).to.equal(c.trustedKeys ? 1 : 0);
+      assert.equal(keys.length, c.trustedKeys ? 1 : 0);
 
       let err: unknown;
       let stageFailed = false;
@@ -111,19 +112,20 @@ describe('hostile package corpus', function () {
       } catch (e) {
         err = e;
       }
-      expect(err, 'the package was accepted').to.be.instanceOf(CaissonError);
-      expect((err as CaissonError).code, (err as Error).message).to.equal(c.expectCode);
-      expect((err as CaissonError).message).to.be.a('string').and.not.equal('');
+      assert.ok(err instanceof CaissonError, 'the package was accepted');
+      assert.equal((err as CaissonError).code, c.expectCode, (err as Error).message);
+      assert.equal(typeof ((err as CaissonError).message), 'string');
+      assert.notEqual((err as CaissonError).message, '');
 
       if (stageFailed) {
-        expect(existsSync(staging), 'staging folder left behind').to.equal(false);
+        assert.equal(existsSync(staging), false, 'staging folder left behind');
       } else {
         // staged fine, refused by a later check: only the fixed names are in the staging folder
-        for (const name of readdirSync(staging)) expect(['manifest.toml', 'image.tar', 'image.tar.gz', 'manifest.toml.sig']).to.include(name);
+        for (const name of readdirSync(staging)) assertIncludes(['manifest.toml', 'image.tar', 'image.tar.gz', 'manifest.toml.sig'], name);
         rmSync(staging, { recursive: true });
       }
-      expect(snapshot(work, staging)).to.deep.equal(before);
-      expect(existsSync('/abs')).to.equal(false);
+      assert.deepEqual(snapshot(work, staging), before);
+      assert.equal(existsSync('/abs'), false);
     });
   });
 });

@@ -1,7 +1,8 @@
 // The layers of agent/ point one way: a file imports only from its own folder or from a
 // lower layer (docs/architecture.md draws them). This reads every import of every source
 // file, static and dynamic, and names each one that points up.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { assertExcludes, assertIncludes } from '../support/assert.js';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,7 +47,7 @@ describe('layers of agent/', () => {
         if (layerOf(to) >= layerOf(from)) upward.push(`${relative(AGENT, file)} → ${relative(AGENT, target)}`);
       }
     }
-    expect(upward).to.deep.equal([]);
+    assert.deepEqual(upward, []);
   });
 
   it('the pipeline reaches the engine only through the port: no driver, no mode (index.ts wires the real engine)', () => {
@@ -61,12 +62,12 @@ describe('layers of agent/', () => {
       }
       if (/\.mode\b|runtime_mode/.test(text)) offending.push(`${relative(AGENT, file)} names a runtime mode`);
     }
-    expect(offending).to.deep.equal([]);
+    assert.deepEqual(offending, []);
   });
 
   it('would catch an upward import (the check itself)', () => {
-    expect(layerOf('store')).to.be.below(layerOf('pipeline'));
-    expect(importsOf(join(AGENT, 'store', 'journal.ts')).map(unitOf)).to.not.include('pipeline');
-    expect(importsOf(join(AGENT, 'pipeline', 'pipeline.ts')).map(unitOf)).to.include('store');
+    assert.ok(layerOf('store') < layerOf('pipeline'));
+    assertExcludes(importsOf(join(AGENT, 'store', 'journal.ts')).map(unitOf), 'pipeline');
+    assertIncludes(importsOf(join(AGENT, 'pipeline', 'pipeline.ts')).map(unitOf), 'store');
   });
 });

@@ -1,4 +1,5 @@
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { assertFields } from '../../support/assert.js';
 import { parseCatalog, findService, dependenciesOf } from '../../../agent/config/services.js';
 import { CaissonError } from '../../../agent/errors.js';
 
@@ -41,7 +42,7 @@ function codeOf(fn: () => unknown): string {
   try {
     fn();
   } catch (err) {
-    expect(err).to.be.instanceOf(CaissonError);
+    assert.ok(err instanceof CaissonError);
     return (err as CaissonError).code + ' ' + (err as Error).message;
   }
   return 'no error';
@@ -50,32 +51,32 @@ function codeOf(fn: () => unknown): string {
 describe('services.toml catalog', function () {
   it('parses the design example with defaults filled in', function () {
     const catalog = parseCatalog(VALID);
-    expect(catalog.services.map((s) => s.name)).to.deep.equal(['frontend', 'backend']);
+    assert.deepEqual(catalog.services.map((s) => s.name), ['frontend', 'backend']);
     const backend = findService(catalog, 'backend')!;
-    expect(backend.health_check).to.deep.include({ kind: 'running', timeout_secs: 60, stable_secs: 5 });
-    expect(backend.rollback.automatic).to.equal(true);
-    expect(findService(catalog, 'frontend')!.health_check.url).to.equal('http://127.0.0.1:8080/health');
+    assertFields(backend.health_check, { kind: 'running', timeout_secs: 60, stable_secs: 5 });
+    assert.equal(backend.rollback.automatic, true);
+    assert.equal(findService(catalog, 'frontend')!.health_check.url, 'http://127.0.0.1:8080/health');
   });
 
   it('takes stop_timeout_secs for docker and compose services, and leaves it unset by default', function () {
-    expect(findService(parseCatalog(VALID), 'frontend')!.docker!.stop_timeout_secs).to.equal(undefined);
+    assert.equal(findService(parseCatalog(VALID), 'frontend')!.docker!.stop_timeout_secs, undefined);
     const text = VALID.replace('container_name = "frontend"', 'container_name = "frontend"\nstop_timeout_secs = 3').replace(
       'service = "backend"',
       'service = "backend"\nstop_timeout_secs = 0',
     );
     const catalog = parseCatalog(text);
-    expect(findService(catalog, 'frontend')!.docker!.stop_timeout_secs).to.equal(3);
-    expect(findService(catalog, 'backend')!.compose!.stop_timeout_secs).to.equal(0);
+    assert.equal(findService(catalog, 'frontend')!.docker!.stop_timeout_secs, 3);
+    assert.equal(findService(catalog, 'backend')!.compose!.stop_timeout_secs, 0);
   });
 
   it('reads depends_on (none by default) and follows it through other services', function () {
     const three = VALID.replace('runtime_mode = "compose"', 'runtime_mode = "compose"\ndepends_on = ["frontend"]') +
       '\n[[services]]\nname = "worker"\nservice_revision = "w1"\nplatform = "linux/amd64"\nruntime_mode = "docker"\ndepends_on = ["backend"]\n[services.docker]\ncontainer_name = "worker"\n';
     const catalog = parseCatalog(three);
-    expect(findService(catalog, 'frontend')!.depends_on ?? []).to.deep.equal([]);
-    expect(findService(catalog, 'worker')!.depends_on).to.deep.equal(['backend']);
-    expect([...dependenciesOf(catalog, 'worker')].sort()).to.deep.equal(['backend', 'frontend']);
-    expect([...dependenciesOf(catalog, 'frontend')]).to.deep.equal([]);
+    assert.deepEqual(findService(catalog, 'frontend')!.depends_on ?? [], []);
+    assert.deepEqual(findService(catalog, 'worker')!.depends_on, ['backend']);
+    assert.deepEqual([...dependenciesOf(catalog, 'worker')].sort(), ['backend', 'frontend']);
+    assert.deepEqual([...dependenciesOf(catalog, 'frontend')], []);
   });
 
   const broken: [string, string, RegExp][] = [
@@ -105,8 +106,8 @@ describe('services.toml catalog', function () {
   for (const [name, text, message] of broken) {
     it(`rejects ${name} with config.invalid`, function () {
       const got = codeOf(() => parseCatalog(text));
-      expect(got).to.match(/^config\.invalid /);
-      expect(got).to.match(message);
+      assert.match(got, /^config\.invalid /);
+      assert.match(got, message);
     });
   }
 });

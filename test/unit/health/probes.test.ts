@@ -1,6 +1,7 @@
 // The network probes against real local servers (no Docker needed), and the container-state
 // probes on inspect-shaped objects.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { assertFields, assertIncludes } from '../../support/assert.js';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -49,47 +50,47 @@ describe('health/probes', function () {
   });
 
   it('http: 2xx passes, other statuses fail with the status in the detail', async function () {
-    expect((await probeHttp(`http://127.0.0.1:${port}/204`, undefined, 2000)).ok).to.equal(true);
+    assert.equal((await probeHttp(`http://127.0.0.1:${port}/204`, undefined, 2000)).ok, true);
     const r = await probeHttp(`http://127.0.0.1:${port}/503`, undefined, 2000);
-    expect(r.ok).to.equal(false);
-    expect(r.detail).to.include('answered 503');
+    assert.equal(r.ok, false);
+    assertIncludes(r.detail, 'answered 503');
   });
 
   it('http: expect_status passes only on that status', async function () {
-    expect((await probeHttp(`http://127.0.0.1:${port}/404`, 404, 2000)).ok).to.equal(true);
-    expect((await probeHttp(`http://127.0.0.1:${port}/200`, 404, 2000)).ok).to.equal(false);
+    assert.equal((await probeHttp(`http://127.0.0.1:${port}/404`, 404, 2000)).ok, true);
+    assert.equal((await probeHttp(`http://127.0.0.1:${port}/200`, 404, 2000)).ok, false);
   });
 
   it('http: a refused connection and a silent server fail with a reason', async function () {
     const refused = await probeHttp(`http://127.0.0.1:${await closedPort()}/`, undefined, 2000);
-    expect(refused).to.deep.include({ ok: false });
-    expect(refused.detail).to.include('ECONNREFUSED');
+    assertFields(refused, { ok: false });
+    assertIncludes(refused.detail, 'ECONNREFUSED');
     const silent = await probeHttp(`http://127.0.0.1:${hangPort}/`, undefined, 300);
-    expect(silent.ok).to.equal(false);
-    expect(silent.detail).to.include('no answer');
+    assert.equal(silent.ok, false);
+    assertIncludes(silent.detail, 'no answer');
   });
 
   it('tcp: connects to a listening port, fails on a closed one', async function () {
-    expect((await probeTcp('127.0.0.1', port, 2000)).ok).to.equal(true);
+    assert.equal((await probeTcp('127.0.0.1', port, 2000)).ok, true);
     const r = await probeTcp('127.0.0.1', await closedPort(), 2000);
-    expect(r.ok).to.equal(false);
-    expect(r.detail).to.include('ECONNREFUSED');
+    assert.equal(r.ok, false);
+    assertIncludes(r.detail, 'ECONNREFUSED');
   });
 
   it('running: only a running, not restarting container passes', function () {
-    expect(probeRunning(container({})).ok).to.equal(true);
-    expect(probeRunning(container({ Restarting: true, Status: 'restarting' })).ok).to.equal(false);
+    assert.equal(probeRunning(container({})).ok, true);
+    assert.equal(probeRunning(container({ Restarting: true, Status: 'restarting' })).ok, false);
     const exited = probeRunning(container({ Running: false, Status: 'exited', ExitCode: 2 }));
-    expect(exited.ok).to.equal(false);
-    expect(exited.detail).to.include('exit code 2');
+    assert.equal(exited.ok, false);
+    assertIncludes(exited.detail, 'exit code 2');
   });
 
   it('container_health: healthy passes, starting fails, no HEALTHCHECK is config.invalid', function () {
     const hc = ['CMD', 'true'];
-    expect(probeContainerHealth(container({ Health: { Status: 'healthy' } }, hc)).ok).to.equal(true);
+    assert.equal(probeContainerHealth(container({ Health: { Status: 'healthy' } }, hc)).ok, true);
     const starting = probeContainerHealth(container({ Health: { Status: 'starting', Log: [{ ExitCode: 1, Output: 'boom\n' }] } }, hc));
-    expect(starting.ok).to.equal(false);
-    expect(starting.detail).to.include('boom');
+    assert.equal(starting.ok, false);
+    assertIncludes(starting.detail, 'boom');
     for (const none of [undefined, ['NONE']]) {
       let err: unknown;
       try {
@@ -97,8 +98,8 @@ describe('health/probes', function () {
       } catch (e) {
         err = e;
       }
-      expect(err).to.be.instanceOf(CaissonError);
-      expect((err as CaissonError).code).to.equal('config.invalid');
+      assert.ok(err instanceof CaissonError);
+      assert.equal((err as CaissonError).code, 'config.invalid');
     }
   });
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Agent, type InboxDone, type StickDone } from '../../../agent/intake/agent.js';
 import type { LedState } from '../../../agent/report/led.js';
 import type { UpdateResult } from '../../../agent/pipeline/types.js';
-import { FakePipeline, collectLog, mediaEvent, mountStick, once, readLed, removeTree, remount, sleep, tempDir, testConfig, unmount, waitFor, writePackage } from './helpers.js';
+import { FakePipeline, collectLog, mediaEvent, mountStick, once, readLed, removeTree, remount, sleep, tempDir, testConfig, unmount, waitFor, writePackage } from '../../support/intake-helpers.js';
 
 describe('agent (fake pipeline)', function () {
   this.timeout(60_000);

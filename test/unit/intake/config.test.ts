@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { defaultAgentConfig, loadAgentConfig, parseAgentConfig } from '../../../agent/config/agent.js';
 import { CaissonError } from '../../../agent/errors.js';
 import { loadCatalog } from '../../../agent/config/services.js';
-import { removeTree, tempDir } from './helpers.js';
+import { removeTree, tempDir } from '../../support/intake-helpers.js';
 
 function rejects(text: string, pattern: RegExp): void {
   assert.throws(

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Agent, type InboxDone, type StickDone } from '../../../agent/intake/agent.js';
 import { parseAgentConfig } from '../../../agent/config/agent.js';
 import { fuseAvailable, mountHungStick, type HungStick } from '../../support/hung-stick.js';
-import { FakePipeline, collectLog, mediaEvent, mountStick, once, readLed, removeTree, tempDir, testConfig, unmount, writePackage } from './helpers.js';
+import { FakePipeline, collectLog, mediaEvent, mountStick, once, readLed, removeTree, tempDir, testConfig, unmount, writePackage } from '../../support/intake-helpers.js';
 
 describe('agent and hostile sticks (fake pipeline)', function () {
   this.timeout(90_000);

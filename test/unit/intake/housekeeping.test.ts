@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanStaging, pruneHistory } from '../../../agent/intake/housekeeping.js';
 import { openDatabase, type Db } from '../../../agent/store/db.js';
-import { removeTree, tempDir } from './helpers.js';
+import { removeTree, tempDir } from '../../support/intake-helpers.js';
 
 function addUpdate(db: Db, id: string, closed: boolean, finishedAt: string | null): void {
   db.prepare(

@@ -6,7 +6,7 @@ import { toCaissonError } from '../../../agent/errors.js';
 import { InboxWatcher } from '../../../agent/intake/inbox.js';
 import { stagePackage } from '../../../agent/package/reader.js';
 import type { UpdateResult } from '../../../agent/pipeline/types.js';
-import { collectLog, packageBytes, removeTree, sha256, sleep, tempDir, waitFor } from './helpers.js';
+import { collectLog, packageBytes, removeTree, sha256, sleep, tempDir, waitFor } from '../../support/intake-helpers.js';
 
 describe('inbox: a package is taken only when complete', function () {
   this.timeout(60_000);
@@ -55,7 +55,7 @@ describe('inbox: a package is taken only when complete', function () {
       off += n;
       if (!paused && off === pauseAt) {
         paused = true;
-        await sleep(1000); // 20 checks at 50 ms: the size stands still for far longer than 3 checks
+        await sleep(500); // 10 checks at 50 ms: the size stands still for far longer than 3 checks
         assert.equal(taken.length, 0, 'a paused, half-copied file was taken');
       } else {
         await sleep(75);
@@ -63,7 +63,7 @@ describe('inbox: a package is taken only when complete', function () {
     }
     closeSync(fd);
     await waitFor(() => taken.length > 0, 'the package to be taken');
-    await sleep(500); // 10 more checks and any watcher events must not offer it again
+    await sleep(250); // 5 more checks and any watcher events must not offer it again
     assert.equal(taken.length, 1);
     assert.equal(taken[0]!.sha, sha256(src));
     assert.equal(taken[0]!.size, src.length);
@@ -96,10 +96,10 @@ describe('inbox: a package is taken only when complete', function () {
     writeFileSync(join(dir, '.hidden.edgepkg'), packageBytes('1.0.1'));
     writeFileSync(join(dir, 'elsewhere.bin'), packageBytes('1.0.2'));
     symlinkSync(join(dir, 'elsewhere.bin'), join(dir, 'link-1.0.2.edgepkg'));
-    const { taken, ready } = start();
+    const { taken, ready } = start({ intervalMs: 50 });
     await ready;
     await waitFor(() => taken.length > 0, 'the existing package');
-    await sleep(400); // 4 more checks: nothing else is offered
+    await sleep(200); // 4 more checks: nothing else is offered
     assert.deepEqual(
       taken.map((t) => t.path),
       [join(dir, 'old-1.0.0.edgepkg')],

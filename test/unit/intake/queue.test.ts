@@ -5,7 +5,7 @@ import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UpdateQueue, type QueueJob } from '../../../agent/intake/queue.js';
 import type { UpdateResult } from '../../../agent/pipeline/types.js';
-import { FakePipeline, removeTree, tempDir, writePackage } from './helpers.js';
+import { FakePipeline, removeTree, tempDir, writePackage } from '../../support/intake-helpers.js';
 
 describe('update queue', () => {
   let dir: string;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isWholeTar, tarFileState } from '../../../agent/intake/tarcheck.js';
-import { packageBytes, removeTree, tempDir } from './helpers.js';
+import { packageBytes, removeTree, tempDir } from '../../support/intake-helpers.js';
 
 describe('whole-tar check', () => {
   let dir: string;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { MaintenanceWindow } from '../../../agent/intake/window.js';
-import { waitFor } from './helpers.js';
+import { waitFor } from '../../support/intake-helpers.js';
 
 describe('maintenance window', function () {
   this.timeout(30_000);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { escapeControl, escapeDeep } from '../../../agent/log/escape.js';
 import { createLogger } from '../../../agent/log/logger.js';
 import { stderrLog } from '../../../agent/intake/log.js';
-import { removeTree, tempDir } from '../intake/helpers.js';
+import { removeTree, tempDir } from '../../support/intake-helpers.js';
 
 // a file name that tries to forge a second log line and to recolour the terminal
 const EVIL = 'web-1.0.0\n2026-03-16T18:30:00.000Z info agent: update result (outcome="committed")\x1b[2J\x1b]0;pwned\x07\u009b31m\u202e.edgepkg';

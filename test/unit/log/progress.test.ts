@@ -1,5 +1,6 @@
 // Progress output on a terminal (redrawn bars) and in logs/pipes (one line per finished phase).
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { assertExcludes, assertIncludes } from '../../support/assert.js';
 import { createProgress } from '../../../agent/log/progress.js';
 
 const MiB = 1024 * 1024;
@@ -17,8 +18,8 @@ describe('progress', function () {
     p.bytes('staging', MiB, 4 * MiB);
     p.bytes('staging', 4 * MiB, 4 * MiB);
     const lines = text().split('\n');
-    expect(lines).to.have.length(2); // one finished bar, then nothing
-    expect(lines[0]).to.match(/^\rstaging .*\r?staging +\[#{28}\] 100%  4\.0 MiB\/4\.0 MiB/);
+    assert.equal(lines.length, 2); // one finished bar, then nothing
+    assert.match(lines[0], /^\rstaging .*\r?staging +\[#{28}\] 100%  4\.0 MiB\/4\.0 MiB/);
   });
 
   it('on a terminal starts a new bar when the same phase starts over (the next layer)', function () {
@@ -28,9 +29,9 @@ describe('progress', function () {
     p.bytes('unpacking', 1 * MiB, 2 * MiB); // a second layer, its own bar
     p.done();
     const bars = text().split('\n').filter(Boolean);
-    expect(bars).to.have.length(2);
-    expect(bars[0]).to.contain('3.0 MiB/8.0 MiB');
-    expect(bars[1]).to.contain('1.0 MiB/2.0 MiB').and.not.contain('8.0 MiB');
+    assert.equal(bars.length, 2);
+    assertIncludes(bars[0], '3.0 MiB/8.0 MiB');
+    assertIncludes(bars[1], '1.0 MiB/2.0 MiB'); assertExcludes(bars[1], '8.0 MiB');
   });
 
   it('in a log writes one plain line per finished phase, each layer its own', function () {
@@ -40,10 +41,10 @@ describe('progress', function () {
     p.bytes('unpacking', 2 * MiB, 2 * MiB);
     p.bytes('unpacking', 3 * MiB, 3 * MiB);
     const lines = text().trim().split('\n');
-    expect(lines).to.have.length(2);
-    expect(lines[0]).to.match(/^unpacking: 2\.0 MiB in \d+\.\d s \(.+\/s\)$/);
-    expect(lines[1]).to.match(/^unpacking: 3\.0 MiB in /);
-    expect(text()).to.not.contain('\r');
+    assert.equal(lines.length, 2);
+    assert.match(lines[0], /^unpacking: 2\.0 MiB in \d+\.\d s \(.+\/s\)$/);
+    assert.match(lines[1], /^unpacking: 3\.0 MiB in /);
+    assertExcludes(text(), '\r');
   });
 
   it('in a log says nothing for a countdown: the health window\'s log line already gives its length', function () {
@@ -52,7 +53,7 @@ describe('progress', function () {
     p.countdown('health', 20, '· not passing yet');
     p.countdown('health', 19.5, '· healthy for 0.5 of 4 s');
     p.done();
-    expect(text()).to.equal('');
+    assert.equal(text(), '');
   });
 
   it('is silent when disabled (--json)', function () {
@@ -60,6 +61,6 @@ describe('progress', function () {
     const p = createProgress(stream, false);
     p.bytes('staging', MiB, MiB);
     p.countdown('health', 5);
-    expect(text()).to.equal('');
+    assert.equal(text(), '');
   });
 });

@@ -1,4 +1,4 @@
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { CaissonError, type ErrorCode } from '../../../agent/errors.js';
 import { parseCatalog } from '../../../agent/config/services.js';
 import { checkImageArchive, checkIntegrity, fullImageName, checkTarget, checkUpdaterVersion } from '../../../agent/package/checks.js';
@@ -45,69 +45,69 @@ const codeOf = (fn: () => unknown): ErrorCode | 'ok' => {
     fn();
     return 'ok';
   } catch (err) {
-    expect(err).to.be.instanceOf(CaissonError);
+    assert.ok(err instanceof CaissonError);
     return (err as CaissonError).code;
   }
 };
 
 describe('package checks', () => {
   it('checkTarget returns the catalog entry, or says what does not match', () => {
-    expect(checkTarget(manifest(), catalog).name).to.equal('frontend');
+    assert.equal(checkTarget(manifest(), catalog).name, 'frontend');
     const t = manifest().target;
-    expect(codeOf(() => checkTarget(manifest({ target: { ...t, service: 'backend' } }), catalog))).to.equal('manifest.unknown_service');
-    expect(codeOf(() => checkTarget(manifest({ target: { ...t, service_revision: 'frontend-v2' } }), catalog))).to.equal('manifest.revision_mismatch');
-    expect(codeOf(() => checkTarget(manifest({ target: { ...t, platform: 'linux/arm64' } }), catalog))).to.equal('manifest.platform_mismatch');
+    assert.equal(codeOf(() => checkTarget(manifest({ target: { ...t, service: 'backend' } }), catalog)), 'manifest.unknown_service');
+    assert.equal(codeOf(() => checkTarget(manifest({ target: { ...t, service_revision: 'frontend-v2' } }), catalog)), 'manifest.revision_mismatch');
+    assert.equal(codeOf(() => checkTarget(manifest({ target: { ...t, platform: 'linux/arm64' } }), catalog)), 'manifest.platform_mismatch');
   });
 
   it('checkUpdaterVersion compares by semver precedence', () => {
     const need = (v: string) => manifest({ compatibility: { min_updater_version: v } });
-    expect(codeOf(() => checkUpdaterVersion(need('0.1.0'), '0.1.0'))).to.equal('ok');
-    expect(codeOf(() => checkUpdaterVersion(need('0.9.0'), '0.10.0'))).to.equal('ok');
-    expect(codeOf(() => checkUpdaterVersion(need('0.2.0'), '0.2.0-rc.1'))).to.equal('manifest.updater_too_old');
-    expect(codeOf(() => checkUpdaterVersion(need('1.0.0'), '0.1.0'))).to.equal('manifest.updater_too_old');
+    assert.equal(codeOf(() => checkUpdaterVersion(need('0.1.0'), '0.1.0')), 'ok');
+    assert.equal(codeOf(() => checkUpdaterVersion(need('0.9.0'), '0.10.0')), 'ok');
+    assert.equal(codeOf(() => checkUpdaterVersion(need('0.2.0'), '0.2.0-rc.1')), 'manifest.updater_too_old');
+    assert.equal(codeOf(() => checkUpdaterVersion(need('1.0.0'), '0.1.0')), 'manifest.updater_too_old');
   });
 
   it('checkIntegrity checks only what the manifest pins', () => {
-    expect(codeOf(() => checkIntegrity(manifest(), staged()))).to.equal('ok');
-    expect(codeOf(() => checkIntegrity(manifest(), staged({ imageSize: 1001 })))).to.equal('integrity.size_mismatch');
-    expect(codeOf(() => checkIntegrity(manifest(), staged({ imageSha256: 'e'.repeat(64) })))).to.equal('integrity.sha256_mismatch');
+    assert.equal(codeOf(() => checkIntegrity(manifest(), staged())), 'ok');
+    assert.equal(codeOf(() => checkIntegrity(manifest(), staged({ imageSize: 1001 }))), 'integrity.size_mismatch');
+    assert.equal(codeOf(() => checkIntegrity(manifest(), staged({ imageSha256: 'e'.repeat(64) }))), 'integrity.sha256_mismatch');
     const unpinned = manifest({ image: { reference: 'example/frontend:1.2.3' } });
-    expect(codeOf(() => checkIntegrity(unpinned, staged({ imageSize: 5, imageSha256: 'e'.repeat(64) })))).to.equal('ok');
+    assert.equal(codeOf(() => checkIntegrity(unpinned, staged({ imageSize: 5, imageSha256: 'e'.repeat(64) }))), 'ok');
   });
 
   it('checkImageArchive wants exactly one image tagged exactly as the manifest says', () => {
-    expect(codeOf(() => checkImageArchive(manifest(), staged()))).to.equal('ok');
+    assert.equal(codeOf(() => checkImageArchive(manifest(), staged())), 'ok');
     const withTags = (repoTags: string[]) => staged({ imageArchive: archiveInfo(repoTags) });
-    expect(codeOf(() => checkImageArchive(manifest(), withTags([])))).to.equal('image.reference_mismatch');
-    expect(codeOf(() => checkImageArchive(manifest(), withTags(['example/frontend:other'])))).to.equal('image.reference_mismatch');
-    expect(codeOf(() => checkImageArchive(manifest(), withTags(['example/frontend:1.2.3', 'busybox:latest'])))).to.equal('image.reference_mismatch');
+    assert.equal(codeOf(() => checkImageArchive(manifest(), withTags([]))), 'image.reference_mismatch');
+    assert.equal(codeOf(() => checkImageArchive(manifest(), withTags(['example/frontend:other']))), 'image.reference_mismatch');
+    assert.equal(codeOf(() => checkImageArchive(manifest(), withTags(['example/frontend:1.2.3', 'busybox:latest']))), 'image.reference_mismatch');
     const none = staged();
     delete none.imageArchive;
     none.imageArchiveProblem = 'it holds 2 images; a package holds exactly one';
-    expect(() => checkImageArchive(manifest(), none)).to.throw(CaissonError, /2 images/);
+    assert.throws(() => checkImageArchive(manifest(), none), (e) => e instanceof CaissonError && /2 images/.test(e.message));
     const two = staged({ archiveImages: [archiveInfo(['example/frontend:1.2.3']), archiveInfo(['example/other:1'])] });
     delete two.imageArchive;
-    expect(() => checkImageArchive(manifest(), two)).to.throw(CaissonError, /holds 2 images; a service package holds exactly one/).with.property('code', 'image.invalid');
-    expect(codeOf(() => checkImageArchive(manifest(), none))).to.equal('image.invalid');
+    assert.throws(() => checkImageArchive(manifest(), two), (e) => e instanceof CaissonError && /holds 2 images; a service package holds exactly one/.test(e.message) && e.code === 'image.invalid');
+    assert.equal(codeOf(() => checkImageArchive(manifest(), none)), 'image.invalid');
   });
 
   it('checkImageArchive wants the image for the manifest\'s target.platform (what the device runs)', () => {
     const withPlatform = (architecture: string, variant?: string) => staged({ imageArchive: { ...archiveInfo(['example/frontend:1.2.3']), architecture, ...(variant ? { variant } : {}) } });
-    expect(codeOf(() => checkImageArchive(manifest(), withPlatform('amd64')))).to.equal('ok');
-    expect(codeOf(() => checkImageArchive(manifest(), withPlatform('arm64')))).to.equal('image.platform_mismatch');
+    assert.equal(codeOf(() => checkImageArchive(manifest(), withPlatform('amd64'))), 'ok');
+    assert.equal(codeOf(() => checkImageArchive(manifest(), withPlatform('arm64'))), 'image.platform_mismatch');
     const arm = manifest({ target: { service: 'frontend', service_revision: 'frontend-v1', platform: 'linux/arm64/v8' } });
-    expect(codeOf(() => checkImageArchive(arm, withPlatform('arm64')))).to.equal('ok'); // a config without its variant
-    expect(codeOf(() => checkImageArchive(arm, withPlatform('arm64', 'v8')))).to.equal('ok');
-    expect(codeOf(() => checkImageArchive(arm, withPlatform('arm64', 'v7')))).to.equal('image.platform_mismatch');
+    assert.equal(codeOf(() => checkImageArchive(arm, withPlatform('arm64'))), 'ok'); // a config without its variant
+    assert.equal(codeOf(() => checkImageArchive(arm, withPlatform('arm64', 'v8'))), 'ok');
+    assert.equal(codeOf(() => checkImageArchive(arm, withPlatform('arm64', 'v7'))), 'image.platform_mismatch');
   });
 
   it('checkImageArchive wants the names an OCI index.json gives to be the manifest\'s reference too (the containerd store tags by them)', () => {
     const withIndex = (names: string[]) => staged({ imageArchive: archiveInfo(['example/frontend:1.2.3'], names) });
-    expect(codeOf(() => checkImageArchive(manifest(), withIndex(['docker.io/example/frontend:1.2.3'])))).to.equal('ok');
-    expect(codeOf(() => checkImageArchive(manifest(), withIndex(['docker.io/library/busybox:latest'])))).to.equal('image.reference_mismatch');
-    expect(codeOf(() => checkImageArchive(manifest(), withIndex(['docker.io/example/frontend:1.2.3', 'docker.io/example/frontend:latest'])))).to.equal('image.reference_mismatch');
-    expect(fullImageName('app:1')).to.equal('docker.io/library/app:1');
-    expect(fullImageName('registry.local:5000/a/b:2')).to.equal('registry.local:5000/a/b:2');
-    expect(fullImageName('localhost/a:2')).to.equal('localhost/a:2');
+    assert.equal(codeOf(() => checkImageArchive(manifest(), withIndex(['docker.io/example/frontend:1.2.3']))), 'ok');
+    assert.equal(codeOf(() => checkImageArchive(manifest(), withIndex(['docker.io/library/busybox:latest']))), 'image.reference_mismatch');
+    assert.equal(codeOf(() => checkImageArchive(manifest(), withIndex(['docker.io/example/frontend:1.2.3', 'docker.io/example/frontend:latest']))), 'image.reference_mismatch');
+    assert.equal(fullImageName('app:1'), 'docker.io/library/app:1');
+    assert.equal(fullImageName('registry.local:5000/a/b:2'), 'registry.local:5000/a/b:2');
+    assert.equal(fullImageName('localhost/a:2'), 'localhost/a:2');
   });
 });

@@ -1,7 +1,7 @@
 // The age v1 entry format: round trips of every size around the chunk boundaries, fed in
 // pieces of every awkward size, for one and for several recipients; and interoperability
 // with the age-encryption package (the reference TypeScript implementation of age), both ways.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Decrypter, Encrypter } from 'age-encryption';
 import { CaissonError } from '../../../agent/errors.js';
@@ -36,9 +36,9 @@ describe('encrypted entries (age v1, X25519)', () => {
       const plain = randomBytes(size);
       const entry = encryptBytes([alice.publicKey], plain);
       const { header } = startEncryption([alice.publicKey]);
-      expect(entry.length).to.equal(encryptedSize(header.length, size));
+      assert.equal(entry.length, encryptedSize(header.length, size));
       for (const piece of size > CHUNK ? [7, CHUNK + 16, 1 << 20] : [1, 7, CHUNK + 16, 1 << 20]) {
-        expect(decryptAll(entry, [alice], piece).equals(plain)).to.equal(true);
+        assert.equal(decryptAll(entry, [alice], piece).equals(plain), true);
       }
     });
   }
@@ -46,19 +46,19 @@ describe('encrypted entries (age v1, X25519)', () => {
   it('opens with either of two recipients, and not with a third key', () => {
     const plain = randomBytes(2 * CHUNK + 5);
     const entry = encryptBytes([alice.publicKey, bob.publicKey], plain);
-    expect(decryptAll(entry, [alice], 1 << 20).equals(plain)).to.equal(true);
-    expect(decryptAll(entry, [bob], 1 << 20).equals(plain)).to.equal(true);
-    expect(codeOf(() => decryptAll(entry, [testKey()], 1 << 20))).to.equal('crypto.no_matching_key');
-    expect(codeOf(() => decryptAll(entry, [], 1 << 20))).to.equal('crypto.no_matching_key');
+    assert.equal(decryptAll(entry, [alice], 1 << 20).equals(plain), true);
+    assert.equal(decryptAll(entry, [bob], 1 << 20).equals(plain), true);
+    assert.equal(codeOf(() => decryptAll(entry, [testKey()], 1 << 20)), 'crypto.no_matching_key');
+    assert.equal(codeOf(() => decryptAll(entry, [], 1 << 20)), 'crypto.no_matching_key');
   });
 
   it('takes recipients as `caisson device show` prints them, and nothing else', () => {
-    expect(parseRecipient(alice.publicBase64).equals(alice.publicKey)).to.equal(true);
+    assert.equal(parseRecipient(alice.publicBase64).equals(alice.publicKey), true);
     for (const bad of ['', 'not base64!', alice.publicBase64.slice(0, 40), Buffer.alloc(33).toString('base64'), ageRecipient(alice)]) {
-      expect(codeOf(() => parseRecipient(bad)), bad).to.equal('usage.invalid');
+      assert.equal(codeOf(() => parseRecipient(bad)), 'usage.invalid', bad);
     }
-    expect(codeOf(() => startEncryption([]))).to.equal('usage.invalid');
-    expect(codeOf(() => startEncryption(Array.from({ length: 129 }, () => alice.publicKey)))).to.equal('usage.invalid');
+    assert.equal(codeOf(() => startEncryption([])), 'usage.invalid');
+    assert.equal(codeOf(() => startEncryption(Array.from({ length: 129 }, () => alice.publicKey))), 'usage.invalid');
   });
 
   it('writes what the age-encryption package decrypts (the same format, byte for byte)', async () => {
@@ -67,7 +67,7 @@ describe('encrypted entries (age v1, X25519)', () => {
     const d = new Decrypter();
     d.addIdentity(ageIdentity(alice));
     const out = await d.decrypt(new Uint8Array(entry));
-    expect(Buffer.from(out).equals(plain)).to.equal(true);
+    assert.equal(Buffer.from(out).equals(plain), true);
   });
 
   it('reads what the age-encryption package encrypts', async () => {
@@ -76,6 +76,6 @@ describe('encrypted entries (age v1, X25519)', () => {
     e.addRecipient(ageRecipient(alice));
     e.addRecipient(ageRecipient(bob));
     const entry = Buffer.from(await e.encrypt(new Uint8Array(plain)));
-    expect(decryptAll(entry, [bob], 1 << 20).equals(plain)).to.equal(true);
+    assert.equal(decryptAll(entry, [bob], 1 << 20).equals(plain), true);
   });
 });

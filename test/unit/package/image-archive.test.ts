@@ -1,6 +1,7 @@
 // The rules for image.tar (crafted archives, no engine): exactly the layouts docker save
 // writes, and what the archive pins (config digest, diff IDs, platform, settings, names).
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { assertFields } from '../../support/assert.js';
 import { createHash } from 'node:crypto';
 import { ImageArchiveReader, judgeLoadedImage, MAX_IMAGES, type ImageArchiveInfo, type LoadedImage } from '../../../agent/package/image-archive.js';
 import { craftLayer, craftTar, dataOf, legacyImage, multiImageArchive, multiImageEntries, multiPlatformOciImage, ociImage, twoImageLegacyArchive, type CraftEntry, type CraftedImage } from '../../support/image-archives.js';
@@ -26,18 +27,18 @@ describe('image archive rules (image.tar)', () => {
     it('the legacy layout, with the relative link docker save writes for a repeated layer', () => {
       const same = craftLayer('same.txt', 'same\n');
       const img = legacyImage({ ref: REF, layers: [craftLayer('a.txt', 'a\n'), same, same] });
-      expect(img.entries.filter((e) => e.type === 'symlink')).to.have.length(1);
+      assert.equal((img.entries.filter((e) => e.type === 'symlink')).length, 1);
       const { info, problem } = read(craftTar(img.entries));
-      expect(problem).to.equal(undefined);
-      expect(info).to.deep.include({ imageId: img.configDigest, repoTags: [REF], layout: 'legacy', diffIds: img.diffIds, os: 'linux', architecture: 'amd64', indexNames: [] });
-      expect(info!.runtimeConfig).to.deep.equal({ Env: ['PATH=/bin'], Cmd: ['/bin/true'] });
+      assert.equal(problem, undefined);
+      assertFields(info, { imageId: img.configDigest, repoTags: [REF], layout: 'legacy', diffIds: img.diffIds, os: 'linux', architecture: 'amd64', indexNames: [] });
+      assert.deepEqual(info!.runtimeConfig, { Env: ['PATH=/bin'], Cmd: ['/bin/true'] });
     });
 
     it('the OCI layout (index.json, blobs/sha256, manifest.json, oci-layout) and the names index.json gives', () => {
       const img = ociImage({ ref: REF });
       const { info, problem } = read(craftTar(img.entries));
-      expect(problem).to.equal(undefined);
-      expect(info).to.deep.include({ imageId: img.configDigest, repoTags: [REF], layout: 'oci', diffIds: img.diffIds, indexNames: ['docker.io/example/app:1.2.3'] });
+      assert.equal(problem, undefined);
+      assertFields(info, { imageId: img.configDigest, repoTags: [REF], layout: 'oci', diffIds: img.diffIds, indexNames: ['docker.io/example/app:1.2.3'] });
     });
 
     for (const [layout, craft] of [['legacy', legacyImage], ['OCI', ociImage]] as const) {
@@ -45,21 +46,21 @@ describe('image archive rules (image.tar)', () => {
         const base = craftLayer('base.txt', 'shared base\n');
         const imgs = ['db', 'api', 'worker'].map((s) => craft({ ref: `example/${s}:2.1.0`, layers: [base, craftLayer(`${s}.txt`, `${s}\n`)], cmd: [`/bin/${s}`] }));
         const { images, problem } = read(multiImageArchive(imgs));
-        expect(problem).to.equal(undefined);
-        expect(images!.map((i) => i.imageId)).to.deep.equal(imgs.map((i) => i.configDigest));
+        assert.equal(problem, undefined);
+        assert.deepEqual(images!.map((i) => i.imageId), imgs.map((i) => i.configDigest));
         images!.forEach((info, n) => {
           const s = ['db', 'api', 'worker'][n]!;
-          expect(info).to.deep.include({ repoTags: [`example/${s}:2.1.0`], diffIds: imgs[n]!.diffIds, layout: layout === 'OCI' ? 'oci' : 'legacy' });
-          expect(info.indexNames).to.deep.equal(layout === 'OCI' ? [`docker.io/example/${s}:2.1.0`] : []);
-          expect(info.runtimeConfig).to.deep.equal({ Env: ['PATH=/bin'], Cmd: [`/bin/${s}`] });
+          assertFields(info, { repoTags: [`example/${s}:2.1.0`], diffIds: imgs[n]!.diffIds, layout: layout === 'OCI' ? 'oci' : 'legacy' });
+          assert.deepEqual(info.indexNames, layout === 'OCI' ? [`docker.io/example/${s}:2.1.0`] : []);
+          assert.deepEqual(info.runtimeConfig, { Env: ['PATH=/bin'], Cmd: [`/bin/${s}`] });
         });
         // the shared base layer is the first diff ID of each
-        expect(new Set(images!.map((i) => i.diffIds[0])).size).to.equal(1);
+        assert.equal(new Set(images!.map((i) => i.diffIds[0])).size, 1);
       });
     }
 
     it('an untagged image (RepoTags null) as having no tags', () => {
-      expect(read(craftTar(legacyImage().entries)).info?.repoTags).to.deep.equal([]);
+      assert.deepEqual(read(craftTar(legacyImage().entries)).info?.repoTags, []);
     });
   });
 
@@ -142,33 +143,34 @@ describe('image archive rules (image.tar)', () => {
       const img = legacy();
       const doc = JSON.parse(manifestJsonOf(img));
       const twice = [...img.entries.filter((e) => e.name !== 'manifest.json'), { name: 'manifest.json', data: JSON.stringify([doc[0], { ...doc[0], RepoTags: ['example/other:1'] }]) }];
-      expect(problemOf(twice)).to.match(/lists the image sha256:[0-9a-f]{12} twice/);
+      assert.match(problemOf(twice) ?? '', /lists the image sha256:[0-9a-f]{12} twice/);
     });
     it('one tag on two images', () => {
       const a = legacyImage({ ref: REF, layers: [craftLayer('a', 'a')] });
       const b = legacyImage({ ref: REF, layers: [craftLayer('b', 'b')] });
-      expect(read(multiImageArchive([a, b])).problem).to.match(/gives the tag "example\/app:1\.2\.3" to two images/);
+      assert.match(read(multiImageArchive([a, b])).problem ?? '', /gives the tag "example\/app:1\.2\.3" to two images/);
     });
     it(`more than ${MAX_IMAGES} images`, () => {
       const many = Array.from({ length: MAX_IMAGES + 1 }, (_, i) => legacyImage({ ref: `example/s${i}:1`, layers: [craftLayer('x', `${i}`)] }));
-      expect(read(multiImageArchive(many)).problem).to.match(new RegExp(`holds ${MAX_IMAGES + 1} images \\(limit ${MAX_IMAGES}\\)`));
+      assert.match(read(multiImageArchive(many)).problem ?? '', new RegExp(`holds ${MAX_IMAGES + 1} images \\(limit ${MAX_IMAGES}\\)`));
     });
     it('an empty manifest.json', () => {
       const img = legacy();
-      expect(problemOf([...img.entries.filter((e) => e.name !== 'manifest.json'), { name: 'manifest.json', data: '[]' }])).to.match(/lists no image/);
+      assert.match(problemOf([...img.entries.filter((e) => e.name !== 'manifest.json'), { name: 'manifest.json', data: '[]' }]) ?? '', /lists no image/);
     });
     it('an OCI archive whose index.json leads to only one of two images', () => {
       const a = ociImage({ ref: REF, layers: [craftLayer('a', 'a')] });
       const b = ociImage({ ref: 'example/b:1', layers: [craftLayer('b', 'b')], cmd: ['/bin/b'] });
       const tar = multiImageArchive([a, b]);
       const onlyA = multiImageEntries([a, b]).map((e) => (e.name === 'index.json' ? { name: e.name, data: dataOf(a, 'index.json') } : e));
-      expect(read(tar).problem).to.equal(undefined);
-      expect(read(craftTar(onlyA)).problem).to.match(/leads to no manifest of the image sha256:/);
+      assert.equal(read(tar).problem, undefined);
+      assert.match(read(craftTar(onlyA)).problem ?? '', /leads to no manifest of the image sha256:/);
     });
     for (const [what, make, why] of cases) {
       it(what, () => {
         const problem = problemOf(make());
-        expect(problem, what).to.be.a('string').and.match(why);
+        assert.equal(typeof problem, 'string', what);
+        assert.match(problem ?? '', why, what);
       });
     }
   });
@@ -186,25 +188,25 @@ describe('image archive rules (image.tar)', () => {
       for (const saved of [undefined, [0]]) {
         const img = mp({ saved });
         const { info, problem } = read(craftTar(img.entries));
-        expect(problem, `saved ${saved}`).to.equal(undefined);
-        expect(info).to.deep.include({ imageId: img.configDigest, diffIds: img.diffIds, os: 'linux', architecture: 'amd64', indexNames: ['docker.io/example/app:1.2.3'] });
+        assert.equal(problem, undefined, `saved ${saved}`);
+        assertFields(info, { imageId: img.configDigest, diffIds: img.diffIds, os: 'linux', architecture: 'amd64', indexNames: ['docker.io/example/app:1.2.3'] });
       }
     });
     it('refuses a second image for the same platform, or one that names no platform', () => {
       const same = mp({ images: [images[0]!, { ...images[1]!, platform: amd64 }] });
-      expect(read(craftTar(same.entries)).problem).to.match(/second image for linux\/amd64/);
+      assert.match(read(craftTar(same.entries)).problem ?? '', /second image for linux\/amd64/);
       const unnamed = mp({ declared: [amd64, undefined] });
-      expect(read(craftTar(unnamed.entries)).problem).to.match(/second image for no platform/);
+      assert.match(read(craftTar(unnamed.entries)).problem ?? '', /second image for no platform/);
     });
     it('refuses an index that lists the pinned image under another platform than its config says', () => {
-      expect(read(craftTar(mp({ declared: [arm64, amd64] }).entries)).problem).to.match(/lists the image for linux\/arm64\/v8, but its config is for linux\/amd64/);
+      assert.match(read(craftTar(mp({ declared: [arm64, amd64] }).entries)).problem ?? '', /lists the image for linux\/arm64\/v8, but its config is for linux\/amd64/);
     });
     it('refuses an index whose saved manifests do not include the pinned one', () => {
       // manifest.json names the amd64 config, its layers are there, but not its manifest
       const img = mp();
       const isPinnedManifest = (e: CraftEntry) => 'data' in e && String(e.data).includes(`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"${img.configDigest}"`);
-      expect(img.entries.filter(isPinnedManifest)).to.have.length(1);
-      expect(problemOf(img.entries.filter((e) => !isPinnedManifest(e)))).to.match(/leads to no image manifest in it/);
+      assert.equal(img.entries.filter(isPinnedManifest).length, 1);
+      assert.match(problemOf(img.entries.filter((e) => !isPinnedManifest(e))) ?? '', /leads to no image manifest in it/);
     });
   });
 
@@ -221,17 +223,17 @@ describe('image archive rules (image.tar)', () => {
     });
 
     it('accepts the config digest as the ID (classic store) whatever else is reported', () => {
-      expect(judgeLoadedImage({ Id: pinned.imageId }, pinned)).to.equal(undefined);
+      assert.equal(judgeLoadedImage({ Id: pinned.imageId }, pinned), undefined);
     });
     it('accepts another ID when the layers, platform and settings are the archive\'s (containerd store)', () => {
-      expect(judgeLoadedImage(loaded(), pinned)).to.equal(undefined);
+      assert.equal(judgeLoadedImage(loaded(), pinned), undefined);
     });
     it('rejects other layers, another platform, other settings', () => {
-      expect(judgeLoadedImage(loaded({ RootFS: { Layers: [`sha256:${'1'.repeat(64)}`] } }), pinned)).to.match(/layers/);
-      expect(judgeLoadedImage(loaded({ RootFS: { Layers: [] } }), pinned)).to.match(/layers/);
-      expect(judgeLoadedImage(loaded({ Architecture: 'arm64' }), pinned)).to.match(/linux\/arm64/);
-      expect(judgeLoadedImage(loaded({ Config: { Env: ['PATH=/bin'], Cmd: ['/bin/evil'] } }), pinned)).to.match(/Cmd/);
-      expect(judgeLoadedImage(loaded({ Config: { Env: ['PATH=/bin'], Cmd: ['/bin/true'], Entrypoint: ['/x'] } }), pinned)).to.match(/Entrypoint/);
+      assert.match(judgeLoadedImage(loaded({ RootFS: { Layers: [`sha256:${'1'.repeat(64)}`] } }), pinned) ?? '', /layers/);
+      assert.match(judgeLoadedImage(loaded({ RootFS: { Layers: [] } }), pinned) ?? '', /layers/);
+      assert.match(judgeLoadedImage(loaded({ Architecture: 'arm64' }), pinned) ?? '', /linux\/arm64/);
+      assert.match(judgeLoadedImage(loaded({ Config: { Env: ['PATH=/bin'], Cmd: ['/bin/evil'] } }), pinned) ?? '', /Cmd/);
+      assert.match(judgeLoadedImage(loaded({ Config: { Env: ['PATH=/bin'], Cmd: ['/bin/true'], Entrypoint: ['/x'] } }), pinned) ?? '', /Entrypoint/);
     });
   });
 });

@@ -1,5 +1,5 @@
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { expect } from 'chai';
 import { CaissonError, type ErrorCode } from '../../../agent/errors.js';
 import { isRfc3339, parseManifest, parseServiceManifest, renderManifest } from '../../../agent/package/manifest.js';
 import type { Manifest } from '../../../agent/package/types.js';
@@ -20,7 +20,7 @@ const codeOf = (text: string | Buffer): ErrorCode | 'ok' => {
     parseManifest(Buffer.isBuffer(text) ? text : Buffer.from(text));
     return 'ok';
   } catch (err) {
-    expect(err).to.be.instanceOf(CaissonError);
+    assert.ok(err instanceof CaissonError);
     return (err as CaissonError).code;
   }
 };
@@ -28,7 +28,7 @@ const codeOf = (text: string | Buffer): ErrorCode | 'ok' => {
 describe('manifest', () => {
   it('parses the documented example', () => {
     const m = parseManifest(Buffer.from(good()));
-    expect(m).to.deep.equal({
+    assert.deepEqual(m, {
       format_version: 1, package_type: 'service', package_version: '1.2.3', created_at: '2026-03-16T18:30:00Z',
       target: { service: 'frontend', service_revision: 'frontend-v1', platform: 'linux/amd64' },
       image: { reference: 'example/frontend:1.2.3', sha256: SHA, size: 123456789 },
@@ -37,10 +37,10 @@ describe('manifest', () => {
   });
   it('accepts a manifest without image pins (format 1, unsigned packages)', () => {
     const m = parseManifest(Buffer.from(good({ pins: '' })));
-    expect(m.image).to.deep.equal({ reference: 'example/frontend:1.2.3' });
+    assert.deepEqual(m.image, { reference: 'example/frontend:1.2.3' });
   });
   it('accepts registry hosts with ports and pre-release versions', () => {
-    expect(codeOf(good({ reference: '"registry.local:5000/team/app:1.2.3-rc.1"', package_version: '"2.0.0-rc.1+b5"' }))).to.equal('ok');
+    assert.equal(codeOf(good({ reference: '"registry.local:5000/team/app:1.2.3-rc.1"', package_version: '"2.0.0-rc.1+b5"' })), 'ok');
   });
   const cases: Array<[string, string | Buffer, ErrorCode]> = [
     ['non-UTF-8', Buffer.concat([Buffer.from(good()), Buffer.from([0x23, 0xc3, 0x28, 0x0a])]), 'manifest.not_utf8'],
@@ -77,19 +77,19 @@ describe('manifest', () => {
     ['package_type agent', good({ package_type: '"agent"' }), 'manifest.unsupported_type'],
   ];
   for (const [name, text, code] of cases) {
-    it(`refuses ${name} with ${code}`, () => expect(codeOf(text)).to.equal(code));
+    it(`refuses ${name} with ${code}`, () => assert.equal(codeOf(text), code));
   }
 
   it('checks RFC 3339 calendar ranges', () => {
-    for (const ok of ['2026-03-16T18:30:00Z', '2024-02-29T00:00:00.123+02:00', '2026-12-31t23:59:60z']) expect(isRfc3339(ok), ok).to.equal(true);
+    for (const ok of ['2026-03-16T18:30:00Z', '2024-02-29T00:00:00.123+02:00', '2026-12-31t23:59:60z']) assert.equal(isRfc3339(ok), true, ok);
     for (const bad of ['2026-02-29T00:00:00Z', '2026-13-01T00:00:00Z', '2026-01-01T24:00:00Z', '2026-01-01 00:00:00Z', '2026-01-01T00:00:00+25:00', 'yesterday']) {
-      expect(isRfc3339(bad), bad).to.equal(false);
+      assert.equal(isRfc3339(bad), false, bad);
     }
   });
 
   it('renders a manifest that parses back to itself', () => {
     const m: Manifest = parseManifest(Buffer.from(good()));
-    expect(parseManifest(Buffer.from(renderManifest(m)))).to.deep.equal(m);
+    assert.deepEqual(parseManifest(Buffer.from(renderManifest(m))), m);
   });
 });
 
@@ -112,7 +112,7 @@ ${services}
 describe('manifest of a stack package', () => {
   it('parses the documented example, services in their order', () => {
     const m = parseManifest(Buffer.from(goodStack()));
-    expect(m).to.deep.equal({
+    assert.deepEqual(m, {
       format_version: 1, package_type: 'stack', package_version: '2.1.0', created_at: '2026-03-16T18:30:00Z',
       stack: { name: 'shop', platform: 'linux/amd64' },
       image: { sha256: SHA, size: 123456789 },
@@ -122,15 +122,15 @@ describe('manifest of a stack package', () => {
   });
   it('accepts a stack without image pins (unsigned)', () => {
     const m = parseManifest(Buffer.from(goodStack({ pins: '' })));
-    expect(m.image).to.deep.equal({});
+    assert.deepEqual(m.image, {});
   });
   it('renders a stack manifest that parses back to itself', () => {
     const m = parseManifest(Buffer.from(goodStack()));
-    expect(parseManifest(Buffer.from(renderManifest(m)))).to.deep.equal(m);
+    assert.deepEqual(parseManifest(Buffer.from(renderManifest(m))), m);
   });
   it('is refused where a service package is expected', () => {
-    expect(() => parseServiceManifest(Buffer.from(goodStack()))).to.throw(CaissonError).with.property('code', 'manifest.unsupported_type');
-    expect(parseServiceManifest(Buffer.from(good())).package_type).to.equal('service');
+    assert.throws(() => parseServiceManifest(Buffer.from(goodStack())), (e) => e instanceof CaissonError && e.code === 'manifest.unsupported_type');
+    assert.equal(parseServiceManifest(Buffer.from(good())).package_type, 'service');
   });
   const seventeen = Array.from({ length: 17 }, (_, i) => stackService(`s${i}`)).join('\n');
   const cases: Array<[string, string, ErrorCode]> = [
@@ -150,6 +150,6 @@ describe('manifest of a stack package', () => {
     ['services as a table', goodStack({}, '[services]\nservice = "api"\n'), 'manifest.invalid'],
   ];
   for (const [name, text, code] of cases) {
-    it(`refuses ${name} with ${code}`, () => expect(codeOf(text)).to.equal(code));
+    it(`refuses ${name} with ${code}`, () => assert.equal(codeOf(text), code));
   }
 });

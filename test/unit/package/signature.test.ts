@@ -1,4 +1,4 @@
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,7 +27,7 @@ const codeOf = (fn: () => unknown): ErrorCode | 'ok' => {
     fn();
     return 'ok';
   } catch (err) {
-    expect(err).to.be.instanceOf(CaissonError);
+    assert.ok(err instanceof CaissonError);
     return (err as CaissonError).code;
   }
 };
@@ -41,68 +41,68 @@ describe('signatures', () => {
 
   it('generates a key pair: PKCS#8 private key (0600) and SPKI public key', () => {
     const files = generateKeyPair(join(dir, 'vendor'));
-    expect(files).to.deep.equal({ privateKeyPath: join(dir, 'vendor.key'), publicKeyPath: join(dir, 'vendor.pub') });
-    expect(statSync(files.privateKeyPath).mode & 0o777).to.equal(0o600);
-    expect(readFileSync(files.privateKeyPath, 'utf8')).to.match(/^-----BEGIN PRIVATE KEY-----/);
-    expect(readFileSync(files.publicKeyPath, 'utf8')).to.match(/^-----BEGIN PUBLIC KEY-----/);
-    expect(() => generateKeyPair(join(dir, 'vendor'))).to.throw(CaissonError, /vendor\.key/); // never overwrites
+    assert.deepEqual(files, { privateKeyPath: join(dir, 'vendor.key'), publicKeyPath: join(dir, 'vendor.pub') });
+    assert.equal(statSync(files.privateKeyPath).mode & 0o777, 0o600);
+    assert.match(readFileSync(files.privateKeyPath, 'utf8'), /^-----BEGIN PRIVATE KEY-----/);
+    assert.match(readFileSync(files.publicKeyPath, 'utf8'), /^-----BEGIN PUBLIC KEY-----/);
+    assert.throws(() => generateKeyPair(join(dir, 'vendor')), (e) => e instanceof CaissonError && /vendor\.key/.test(e.message)); // never overwrites
   });
 
   it('signs and verifies the exact manifest bytes with a trusted key', () => {
     const files = generateKeyPair(join(dir, 'k'));
     const sig = signManifest(manifestBytes, readFileSync(files.privateKeyPath));
-    expect(Buffer.from(sig, 'base64')).to.have.length(64);
+    assert.equal((Buffer.from(sig, 'base64')).length, 64);
     const keys = loadTrustedKeys(dir);
     const result = checkSignature(manifest(), staged(Buffer.from(sig + '\n')), keys);
-    expect(result).to.deep.equal({ verified: true, keyId: keyId(keys[0]!) });
+    assert.deepEqual(result, { verified: true, keyId: keyId(keys[0]!) });
     const changed = Buffer.concat([manifestBytes, Buffer.from(' ')]);
-    expect(codeOf(() => checkSignature(manifest(), staged(Buffer.from(sig), changed), keys))).to.equal('signature.invalid');
+    assert.equal(codeOf(() => checkSignature(manifest(), staged(Buffer.from(sig), changed), keys)), 'signature.invalid');
   });
 
   it('accepts a signature from any one of several trusted keys', () => {
     generateKeyPair(join(dir, 'a'));
     const b = generateKeyPair(join(dir, 'b'));
     const sig = signManifest(manifestBytes, readFileSync(b.privateKeyPath));
-    expect(checkSignature(manifest(), staged(Buffer.from(sig)), loadTrustedKeys(dir)).verified).to.equal(true);
+    assert.equal(checkSignature(manifest(), staged(Buffer.from(sig)), loadTrustedKeys(dir)).verified, true);
   });
 
   it('requires a signature, a trusted signer and pinned image when keys are configured', () => {
     const files = generateKeyPair(join(dir, 'k'));
     const keys = loadTrustedKeys(dir);
     const other = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-    expect(codeOf(() => checkSignature(manifest(), staged(), keys))).to.equal('signature.missing');
-    expect(codeOf(() => checkSignature(manifest(), staged(Buffer.from(signManifest(manifestBytes, other))), keys))).to.equal('signature.invalid');
-    expect(codeOf(() => checkSignature(manifest(), staged(Buffer.from('not base64!')), keys))).to.equal('signature.invalid');
-    expect(codeOf(() => checkSignature(manifest(), staged(Buffer.alloc(0)), keys))).to.equal('signature.invalid');
+    assert.equal(codeOf(() => checkSignature(manifest(), staged(), keys)), 'signature.missing');
+    assert.equal(codeOf(() => checkSignature(manifest(), staged(Buffer.from(signManifest(manifestBytes, other))), keys)), 'signature.invalid');
+    assert.equal(codeOf(() => checkSignature(manifest(), staged(Buffer.from('not base64!')), keys)), 'signature.invalid');
+    assert.equal(codeOf(() => checkSignature(manifest(), staged(Buffer.alloc(0)), keys)), 'signature.invalid');
     const good = Buffer.from(signManifest(manifestBytes, readFileSync(files.privateKeyPath)));
-    expect(codeOf(() => checkSignature(manifest(false), staged(good), keys))).to.equal('signature.unpinned_image');
+    assert.equal(codeOf(() => checkSignature(manifest(false), staged(good), keys)), 'signature.unpinned_image');
     const swapped = { ...staged(good), imageSha256: 'e'.repeat(64) };
-    expect(codeOf(() => checkSignature(manifest(), swapped, keys))).to.equal('integrity.sha256_mismatch');
+    assert.equal(codeOf(() => checkSignature(manifest(), swapped, keys)), 'integrity.sha256_mismatch');
   });
 
   it('without trusted keys, unsigned and signed packages pass unchecked', () => {
-    expect(checkSignature(manifest(false), staged(), [])).to.deep.equal({ verified: false });
-    expect(checkSignature(manifest(), staged(Buffer.from('garbage')), [])).to.deep.equal({ verified: false });
+    assert.deepEqual(checkSignature(manifest(false), staged(), []), { verified: false });
+    assert.deepEqual(checkSignature(manifest(), staged(Buffer.from('garbage')), []), { verified: false });
   });
 
   it('loads only *.pub files; a missing folder means no keys; a bad key is config.invalid', () => {
-    expect(loadTrustedKeys(join(dir, 'missing'))).to.deep.equal([]);
+    assert.deepEqual(loadTrustedKeys(join(dir, 'missing')), []);
     generateKeyPair(join(dir, 'k'));
     writeFileSync(join(dir, 'README.txt'), 'not a key');
-    expect(loadTrustedKeys(dir)).to.have.length(1);
+    assert.equal(loadTrustedKeys(dir).length, 1);
     writeFileSync(join(dir, 'broken.pub'), 'not a key');
-    expect(codeOf(() => loadTrustedKeys(dir))).to.equal('config.invalid');
+    assert.equal(codeOf(() => loadTrustedKeys(dir)), 'config.invalid');
     rmSync(join(dir, 'broken.pub'));
     const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
     writeFileSync(join(dir, 'rsa.pub'), rsa);
-    expect(codeOf(() => loadTrustedKeys(dir))).to.equal('config.invalid');
+    assert.equal(codeOf(() => loadTrustedKeys(dir)), 'config.invalid');
     mkdirSync(join(dir, 'file'));
-    expect(codeOf(() => loadTrustedKeys(join(dir, 'k.key')))).to.equal('config.invalid'); // a file, not a folder
+    assert.equal(codeOf(() => loadTrustedKeys(join(dir, 'k.key'))), 'config.invalid'); // a file, not a folder
   });
 
   it('refuses a non-Ed25519 signing key', () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-    expect(codeOf(() => signManifest(manifestBytes, rsa))).to.equal('usage.invalid');
-    expect(createPrivateKey(rsa).asymmetricKeyType).to.equal('rsa');
+    assert.equal(codeOf(() => signManifest(manifestBytes, rsa)), 'usage.invalid');
+    assert.equal(createPrivateKey(rsa).asymmetricKeyType, 'rsa');
   });
 });

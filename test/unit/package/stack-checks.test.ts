@@ -1,7 +1,7 @@
 // The checks of a stack package against the catalog, the installed versions and its image
 // archive (pure: no engine, no disk).
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { expect } from 'chai';
 import { parseCatalog } from '../../../agent/config/services.js';
 import { CaissonError, type ErrorCode } from '../../../agent/errors.js';
 import { checkStack, checkStackImages, checkStackOrder } from '../../../agent/package/stack-checks.js';
@@ -68,7 +68,7 @@ function codeOf(fn: () => unknown): ErrorCode | 'ok' {
     fn();
     return 'ok';
   } catch (err) {
-    expect(err).to.be.instanceOf(CaissonError);
+    assert.ok(err instanceof CaissonError);
     return (err as CaissonError).code;
   }
 }
@@ -78,7 +78,7 @@ const check = (m: StackManifest, images: ImageArchiveInfo[] = m.services.map((s)
 describe('stack package checks', () => {
   it('returns each service with its catalog entry, its image and its installed version, in the manifest order', () => {
     const members = check(stack(THREE.map((s) => entry(s))), undefined, installedAt({ db: '2.0.0', api: '2.0.0' }));
-    expect(members.map((m) => [m.entry.service, m.service.name, m.image.imageId, m.fromVersion])).to.deep.equal([
+    assert.deepEqual(members.map((m) => [m.entry.service, m.service.name, m.image.imageId, m.fromVersion]), [
       ['db', 'db', idOf('db'), '2.0.0'],
       ['api', 'api', idOf('api'), '2.0.0'],
       ['worker', 'worker', idOf('worker'), undefined],
@@ -89,22 +89,22 @@ describe('stack package checks', () => {
     const shared = idOf('shared');
     const m = stack([entry('api', { image_id: shared }), entry('worker', { image_id: shared })]);
     const members = check(m, [image('shared', { repoTags: ['example/api:2.1.0', 'example/worker:2.1.0'] })]);
-    expect(members.map((x) => x.image.imageId)).to.deep.equal([shared, shared]);
+    assert.deepEqual(members.map((x) => x.image.imageId), [shared, shared]);
   });
 
   describe('order against depends_on', () => {
     const order = (names: string[]) => codeOf(() => checkStackOrder(stack(names.map((s) => entry(s))), catalog));
     it('accepts every order where a service follows what it depends on', () => {
-      expect(order(['db', 'api', 'worker'])).to.equal('ok');
-      expect(order(['cache', 'db', 'api', 'worker'])).to.equal('ok');
-      expect(order(['db', 'cache', 'api', 'worker'])).to.equal('ok');
-      expect(order(['api', 'cache'])).to.equal('ok'); // db is not in the stack
+      assert.equal(order(['db', 'api', 'worker']), 'ok');
+      assert.equal(order(['cache', 'db', 'api', 'worker']), 'ok');
+      assert.equal(order(['db', 'cache', 'api', 'worker']), 'ok');
+      assert.equal(order(['api', 'cache']), 'ok'); // db is not in the stack
     });
     it('refuses a service before one it depends on, directly or through a service outside the stack', () => {
-      expect(order(['api', 'db'])).to.equal('manifest.bad_order');
-      expect(order(['db', 'worker', 'api'])).to.equal('manifest.bad_order');
-      expect(order(['worker', 'db'])).to.equal('manifest.bad_order'); // worker -> api -> db, api not in the stack
-      expect(() => checkStackOrder(stack([entry('api'), entry('db')]), catalog)).to.throw(/switches api before db/);
+      assert.equal(order(['api', 'db']), 'manifest.bad_order');
+      assert.equal(order(['db', 'worker', 'api']), 'manifest.bad_order');
+      assert.equal(order(['worker', 'db']), 'manifest.bad_order'); // worker -> api -> db, api not in the stack
+      assert.throws(() => checkStackOrder(stack([entry('api'), entry('db')]), catalog), { message: /switches api before db/ });
     });
   });
 
@@ -130,14 +130,14 @@ describe('stack package checks', () => {
   ];
   for (const [what, fn, code, message] of refused) {
     it(`refuses ${what}: ${code}`, () => {
-      expect(codeOf(fn)).to.equal(code);
-      if (message) expect(fn).to.throw(message);
+      assert.equal(codeOf(fn), code);
+      if (message) assert.throws(fn, { message });
     });
   }
 
   it('the local operator may go back a version for every member (--allow-downgrade)', () => {
     const m = stack([entry('db', { version: '1.0.0' })]);
-    expect(codeOf(() => check(m, undefined, installedAt({ db: '2.0.0' }), true))).to.equal('ok');
+    assert.equal(codeOf(() => check(m, undefined, installedAt({ db: '2.0.0' }), true)), 'ok');
   });
 
   it('checks the OCI names of a shared image against every service on it', () => {
@@ -145,6 +145,6 @@ describe('stack package checks', () => {
     const m = stack([entry('api', { image_id: shared }), entry('worker', { image_id: shared })]);
     const names = ['docker.io/example/api:2.1.0', 'docker.io/example/worker:2.1.0'];
     const img = image('shared', { layout: 'oci', repoTags: ['example/api:2.1.0', 'example/worker:2.1.0'], indexNames: names });
-    expect(checkStackImages(m, [img]).map((i) => i.imageId)).to.deep.equal([shared, shared]);
+    assert.deepEqual(checkStackImages(m, [img]).map((i) => i.imageId), [shared, shared]);
   });
 });

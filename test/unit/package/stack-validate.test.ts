@@ -1,12 +1,12 @@
 // A stack package staged and validated as a device does, without an engine: crafted
 // docker-save archives of three images (both layouts, plain and gzipped), the strict reader,
 // then validateStagedStack. Each hostile variant differs from the valid one in one place.
+import assert from 'node:assert/strict';
 import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { expect } from 'chai';
 import { parseCatalog } from '../../../agent/config/services.js';
 import { CaissonError, type ErrorCode } from '../../../agent/errors.js';
 import { parseManifest, renderManifest } from '../../../agent/package/manifest.js';
@@ -90,7 +90,7 @@ describe('stack package: staged and validated without an engine', function () {
       await validate(built, c);
       return 'ok';
     } catch (err) {
-      expect(err).to.be.instanceOf(CaissonError);
+      assert.ok(err instanceof CaissonError);
       return (err as CaissonError).code;
     }
   }
@@ -101,10 +101,8 @@ describe('stack package: staged and validated without an engine', function () {
         const images = imagesFor(craft);
         // a crafted archive is mostly tar padding, which gzips far beyond the unsigned ratio cap
         const { staged, result } = await validate(pack(manifestFor(images), multiImageArchive(images), { gz }), { ...ctx, limits: { maxInflateRatio: 1000 } });
-        expect(staged.archiveImages).to.have.length(3);
-        expect(result.members.map((m) => [m.service.name, m.service.runtime_mode, m.image.imageId, m.image.diffIds])).to.deep.equal(
-          NAMES.map((s, i) => [s, i === 2 ? 'compose' : 'docker', images[i]!.configDigest, images[i]!.diffIds]),
-        );
+        assert.equal(staged.archiveImages?.length, 3);
+        assert.deepEqual(result.members.map((m) => [m.service.name, m.service.runtime_mode, m.image.imageId, m.image.diffIds]), NAMES.map((s, i) => [s, i === 2 ? 'compose' : 'docker', images[i]!.configDigest, images[i]!.diffIds]));
       });
     }
   }
@@ -115,9 +113,9 @@ describe('stack package: staged and validated without an engine', function () {
     const keys = { ...ctx, trustedKeys: [createPublicKey(publicKey.export({ type: 'spki', format: 'pem' }))] };
     const images = imagesFor(legacyImage);
     const { result } = await validate(pack(manifestFor(images), multiImageArchive(images), { signWith: pem }), keys);
-    expect(result.signature.verified).to.equal(true);
-    expect(await codeOf(pack(manifestFor(images), multiImageArchive(images)), keys)).to.equal('signature.missing');
-    expect(await codeOf(pack(manifestFor(images), multiImageArchive(images), { signWith: pem, pin: false }), keys)).to.equal('signature.unpinned_image');
+    assert.equal(result.signature.verified, true);
+    assert.equal(await codeOf(pack(manifestFor(images), multiImageArchive(images)), keys), 'signature.missing');
+    assert.equal(await codeOf(pack(manifestFor(images), multiImageArchive(images), { signWith: pem, pin: false }), keys), 'signature.unpinned_image');
   });
 
   describe('refuses, before anything changes', () => {
@@ -153,7 +151,7 @@ describe('stack package: staged and validated without an engine', function () {
     for (const [what, make, code] of cases) {
       it(`${what}: ${code}`, async () => {
         const c: StackValidationContext = { ...ctx, installed: { installed: (s) => (s === 'api' ? { package_version: '2.0.0', highest_version: '2.0.0', package_id: 'old' } : undefined) } };
-        expect(await codeOf(make(), c)).to.equal(code);
+        assert.equal(await codeOf(make(), c), code);
       });
     }
   });

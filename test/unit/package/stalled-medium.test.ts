@@ -1,6 +1,6 @@
 // A stick that stops answering while a package is read from it fails that package after
 // StageLimits.stallMs, instead of holding the pipeline (and the agent's queue) for ever.
-import { strict as assert } from 'node:assert';
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,5 @@
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { assertFields } from '../../support/assert.js';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,11 +50,11 @@ describe('strict tar parser', () => {
       const bytes = readFileSync(out);
       for (const step of [bytes.length, 1 << 20, 4096, 511, 1]) {
         const seen = parse(bytes, true, step);
-        expect(seen.map((s) => [s.entry.path, s.entry.type, s.data.length])).to.deep.equal([
+        assert.deepEqual(seen.map((s) => [s.entry.path, s.entry.type, s.data.length]), [
           ['manifest.toml', 'file', 19],
           ['image.tar', 'file', 70_000],
         ]);
-        expect(seen[1]!.data.equals(Buffer.alloc(70_000, 7))).to.equal(true);
+        assert.equal(seen[1]!.data.equals(Buffer.alloc(70_000, 7)), true);
       }
     });
   }
@@ -62,16 +63,16 @@ describe('strict tar parser', () => {
     const big = tarHeader({ name: 'image.tar', size: 9 * 1024 ** 3 });
     const p = new TarParser({ strict: true });
     const [ev] = [...p.feed(big)];
-    expect(ev).to.deep.include({ kind: 'entry' });
-    expect((ev as { entry: TarEntry }).entry.size).to.equal(9 * 1024 ** 3);
+    assertFields(ev, { kind: 'entry' });
+    assert.equal((ev as { entry: TarEntry }).entry.size, 9 * 1024 ** 3);
     const small = craftHeader({ name: 'x', size: 5, base256Size: true });
-    expect(([...new TarParser({ strict: true }).feed(small)][0] as { entry: TarEntry }).entry.size).to.equal(5);
+    assert.equal(([...new TarParser({ strict: true }).feed(small)][0] as { entry: TarEntry }).entry.size, 5);
   });
 
   it('agrees with GNU tar on what it writes', () => {
     const out = join(dir, 'ours.tar');
     writeFileSync(out, Buffer.concat([tarEntry({ name: 'manifest.toml' }, Buffer.from('a = 1\n')), tarEntry({ name: 'image.tar' }, Buffer.alloc(1000, 1)), tarEnd()]));
-    expect(execFileSync('tar', ['-tvf', out], { encoding: 'utf8' })).to.match(/manifest\.toml\n.*image\.tar\n$/s);
+    assert.match(execFileSync('tar', ['-tvf', out], { encoding: 'utf8' }), /manifest\.toml\n.*image\.tar\n$/s);
   });
 
   it('lenient mode lets pax and GNU long names override and skips global headers', () => {
@@ -85,18 +86,18 @@ describe('strict tar parser', () => {
       tarEnd(),
       Buffer.from('trailing data is ignored here'),
     ]);
-    expect(parse(bytes, false).map((s) => s.entry.path)).to.deep.equal([long, long + 'g']);
-    expect(() => parse(bytes, true)).to.throw(CaissonError);
+    assert.deepEqual(parse(bytes, false).map((s) => s.entry.path), [long, long + 'g']);
+    assert.throws(() => parse(bytes, true), CaissonError);
   });
 
   it('stops at the first bad header without reading further', () => {
     const bytes = Buffer.concat([tarEntry({ name: 'a' }, Buffer.from('1')), Buffer.alloc(512, 0x41), tarEnd()]);
     const p = new TarParser({ strict: true });
     const kinds: string[] = [];
-    expect(() => {
+    assert.throws(() => {
       for (const ev of p.feed(bytes)) kinds.push(ev.kind);
-    }).to.throw(CaissonError, /checksum/);
-    expect(kinds).to.deep.equal(['entry', 'data', 'entry-end']);
-    expect(p.offset).to.equal(1536);
+    }, (e) => e instanceof CaissonError && /checksum/.test(e.message));
+    assert.deepEqual(kinds, ['entry', 'data', 'entry-end']);
+    assert.equal(p.offset, 1536);
   });
 });

@@ -6,7 +6,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { loadTrustedKeys, signaturePolicyLine } from '../../../agent/package/signature.js';
 import { CaissonError } from '../../../agent/errors.js';
-import { removeTree, tempDir } from '../intake/helpers.js';
+import { removeTree, tempDir } from '../../support/intake-helpers.js';
 
 function pem(): string {
   const { publicKey } = generateKeyPairSync('ed25519');

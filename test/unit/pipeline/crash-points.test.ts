@@ -4,7 +4,8 @@
 // comes from the state table (states.ts): discard → rejected, reverse → rolled back,
 // finish → committed; a record already closed is left as it is. The real engine's part of
 // this is test/integration/crash-recovery.test.ts (a few points per driver step class).
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { assertExcludes } from '../../support/assert.js';
 import { recoveryFor, STATES } from '../../../agent/pipeline/states.js';
 import { PipelineHarness } from '../../support/pipeline-harness.js';
 import type { FakePackage } from '../../support/fake-packages.js';
@@ -102,7 +103,7 @@ function setup(mode: Mode, pkg: Pkg): Setup {
 function serving(h: PipelineHarness, mode: Mode) {
   const all = [...h.engine.containers.values()];
   const mine = mode === 'docker' ? all.filter((c) => c.name === 'web' || c.name === 'web.caisson-prev') : all.filter((c) => c.compose?.project === 'stack');
-  expect(mine.map((c) => c.name), 'exactly one container for the service').to.have.length(1);
+  assert.equal((mine.map((c) => c.name)).length, 1, 'exactly one container for the service');
   return mine[0]!;
 }
 
@@ -114,8 +115,8 @@ describe('pipeline crash points (fake engine): kill after each saved state, then
         try {
           const saved: string[] = [];
           const result = await h.pipeline((s) => saved.push(s)).run({ packagePath: pkg.path, source: 'cli' });
-          expect(saved).to.deep.equal(points);
-          expect(result.outcome).to.equal(pkgKind === 'good' ? 'committed' : 'rolled_back');
+          assert.deepEqual(saved, points);
+          assert.equal(result.outcome, pkgKind === 'good' ? 'committed' : 'rolled_back');
         } finally {
           h.close();
         }
@@ -130,39 +131,39 @@ describe('pipeline crash points (fake engine): kill after each saved state, then
           try {
             await h.runUntilCrash(pkg, point);
             const open = h.journal.openRecords();
-            expect(open.map((r) => r.state)).to.deep.equal(closedAs ? [] : [point]);
+            assert.deepEqual(open.map((r) => r.state), closedAs ? [] : [point]);
 
             const recovered = await h.recover();
-            expect(recovered.map((r) => r.outcome)).to.deep.equal(closedAs ? [] : [expected]);
+            assert.deepEqual(recovered.map((r) => r.outcome), closedAs ? [] : [expected]);
 
             const records = h.journal.list();
-            expect(records).to.have.length(1);
+            assert.equal(records.length, 1);
             const record = records[0]!;
-            expect(record.closed).to.equal(1);
-            expect(record.outcome).to.equal(expected);
-            if (expected === 'committed') expect(record.error_code).to.equal(null);
-            else if (pkgKind !== 'good' && (point.startsWith('rolling_back') || closedAs)) expect(record.error_code).to.equal('service.start_failed');
-            else expect(record.error_code).to.equal('update.interrupted');
+            assert.equal(record.closed, 1);
+            assert.equal(record.outcome, expected);
+            if (expected === 'committed') assert.equal(record.error_code, null);
+            else if (pkgKind !== 'good' && (point.startsWith('rolling_back') || closedAs)) assert.equal(record.error_code, 'service.start_failed');
+            else assert.equal(record.error_code, 'update.interrupted');
 
             // the service runs the old or the new version, in one running container
             const c = serving(h, mode);
-            expect(c.running, 'the service runs').to.equal(true);
+            assert.equal(c.running, true, 'the service runs');
             if (expected === 'committed') {
-              expect(c.imageId).to.equal(pkg.imageId);
-              expect(h.journal.installed(SERVICE[mode])?.package_version).to.equal('1.1.0');
+              assert.equal(c.imageId, pkg.imageId);
+              assert.equal(h.journal.installed(SERVICE[mode])?.package_version, '1.1.0');
             } else {
-              expect(c.imageId).to.equal(oldImageId);
-              if (mode === 'docker') expect(c.id, 'the old container itself serves again').to.equal(oldContainerId);
-              expect(h.journal.installed(SERVICE[mode])).to.equal(undefined);
+              assert.equal(c.imageId, oldImageId);
+              if (mode === 'docker') assert.equal(c.id, oldContainerId, 'the old container itself serves again');
+              assert.equal(h.journal.installed(SERVICE[mode]), undefined);
             }
-            if (mode === 'docker') expect(c.name).to.equal('web');
+            if (mode === 'docker') assert.equal(c.name, 'web');
 
             // tags: the package's tag only after a commit; a reused tag back on the old image
-            if (pkgKind === 'broken_same_tag') expect(h.engine.tagMap.get(OLD_REF.compose)).to.equal(oldImageId);
-            else expect(h.engine.tagMap.has(pkg.reference), `${pkg.reference} tagged`).to.equal(expected === 'committed');
+            if (pkgKind === 'broken_same_tag') assert.equal(h.engine.tagMap.get(OLD_REF.compose), oldImageId);
+            else assert.equal(h.engine.tagMap.has(pkg.reference), expected === 'committed', `${pkg.reference} tagged`);
 
-            expect(h.stagingLeft(), 'staging removed').to.deep.equal([]);
-            expect(await h.recover(), 'a second recovery has nothing to do').to.deep.equal([]);
+            assert.deepEqual(h.stagingLeft(), [], 'staging removed');
+            assert.deepEqual(await h.recover(), [], 'a second recovery has nothing to do');
           } finally {
             h.close();
           }
@@ -173,18 +174,18 @@ describe('pipeline crash points (fake engine): kill after each saved state, then
 
   it('reaches every state of the table as a crash point in some mode', () => {
     const reached = new Set(Object.values(POINTS).flatMap((byPkg) => Object.values(byPkg).flat()).map((p) => p.split('.')[0]));
-    expect(STATES.filter((s) => !reached.has(s))).to.deep.equal([]);
+    assert.deepEqual(STATES.filter((s) => !reached.has(s)), []);
   });
 
   it('killed after closing "already installed": the staging copy left behind is removed on recovery', async () => {
     const { h, pkg } = setup('docker', 'good');
     try {
-      expect((await h.run(pkg)).outcome).to.equal('committed');
+      assert.equal((await h.run(pkg)).outcome, 'committed');
       await h.runUntilCrash(pkg, 'closed:already_installed');
-      expect(h.stagingLeft()).to.have.length(1);
-      expect(await h.recover()).to.deep.equal([]);
-      expect(h.stagingLeft()).to.deep.equal([]);
-      expect(h.journal.list().map((r) => r.outcome)).to.deep.equal(['already_installed', 'committed']);
+      assert.equal(h.stagingLeft().length, 1);
+      assert.deepEqual(await h.recover(), []);
+      assert.deepEqual(h.stagingLeft(), []);
+      assert.deepEqual(h.journal.list().map((r) => r.outcome), ['already_installed', 'committed']);
     } finally {
       h.close();
     }
@@ -196,11 +197,11 @@ describe('pipeline crash points (fake engine): kill after each saved state, then
       h.engine.addContainer('web', OLD_REF.docker);
       const pkg = h.package({ service: 'web', revision: 'web-v0', version: '1.1.0', reference: 'acme/web:1.1.0' });
       await h.runUntilCrash(pkg, 'closed:rejected');
-      expect(await h.recover()).to.deep.equal([]);
-      expect(h.stagingLeft()).to.deep.equal([]);
+      assert.deepEqual(await h.recover(), []);
+      assert.deepEqual(h.stagingLeft(), []);
       const [record] = h.journal.list();
-      expect(record!.error_code).to.equal('manifest.revision_mismatch');
-      expect(h.engine.calls).to.not.include('loadImage');
+      assert.equal(record!.error_code, 'manifest.revision_mismatch');
+      assertExcludes(h.engine.calls, 'loadImage');
     } finally {
       h.close();
     }

@@ -1,7 +1,7 @@
 // Encrypted packages through the real pipeline on the fake engine: one for this device is
 // committed; a tampered one, one for other devices and (on a device that requires encryption)
 // a plain one are rejected before the engine is asked anything, with nothing left staged.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger } from '../../../agent/log/logger.js';
@@ -49,9 +49,9 @@ describe('pipeline: encrypted packages (fake engine)', () => {
   it('commits a package encrypted for this device and another', async () => {
     const pkg = write('sealed', encryptedPackageBytes({ ...base, recipients: [other.publicKey, device.publicKey] }).bytes);
     const result = await pipeline().run({ packagePath: pkg, source: 'cli' });
-    expect(result.outcome, JSON.stringify(result.error)).to.equal('committed');
-    expect(h.engine.byName('web')!.ref).to.equal(NEW);
-    expect(h.stagingLeft()).to.deep.equal([]);
+    assert.equal(result.outcome, 'committed', JSON.stringify(result.error));
+    assert.equal(h.engine.byName('web')!.ref, NEW);
+    assert.deepEqual(h.stagingLeft(), []);
   });
 
   const refused: Array<[string, string, () => Buffer, boolean]> = [
@@ -84,11 +84,11 @@ describe('pipeline: encrypted packages (fake engine)', () => {
   for (const [what, code, bytes, strict] of refused) {
     it(`rejects ${what} (${code}) before the engine is asked anything`, async () => {
       const result = await pipeline(strict).run({ packagePath: write('case', bytes()), source: 'cli' });
-      expect(result.outcome).to.equal('rejected');
-      expect(result.error?.code).to.equal(code);
-      expect(h.engine.calls.filter((c) => c !== 'dataRoot')).to.deep.equal([]);
-      expect(h.engine.byName('web')!.ref).to.equal(OLD);
-      expect(h.stagingLeft()).to.deep.equal([]);
+      assert.equal(result.outcome, 'rejected');
+      assert.equal(result.error?.code, code);
+      assert.deepEqual(h.engine.calls.filter((c) => c !== 'dataRoot'), []);
+      assert.equal(h.engine.byName('web')!.ref, OLD);
+      assert.deepEqual(h.stagingLeft(), []);
     });
   }
 });

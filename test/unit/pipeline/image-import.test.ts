@@ -2,7 +2,7 @@
 // made to die at an exact byte of an upload on demand, so this fakes the engine's HTTP API on
 // a unix socket (only the calls an import makes); everything else about imports runs
 // against the real engine in test/integration.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -112,25 +112,25 @@ describe('image import when the engine goes away (fake engine)', function () {
 
   it('sends the archive again when the engine went away during the upload', async () => {
     const r = await run(['dies-during-upload', 'loads']);
-    expect(r.outcome).to.equal(ID);
-    expect(r.loads).to.deep.equal(['dies-during-upload', 'loads']);
-    expect(r.uploaded).to.equal(1); // only the upload that got through
-    expect(r.unpacking).to.deep.equal(['l1 1024/4096', 'l1 4096/4096']); // each layer's end once
+    assert.equal(r.outcome, ID);
+    assert.deepEqual(r.loads, ['dies-during-upload', 'loads']);
+    assert.equal(r.uploaded, 1); // only the upload that got through
+    assert.deepEqual(r.unpacking, ['l1 1024/4096', 'l1 4096/4096']); // each layer's end once
   });
 
   it('does not send it again once the engine had all of it (the caller may have removed it)', async () => {
     const r = await run(['dies-after-upload', 'loads']);
-    expect(r.outcome).to.be.instanceOf(CaissonError);
-    expect((r.outcome as CaissonError).code).to.equal('docker.unreachable');
-    expect(r.loads).to.deep.equal(['dies-after-upload']);
-    expect(r.uploaded).to.equal(1);
+    assert.ok(r.outcome instanceof CaissonError);
+    assert.equal((r.outcome as CaissonError).code, 'docker.unreachable');
+    assert.deepEqual(r.loads, ['dies-after-upload']);
+    assert.equal(r.uploaded, 1);
   });
 
   it('removes the tag a load that was never answered still made (a dockerd restart finishing it)', async () => {
     const r = await run(['loads-then-dies']);
-    expect(r.outcome).to.be.instanceOf(CaissonError);
-    expect((r.outcome as CaissonError).code).to.equal('docker.unreachable');
-    expect(r.loads).to.deep.equal(['loads-then-dies']);
-    expect(engine!.loaded, 'the reference is gone again').to.equal(false);
+    assert.ok(r.outcome instanceof CaissonError);
+    assert.equal((r.outcome as CaissonError).code, 'docker.unreachable');
+    assert.deepEqual(r.loads, ['loads-then-dies']);
+    assert.equal(engine!.loaded, false, 'the reference is gone again');
   });
 });

@@ -1,7 +1,8 @@
 // Every outcome of an update, on the fake engine: committed, already installed, rejected
 // (before and after the import), rolled back, rollback failed (three ways), an engine that
 // goes away mid-way and comes back, and records recovery cannot read.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { assertExcludes, assertFields, assertIncludes } from '../../support/assert.js';
 import { CaissonError } from '../../../agent/errors.js';
 import { PipelineHarness, codeOf } from '../../support/pipeline-harness.js';
 
@@ -22,22 +23,22 @@ describe('pipeline outcomes (fake engine)', function () {
     const old = h.engine.addContainer('web', OLD, { env: ['TOKEN=s3cret'] });
     const pkg = webPackage();
     const result = await h.run(pkg);
-    expect(result).to.deep.include({ outcome: 'committed', service: 'web', from_image: OLD, to_image: NEW, to_version: '1.1.0' });
-    expect(result.error).to.equal(undefined);
+    assertFields(result, { outcome: 'committed', service: 'web', from_image: OLD, to_image: NEW, to_version: '1.1.0' });
+    assert.equal(result.error, undefined);
     const now = h.engine.byName('web')!;
-    expect(now.imageId).to.equal(pkg.imageId);
-    expect(now.env, 'the configuration is carried over').to.deep.equal(['TOKEN=s3cret']);
-    expect(h.engine.containers.has(old.id)).to.equal(false);
-    expect(h.engine.byName('web.caisson-prev')).to.equal(undefined);
-    expect(h.journal.installed('web')).to.deep.include({ package_version: '1.1.0', image_ref: NEW, highest_version: '1.1.0' });
-    expect(result.steps.map((s) => s.state)).to.deep.equal([
+    assert.equal(now.imageId, pkg.imageId);
+    assert.deepEqual(now.env, ['TOKEN=s3cret'], 'the configuration is carried over');
+    assert.equal(h.engine.containers.has(old.id), false);
+    assert.equal(h.engine.byName('web.caisson-prev'), undefined);
+    assertFields(h.journal.installed('web'), { package_version: '1.1.0', image_ref: NEW, highest_version: '1.1.0' });
+    assert.deepEqual(result.steps.map((s) => s.state), [
       'received', 'received', 'staged', 'staged', 'validated', 'loading_image', 'loading_image', 'image_loaded', 'image_loaded', 'switching',
       'switching.stop_old', 'switching.park_old', 'switching.create_new', 'switching.start_new', 'health_checking', 'committing',
       'committing.remove_old', 'closed:committed',
     ]);
     // container environment values never reach the state database
-    expect(JSON.stringify(h.db.prepare('SELECT data FROM updates').all())).to.not.include('s3cret');
-    expect(h.stagingLeft()).to.deep.equal([]);
+    assertExcludes(JSON.stringify(h.db.prepare('SELECT data FROM updates').all()), 's3cret');
+    assert.deepEqual(h.stagingLeft(), []);
   });
 
   it('says already_installed for the same package again and touches nothing', async () => {
@@ -47,61 +48,61 @@ describe('pipeline outcomes (fake engine)', function () {
     const serving = h.engine.byName('web')!;
     const calls = h.engine.calls.length;
     const again = await h.run(pkg);
-    expect(again.outcome).to.equal('already_installed');
-    expect(h.engine.byName('web')).to.equal(serving);
-    expect(h.engine.calls.slice(calls).filter((c) => c !== 'dataRoot')).to.deep.equal([]);
+    assert.equal(again.outcome, 'already_installed');
+    assert.equal(h.engine.byName('web'), serving);
+    assert.deepEqual(h.engine.calls.slice(calls).filter((c) => c !== 'dataRoot'), []);
   });
 
   it('rejects a package for another service revision before the engine is touched', async () => {
     h.engine.addContainer('web', OLD);
     const result = await h.run(webPackage({ revision: 'web-v0' }));
-    expect(result.outcome).to.equal('rejected');
-    expect(result.error?.code).to.equal('manifest.revision_mismatch');
-    expect(h.engine.calls.filter((c) => c !== 'dataRoot')).to.deep.equal([]);
+    assert.equal(result.outcome, 'rejected');
+    assert.equal(result.error?.code, 'manifest.revision_mismatch');
+    assert.deepEqual(h.engine.calls.filter((c) => c !== 'dataRoot'), []);
   });
 
   it('rejects an image that does not carry its reference, and removes the tag the import added', async () => {
     h.engine.addContainer('web', OLD);
     const result = await h.run(webPackage({ repoTags: ['acme/other:9'] }));
-    expect(result.outcome).to.equal('rejected');
-    expect(result.error?.code).to.equal('image.reference_mismatch');
-    expect([...h.engine.tagMap.keys()]).to.deep.equal([OLD]);
-    expect(h.engine.byName('web')!.ref).to.equal(OLD);
+    assert.equal(result.outcome, 'rejected');
+    assert.equal(result.error?.code, 'image.reference_mismatch');
+    assert.deepEqual([...h.engine.tagMap.keys()], [OLD]);
+    assert.equal(h.engine.byName('web')!.ref, OLD);
   });
 
   it('rejects when the engine refuses the image', async () => {
     h.engine.addContainer('web', OLD);
     h.engine.failOn('loadImage', new CaissonError('docker.load_failed', 'bad layer'));
     const result = await h.run(webPackage());
-    expect(result).to.deep.include({ outcome: 'rejected' });
-    expect(result.error?.code).to.equal('docker.load_failed');
+    assertFields(result, { outcome: 'rejected' });
+    assert.equal(result.error?.code, 'docker.load_failed');
   });
 
   it('rejects with update.cancelled when the operator says no, after validation and before the import', async () => {
     h.engine.addContainer('web', OLD);
     let asked: unknown;
     const result = await h.run(webPackage(), { confirm: async (s) => ((asked = s), false) });
-    expect(asked).to.deep.equal({ service: 'web', from: OLD, to: NEW, version: '1.1.0' });
-    expect(result.error?.code).to.equal('update.cancelled');
-    expect(h.engine.calls).to.not.include('loadImage');
+    assert.deepEqual(asked, { service: 'web', from: OLD, to: NEW, version: '1.1.0' });
+    assert.equal(result.error?.code, 'update.cancelled');
+    assertExcludes(h.engine.calls, 'loadImage');
   });
 
   it('rolls back a version that exits at once: the old container serves again, the new tag is gone', async () => {
     const old = h.engine.addContainer('web', OLD);
     const result = await h.run(webPackage({ behaviour: 'exits' }));
-    expect(result.outcome).to.equal('rolled_back');
-    expect(result.error?.code).to.equal('service.start_failed');
-    expect(h.engine.byName('web')).to.include({ id: old.id, running: true });
-    expect([...h.engine.containers.keys()]).to.deep.equal([old.id]);
-    expect(h.engine.tagMap.has(NEW)).to.equal(false);
-    expect(h.journal.installed('web')).to.equal(undefined);
+    assert.equal(result.outcome, 'rolled_back');
+    assert.equal(result.error?.code, 'service.start_failed');
+    assertFields(h.engine.byName('web'), { id: old.id, running: true });
+    assert.deepEqual([...h.engine.containers.keys()], [old.id]);
+    assert.equal(h.engine.tagMap.has(NEW), false);
+    assert.equal(h.journal.installed('web'), undefined);
   });
 
   it('rolls back and starts the previous version even when it was not running before the update', async () => {
     const old = h.engine.addContainer('web', OLD, { running: false });
     const result = await h.run(webPackage({ behaviour: 'exits' }));
-    expect(result.outcome).to.equal('rolled_back');
-    expect(h.engine.byName('web')).to.include({ id: old.id, running: true });
+    assert.equal(result.outcome, 'rolled_back');
+    assertFields(h.engine.byName('web'), { id: old.id, running: true });
   });
 
   it('reports rollback_failed when the previous container is gone (no retries)', async () => {
@@ -110,37 +111,37 @@ describe('pipeline outcomes (fake engine)', function () {
       if (state === 'rolling_back') h.engine.containers.delete(old.id);
     });
     const result = await pipeline.run({ packagePath: webPackage({ behaviour: 'exits' }).path, source: 'cli' });
-    expect(result.outcome).to.equal('rollback_failed');
-    expect(result.error?.code).to.equal('rollback.failed');
-    expect(result.error?.message).to.match(/^rollback failed after service\.start_failed: .*no longer exists/);
-    expect(h.engine.calls.filter((c) => c === 'rollback')).to.have.length(1);
-    expect(h.journal.openRecords()).to.deep.equal([]);
+    assert.equal(result.outcome, 'rollback_failed');
+    assert.equal(result.error?.code, 'rollback.failed');
+    assert.match(result.error?.message, /^rollback failed after service\.start_failed: .*no longer exists/);
+    assert.equal((h.engine.calls.filter((c) => c === 'rollback')).length, 1);
+    assert.deepEqual(h.journal.openRecords(), []);
   });
 
   it('reports rollback_failed after the bounded restore attempts when the engine keeps failing', async () => {
     h.engine.addContainer('web', OLD);
     h.engine.failOn('rollback', new CaissonError('docker.error', 'failed to update store for object type *libnetwork.endpoint'), Infinity);
     const result = await h.run(webPackage({ behaviour: 'exits' }));
-    expect(result.outcome).to.equal('rollback_failed');
-    expect(h.engine.calls.filter((c) => c === 'rollback')).to.have.length(3); // FAST_TIMING.restoreAttempts
+    assert.equal(result.outcome, 'rollback_failed');
+    assert.equal((h.engine.calls.filter((c) => c === 'rollback')).length, 3); // FAST_TIMING.restoreAttempts
   });
 
   it('leaves the new version in place with rollback_failed when automatic rollback is off', async () => {
     h.engine.addContainer('manual', 'acme/manual:1.0.0');
     const pkg = h.package({ service: 'manual', revision: 'manual-v1', version: '1.1.0', reference: 'acme/manual:1.1.0', behaviour: 'exits' });
     const result = await h.run(pkg);
-    expect(result.outcome).to.equal('rollback_failed');
-    expect(result.error?.next).to.match(/Automatic rollback is off for manual/);
-    expect(h.engine.byName('manual')!.imageId).to.equal(pkg.imageId);
-    expect(h.engine.byName('manual.caisson-prev'), 'the previous container is kept').to.not.equal(undefined);
+    assert.equal(result.outcome, 'rollback_failed');
+    assert.match(result.error?.next ?? '', /Automatic rollback is off for manual/);
+    assert.equal(h.engine.byName('manual')!.imageId, pkg.imageId);
+    assert.notEqual(h.engine.byName('manual.caisson-prev'), undefined, 'the previous container is kept');
   });
 
   it('imports again when the engine goes away during the upload and comes back', async () => {
     h.engine.addContainer('web', OLD);
     h.engine.failOn('loadImage', new CaissonError('docker.unreachable', 'connection reset'));
     const result = await h.run(webPackage());
-    expect(result.outcome).to.equal('committed');
-    expect(h.engine.calls.filter((c) => c === 'loadImage')).to.have.length(2);
+    assert.equal(result.outcome, 'committed');
+    assert.equal((h.engine.calls.filter((c) => c === 'loadImage')).length, 2);
   });
 
   it('finishes the commit when the engine goes away during it and comes back', async () => {
@@ -149,8 +150,8 @@ describe('pipeline outcomes (fake engine)', function () {
       if (state === 'committing') h.engine.gone(1);
     });
     const result = await pipeline.run({ packagePath: webPackage().path, source: 'cli' });
-    expect(result.outcome).to.equal('committed');
-    expect(h.engine.byName('web.caisson-prev')).to.equal(undefined);
+    assert.equal(result.outcome, 'committed');
+    assert.equal(h.engine.byName('web.caisson-prev'), undefined);
   });
 
   it('keeps the record open when the engine stays away during a rollback; recovery finishes it once it is back', async () => {
@@ -159,14 +160,14 @@ describe('pipeline outcomes (fake engine)', function () {
       if (state === 'rolling_back') h.engine.gone();
     });
     const result = await pipeline.run({ packagePath: webPackage({ behaviour: 'exits' }).path, source: 'cli' });
-    expect(result.outcome).to.equal('rollback_failed');
-    expect(h.journal.openRecords().map((r) => r.state)).to.deep.equal(['rolling_back']);
+    assert.equal(result.outcome, 'rollback_failed');
+    assert.deepEqual(h.journal.openRecords().map((r) => r.state), ['rolling_back']);
 
     h.engine.back();
     const recovered = await h.recover();
-    expect(recovered.map((r) => [r.outcome, r.error?.code])).to.deep.equal([['rolled_back', 'service.start_failed']]);
-    expect(h.engine.byName('web')).to.include({ id: old.id, running: true });
-    expect(h.engine.tagMap.has(NEW)).to.equal(false);
+    assert.deepEqual(recovered.map((r) => [r.outcome, r.error?.code]), [['rolled_back', 'service.start_failed']]);
+    assertFields(h.engine.byName('web'), { id: old.id, running: true });
+    assert.equal(h.engine.tagMap.has(NEW), false);
   });
 
   it('never closes a record in a state it does not know: recovery fails, says which, and keeps it open', async () => {
@@ -176,10 +177,10 @@ describe('pipeline outcomes (fake engine)', function () {
     h.journal.transition(id, 'switching.teleport_old');
     h.db.prepare("UPDATE updates SET state = 'quantum_leap' WHERE id = ?").run(id);
     const err = await h.recover().catch((e: unknown) => e);
-    expect(codeOf(err)).to.equal('internal.error');
-    expect((err as Error).message).to.include(`${id} (state "quantum_leap")`);
-    expect(h.journal.openRecords().map((r) => r.id)).to.deep.equal([id]);
-    expect(h.journal.get(known.update_id)!.outcome).to.equal('rolled_back');
+    assert.equal(codeOf(err), 'internal.error');
+    assertIncludes((err as Error).message, `${id} (state "quantum_leap")`);
+    assert.deepEqual(h.journal.openRecords().map((r) => r.id), [id]);
+    assert.equal(h.journal.get(known.update_id)!.outcome, 'rolled_back');
   });
 
   it('keeps a record with journal data from a newer Caisson open, and recovers the others', async () => {
@@ -189,9 +190,9 @@ describe('pipeline outcomes (fake engine)', function () {
     h.journal.transition(newer, 'health_checking');
     h.db.prepare('UPDATE updates SET data = ? WHERE id = ?').run(JSON.stringify({ v: 99, plan: {} }), newer);
     const err = await h.recover().catch((e: unknown) => e);
-    expect((err as Error).message).to.match(/journal data version 99/);
-    expect(h.journal.openRecords().map((r) => r.id)).to.deep.equal([newer]);
-    expect(h.engine.byName('web')!.ref, 'the other record was rolled back').to.equal(OLD);
+    assert.match((err as Error).message, /journal data version 99/);
+    assert.deepEqual(h.journal.openRecords().map((r) => r.id), [newer]);
+    assert.equal(h.engine.byName('web')!.ref, OLD, 'the other record was rolled back');
   });
 
   it('recovers a record a version-1 journal left mid-switch (plan details under `details`)', async () => {
@@ -203,7 +204,7 @@ describe('pipeline outcomes (fake engine)', function () {
     const v1 = { ...data, v: 1, plan: { mode, service, newImageRef, previous, details } };
     h.db.prepare('UPDATE updates SET data = ? WHERE id = ?').run(JSON.stringify(v1), row.id);
     const recovered = await h.recover();
-    expect(recovered.map((r) => r.outcome)).to.deep.equal(['rolled_back']);
-    expect(h.engine.byName('web')).to.include({ id: old.id, running: true });
+    assert.deepEqual(recovered.map((r) => r.outcome), ['rolled_back']);
+    assertFields(h.engine.byName('web'), { id: old.id, running: true });
   });
 });

@@ -3,7 +3,8 @@
 // saved the point, then recovery in a fresh pipeline. Whatever the point, the stack ends
 // whole on one side: every service new and committed, or every service old, running and
 // the stack not installed. Never half. The real engine's part: test/integration/stack.test.ts.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { assertFields, assertIncludes } from '../../support/assert.js';
 import { recoveryFor } from '../../../agent/pipeline/states.js';
 import { PipelineHarness, STACK_SERVICES_TOML } from '../../support/pipeline-harness.js';
 import { stackSetup, STACK_ORDER, type StackSetup } from '../../support/stack-fixture.js';
@@ -62,8 +63,8 @@ describe('stack crash points (fake engine): kill after each saved state of a thr
       try {
         const saved: string[] = [];
         const result = await s.h.pipeline((p) => saved.push(p)).run({ packagePath: pkg.path, source: 'cli' });
-        expect(saved).to.deep.equal(points);
-        expect(result.outcome).to.equal(kind === 'good' ? 'committed' : 'rolled_back');
+        assert.deepEqual(saved, points);
+        assert.equal(result.outcome, kind === 'good' ? 'committed' : 'rolled_back');
       } finally {
         s.h.close();
       }
@@ -78,29 +79,29 @@ describe('stack crash points (fake engine): kill after each saved state of a thr
         const { h } = s;
         try {
           await h.runUntilCrash(pkg, point);
-          expect(h.journal.openRecords().map((r) => r.state)).to.deep.equal(closedAs ? [] : [point]);
+          assert.deepEqual(h.journal.openRecords().map((r) => r.state), closedAs ? [] : [point]);
 
           const recovered = await h.recover();
-          expect(recovered.map((r) => r.outcome)).to.deep.equal(closedAs ? [] : [expected]);
+          assert.deepEqual(recovered.map((r) => r.outcome), closedAs ? [] : [expected]);
           const records = h.journal.list();
-          expect(records).to.have.length(1);
-          expect(records[0]).to.deep.include({ closed: 1, outcome: expected });
-          if (!['received', 'staged'].includes(point)) expect(records[0]!.stack, 'the record names its stack from the manifest on').to.equal('shop');
-          if (expected === 'committed') expect(records[0]!.error_code).to.equal(null);
-          else if (kind === 'third_fails' && (point.startsWith('rolling_back') || closedAs)) expect(records[0]!.error_code).to.equal('service.start_failed');
-          else expect(records[0]!.error_code).to.equal('update.interrupted');
+          assert.equal(records.length, 1);
+          assertFields(records[0], { closed: 1, outcome: expected });
+          if (!['received', 'staged'].includes(point)) assert.equal(records[0]!.stack, 'shop', 'the record names its stack from the manifest on');
+          if (expected === 'committed') assert.equal(records[0]!.error_code, null);
+          else if (kind === 'third_fails' && (point.startsWith('rolling_back') || closedAs)) assert.equal(records[0]!.error_code, 'service.start_failed');
+          else assert.equal(records[0]!.error_code, 'update.interrupted');
 
           if (expected === 'committed') {
             s.expectNew(pkg);
-            for (const name of STACK_ORDER) expect(h.journal.installed(name), name).to.deep.include({ package_version: '2.1.0', stack: 'shop' });
-            expect(h.journal.toResult(records[0]!.id).services?.map((m) => m.state)).to.deep.equal(['committed', 'committed', 'committed']);
+            for (const name of STACK_ORDER) assertFields(h.journal.installed(name), { package_version: '2.1.0', stack: 'shop' }, name);
+            assert.deepEqual(h.journal.toResult(records[0]!.id).services?.map((m) => m.state), ['committed', 'committed', 'committed']);
           } else {
             s.expectOld();
-            for (const name of STACK_ORDER) expect(h.journal.installed(name), name).to.equal(undefined);
-            for (const ref of pkg.images.map((i) => i.reference)) expect(h.engine.tagMap.has(ref), `${ref} tagged`).to.equal(false);
+            for (const name of STACK_ORDER) assert.equal(h.journal.installed(name), undefined, name);
+            for (const ref of pkg.images.map((i) => i.reference)) assert.equal(h.engine.tagMap.has(ref), false, `${ref} tagged`);
           }
-          expect(h.stagingLeft(), 'staging removed').to.deep.equal([]);
-          expect(await h.recover(), 'a second recovery has nothing to do').to.deep.equal([]);
+          assert.deepEqual(h.stagingLeft(), [], 'staging removed');
+          assert.deepEqual(await h.recover(), [], 'a second recovery has nothing to do');
         } finally {
           h.close();
         }
@@ -126,12 +127,12 @@ describe('stack crash points (fake engine): kill after each saved state of a thr
       const { recoverOpenUpdates } = await import('../../../agent/pipeline/recover.js');
       const { Journal } = await import('../../../agent/store/journal.js');
       await recoverOpenUpdates(crashing, new Journal(h.db), h.catalog, h.stateDir).catch(() => undefined);
-      expect(saved).to.include('rolling_back.worker.start_old');
+      assertIncludes(saved, 'rolling_back.worker.start_old');
       h.engine.back();
       const { openDatabase } = await import('../../../agent/store/db.js');
       h.db = openDatabase(h.stateDir);
       const recovered = await h.recover();
-      expect(recovered.map((r) => r.outcome)).to.deep.equal(['rolled_back']);
+      assert.deepEqual(recovered.map((r) => r.outcome), ['rolled_back']);
       s.expectOld();
     } finally {
       h.close();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../../agent/atomic.js';
-import { mountStick, removeTree, remount, tempDir, unmount } from '../intake/helpers.js';
+import { mountStick, removeTree, remount, tempDir, unmount } from '../../support/intake-helpers.js';
 
 describe('atomic report writing', () => {
   let dir: string;

@@ -11,7 +11,7 @@ import { StickTimeoutError } from '../../../agent/report/stick-io.js';
 import { listStickPackages } from '../../../agent/intake/media.js';
 import { isMountPoint } from '../../../agent/intake/mounts.js';
 import { openDatabase, type Db } from '../../../agent/store/db.js';
-import { mountStick, removeTree, tempDir, unmount } from '../intake/helpers.js';
+import { mountStick, removeTree, tempDir, unmount } from '../../support/intake-helpers.js';
 import { fuseAvailable, mountHungStick, type HungStick } from '../../support/hung-stick.js';
 
 function result(over: Partial<UpdateResult> = {}): UpdateResult {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Led } from '../../../agent/report/led.js';
-import { readLed, removeTree, tempDir } from '../intake/helpers.js';
+import { readLed, removeTree, tempDir } from '../../support/intake-helpers.js';
 
 describe('LED (sysfs LED class files)', () => {
   let dir: string;

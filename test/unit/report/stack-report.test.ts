@@ -2,7 +2,8 @@
 // file has one line for the stack and one per service; the report and the CLI line name
 // every service; --json carries the per-service array. Results come from real stack runs
 // on the fake engine.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { assertIncludes } from '../../support/assert.js';
 import { resultFileText, resultLines, reportText } from '../../../agent/report/format.js';
 import { resultLine as cliLine } from '../../../agent/cli/format.js';
 import { PipelineHarness, STACK_SERVICES_TOML } from '../../support/pipeline-harness.js';
@@ -16,27 +17,27 @@ describe('stack results: stick lines, report, CLI line', function () {
     h = s.h;
     // the device had 2.0.0 of each, installed by an earlier stack
     const first = h.stackPackage({ name: 'shop', version: '2.0.0', services: (['api', 'front', 'worker'] as const).map((n) => s.image(n, { version: '2.0.0', reference: `acme/${n}:2.0.1` })) });
-    expect((await h.run(first)).outcome).to.equal('committed');
+    assert.equal((await h.run(first)).outcome, 'committed');
   });
   afterEach(() => h.close());
 
   it('committed: one OK line for the stack with every service, then one per service', async () => {
     const r = await h.run(s.pkg());
     const lines = resultLines({ ...r, package_file: '/media/x/stack-2.1.0.edgepkg' });
-    expect(lines).to.deep.equal([
+    assert.deepEqual(lines, [
       'OK | stack-2.1.0.edgepkg | stack shop 2.1.0 | api 2.0.0 -> 2.1.0, front 2.0.0 -> 2.1.0, worker 2.0.0 -> 2.1.0 | Done: stack shop 2.1.0 runs. Remove the stick.',
       'OK | stack-2.1.0.edgepkg | service api | 2.0.0 -> 2.1.0 | runs 2.1.0 (stack shop 2.1.0)',
       'OK | stack-2.1.0.edgepkg | service front | 2.0.0 -> 2.1.0 | runs 2.1.0 (stack shop 2.1.0)',
       'OK | stack-2.1.0.edgepkg | service worker | 2.0.0 -> 2.1.0 | runs 2.1.0 (stack shop 2.1.0)',
     ]);
-    expect(resultFileText([r]).trimEnd().split('\n')).to.have.length(4);
-    expect(cliLine(r)).to.match(/^committed: stack shop 2\.1\.0: api 2\.0\.0 → 2\.1\.0, front 2\.0\.0 → 2\.1\.0, worker 2\.0\.0 → 2\.1\.0 \[u-/);
+    assert.equal((resultFileText([r]).trimEnd().split('\n')).length, 4);
+    assert.match(cliLine(r), /^committed: stack shop 2\.1\.0: api 2\.0\.0 → 2\.1\.0, front 2\.0\.0 → 2\.1\.0, worker 2\.0\.0 → 2\.1\.0 \[u-/);
     const text = reportText(r, { writtenAt: '2026-03-16T18:31:00Z' });
-    expect(text).to.include('Stack: shop 2.1.0');
-    expect(text).to.match(/Services \(in switch order\):\n {2}api {2}2\.0\.0 -> 2\.1\.0 {2}committed\n {2}front/);
-    expect(text).to.include('switching.front.compose_up');
+    assertIncludes(text, 'Stack: shop 2.1.0');
+    assert.match(text, /Services \(in switch order\):\n {2}api {2}2\.0\.0 -> 2\.1\.0 {2}committed\n {2}front/);
+    assertIncludes(text, 'switching.front.compose_up');
     // --json: the per-service array
-    expect(JSON.parse(JSON.stringify(r)).services.map((m: { service: string; from_version: string; to_version: string }) => [m.service, m.from_version, m.to_version])).to.deep.equal([
+    assert.deepEqual(JSON.parse(JSON.stringify(r)).services.map((m: { service: string; from_version: string; to_version: string }) => [m.service, m.from_version, m.to_version]), [
       ['api', '2.0.0', '2.1.0'],
       ['front', '2.0.0', '2.1.0'],
       ['worker', '2.0.0', '2.1.0'],
@@ -46,16 +47,14 @@ describe('stack results: stick lines, report, CLI line', function () {
   it('rolled back: FAILED for the stack and for each service, each back on its previous version', async () => {
     const r = await h.run(s.pkg({ worker: { behaviour: 'exits' } }));
     const lines = resultLines(r);
-    expect(lines[0]).to.match(/^FAILED \| .* \| stack shop 2\.1\.0 \| api 2\.0\.0 -> 2\.1\.0, front 2\.0\.0 -> 2\.1\.0, worker 2\.0\.0 -> 2\.1\.0 \| every service of stack shop rolled back to its previous version; service\.start_failed: /);
-    expect(lines.slice(1)).to.deep.equal(
-      ['api', 'front', 'worker'].map((n) => `FAILED | ${r.package_file.split('/').pop()} | service ${n} | 2.0.0 -> 2.1.0 | rolled back, runs its previous version again`),
-    );
-    expect(cliLine(r)).to.match(/^rolled back: every service of stack shop 2\.1\.0 runs its previous version again/);
+    assert.match(lines[0], /^FAILED \| .* \| stack shop 2\.1\.0 \| api 2\.0\.0 -> 2\.1\.0, front 2\.0\.0 -> 2\.1\.0, worker 2\.0\.0 -> 2\.1\.0 \| every service of stack shop rolled back to its previous version; service\.start_failed: /);
+    assert.deepEqual(lines.slice(1), ['api', 'front', 'worker'].map((n) => `FAILED | ${r.package_file.split('/').pop()} | service ${n} | 2.0.0 -> 2.1.0 | rolled back, runs its previous version again`));
+    assert.match(cliLine(r), /^rolled back: every service of stack shop 2\.1\.0 runs its previous version again/);
   });
 
   it('rejected: every service line says it was not touched', async () => {
     const r = await h.run(s.pkg({ front: { broken: true } }));
-    expect(resultLines(r).slice(1).map((l) => l.split(' | ').pop())).to.deep.equal(['not touched', 'not touched', 'not touched']);
-    expect(cliLine(r)).to.match(/^rejected: .* \(stack shop 2\.1\.0\) \(docker\.load_failed\): .* No service was touched\./);
+    assert.deepEqual(resultLines(r).slice(1).map((l) => l.split(' | ').pop()), ['not touched', 'not touched', 'not touched']);
+    assert.match(cliLine(r), /^rejected: .* \(stack shop 2\.1\.0\) \(docker\.load_failed\): .* No service was touched\./);
   });
 });

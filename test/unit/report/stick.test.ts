@@ -6,7 +6,7 @@ import { NO_PACKAGE_NOTE, StickReports, batchSucceeded } from '../../../agent/re
 import { resultLine, reportBaseName } from '../../../agent/report/format.js';
 import { isMountPoint } from '../../../agent/intake/mounts.js';
 import { openDatabase, type Db } from '../../../agent/store/db.js';
-import { mountStick, removeTree, remount, tempDir, unmount } from '../intake/helpers.js';
+import { mountStick, removeTree, remount, tempDir, unmount } from '../../support/intake-helpers.js';
 
 function result(over: Partial<UpdateResult> = {}): UpdateResult {
   return {

@@ -1,6 +1,6 @@
 // Which Compose the driver picks, with stand-in `docker` and `docker-compose` programs on the
 // PATH (no engine): v2 first, v1 as a fallback, and v1 refused next to an engine it breaks on.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,19 +26,19 @@ describe('compose command detection', () => {
   it('prefers Compose v2 (`docker compose`) whatever the engine', async () => {
     program('docker', '2.40.3');
     program('docker-compose', '1.29.2');
-    expect(await detectComposeCommand('auto', env(), engine('28.5.2'))).to.deep.equal(['docker', 'compose']);
+    assert.deepEqual(await detectComposeCommand('auto', env(), engine('28.5.2')), ['docker', 'compose']);
   });
 
   it('falls back to docker-compose v1 next to an engine older than 25', async () => {
     program('docker', undefined);
     program('docker-compose', '1.29.2');
-    expect(await detectComposeCommand('auto', env(), engine('20.10.24'))).to.deep.equal(['docker-compose']);
+    assert.deepEqual(await detectComposeCommand('auto', env(), engine('20.10.24')), ['docker-compose']);
   });
 
   it('takes a docker-compose that is v2 next to a new engine', async () => {
     program('docker', undefined);
     program('docker-compose', '2.26.1');
-    expect(await detectComposeCommand('auto', env(), engine('28.5.2'))).to.deep.equal(['docker-compose']);
+    assert.deepEqual(await detectComposeCommand('auto', env(), engine('28.5.2')), ['docker-compose']);
   });
 
   for (const setting of ['auto', 'docker-compose'] as const) {
@@ -46,10 +46,10 @@ describe('compose command detection', () => {
       program('docker', undefined);
       program('docker-compose', '1.29.2');
       const err = await detectComposeCommand(setting, env(), engine('28.5.2')).catch((e: unknown) => e);
-      expect(err).to.be.instanceOf(CaissonError);
-      expect((err as CaissonError).code).to.equal('compose.unavailable');
-      expect((err as CaissonError).message).to.match(/Compose v1 1\.29\.2.*Docker Engine 28\.5\.2/);
-      expect((err as CaissonError).next).to.match(/Compose v2/);
+      assert.ok(err instanceof CaissonError);
+      assert.equal((err as CaissonError).code, 'compose.unavailable');
+      assert.match((err as CaissonError).message, /Compose v1 1\.29\.2.*Docker Engine 28\.5\.2/);
+      assert.match((err as CaissonError).next, /Compose v2/);
     });
   }
 });

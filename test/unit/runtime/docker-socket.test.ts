@@ -1,14 +1,14 @@
 // Which engine socket Caisson uses when none is configured: its own setting, then Docker's.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
 import { CaissonError } from '../../../agent/errors.js';
 import { connectDocker, defaultDockerSocket, socketPathOf } from '../../../agent/runtime/docker-client.js';
 
 describe('engine socket from the environment', () => {
   it('CAISSON_DOCKER_SOCKET first, then DOCKER_HOST (unix://), then /var/run/docker.sock', () => {
-    expect(defaultDockerSocket({ CAISSON_DOCKER_SOCKET: '/run/a.sock', DOCKER_HOST: 'unix:///run/b.sock' })).to.equal('/run/a.sock');
-    expect(defaultDockerSocket({ DOCKER_HOST: 'unix:///run/b.sock' })).to.equal('/run/b.sock');
-    expect(defaultDockerSocket({})).to.equal('/var/run/docker.sock');
-    expect(defaultDockerSocket({ DOCKER_HOST: '' })).to.equal('/var/run/docker.sock');
+    assert.equal(defaultDockerSocket({ CAISSON_DOCKER_SOCKET: '/run/a.sock', DOCKER_HOST: 'unix:///run/b.sock' }), '/run/a.sock');
+    assert.equal(defaultDockerSocket({ DOCKER_HOST: 'unix:///run/b.sock' }), '/run/b.sock');
+    assert.equal(defaultDockerSocket({}), '/var/run/docker.sock');
+    assert.equal(defaultDockerSocket({ DOCKER_HOST: '' }), '/var/run/docker.sock');
   });
 
   it('refuses a DOCKER_HOST that is not a local unix socket with config.invalid', () => {
@@ -20,8 +20,8 @@ describe('engine socket from the environment', () => {
           return e;
         }
       })();
-      expect(err, host).to.be.instanceOf(CaissonError);
-      expect((err as CaissonError).code).to.equal('config.invalid');
+      assert.ok(err instanceof CaissonError, host);
+      assert.equal((err as CaissonError).code, 'config.invalid');
     }
   });
 
@@ -30,8 +30,8 @@ describe('engine socket from the environment', () => {
     try {
       delete process.env.CAISSON_DOCKER_SOCKET;
       process.env.DOCKER_HOST = 'unix:///run/elsewhere.sock';
-      expect(socketPathOf(connectDocker())).to.equal('/run/elsewhere.sock');
-      expect(socketPathOf(connectDocker('/run/given.sock'))).to.equal('/run/given.sock');
+      assert.equal(socketPathOf(connectDocker()), '/run/elsewhere.sock');
+      assert.equal(socketPathOf(connectDocker('/run/given.sock')), '/run/given.sock');
     } finally {
       for (const [k, v] of [['CAISSON_DOCKER_SOCKET', saved.c], ['DOCKER_HOST', saved.d]] as const) {
         if (v === undefined) delete process.env[k];

@@ -1,6 +1,7 @@
 // The drivers' plan handling that needs no engine: what the journal may keep of a plan, and
 // a plan of the other mode refused.
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { assertExcludes, assertIncludes } from '../../support/assert.js';
 import type Docker from 'dockerode';
 import { findService, parseCatalog } from '../../../agent/config/services.js';
 import { createComposeDriver } from '../../../agent/runtime/compose-driver.js';
@@ -57,18 +58,18 @@ describe('switch plans (no engine)', () => {
 
   it('docker mode keeps container environment values out of the journal, and everything else', () => {
     const kept = docker.forJournal(dockerPlan) as DockerSwitchPlan;
-    expect(kept.create.Env).to.deep.equal(['TOKEN=<redacted>', 'EMPTY=<redacted>', 'BARE=<redacted>']);
-    expect(JSON.stringify(kept)).to.not.include('s3cret');
-    expect({ ...kept, create: { ...kept.create, Env: dockerPlan.create.Env } }).to.deep.equal(dockerPlan);
-    expect(dockerPlan.create.Env, 'the plan itself is not changed').to.include('TOKEN=s3cret');
+    assert.deepEqual(kept.create.Env, ['TOKEN=<redacted>', 'EMPTY=<redacted>', 'BARE=<redacted>']);
+    assertExcludes(JSON.stringify(kept), 's3cret');
+    assert.deepEqual({ ...kept, create: { ...kept.create, Env: dockerPlan.create.Env } }, dockerPlan);
+    assertIncludes(dockerPlan.create.Env, 'TOKEN=s3cret', 'the plan itself is not changed');
   });
 
   it('compose mode keeps its plan as it is', () => {
-    expect(compose.forJournal(composePlan)).to.deep.equal(composePlan);
+    assert.deepEqual(compose.forJournal(composePlan), composePlan);
   });
 
   it('each driver refuses the other mode\'s plan as internal.error', () => {
-    expect(() => docker.forJournal(composePlan)).to.throw(/not a docker-mode plan/);
-    expect(() => compose.forJournal(dockerPlan)).to.throw(/not a compose-mode plan/);
+    assert.throws(() => docker.forJournal(composePlan), { message: /not a docker-mode plan/ });
+    assert.throws(() => compose.forJournal(dockerPlan), { message: /not a compose-mode plan/ });
   });
 });

@@ -1,4 +1,5 @@
-import { expect } from 'chai';
+import assert from 'node:assert/strict';
+import { assertFields } from '../../support/assert.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,8 +18,8 @@ describe('journal and history store', function () {
 
   it('opens SQLite in WAL mode with full sync', function () {
     const db = openDatabase(dir);
-    expect(db.pragma('journal_mode', { simple: true })).to.equal('wal');
-    expect(db.pragma('synchronous', { simple: true })).to.equal(2); // FULL
+    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    assert.equal(db.pragma('synchronous', { simple: true }), 2); // FULL
     db.close();
   });
 
@@ -32,10 +33,10 @@ describe('journal and history store', function () {
     old.close();
 
     const db = openDatabase(dir);
-    expect(db.pragma('user_version', { simple: true })).to.equal(MIGRATIONS.length);
+    assert.equal(db.pragma('user_version', { simple: true }), MIGRATIONS.length);
     const journal = new Journal(db);
-    expect(journal.get('u-old')).to.deep.include({ package_id: 'd'.repeat(64), outcome: 'committed' });
-    expect(journal.committedPackage('d'.repeat(64))).to.deep.equal({ service: 'web', package_version: '1.0.0', update_id: 'u-old' });
+    assertFields(journal.get('u-old'), { package_id: 'd'.repeat(64), outcome: 'committed' });
+    assert.deepEqual(journal.committedPackage('d'.repeat(64)), { service: 'web', package_version: '1.0.0', update_id: 'u-old' });
     db.close();
   });
 
@@ -49,15 +50,15 @@ describe('journal and history store', function () {
 
     db = openDatabase(dir);
     const again = new Journal(db);
-    expect(again.openRecords().map((r) => r.id)).to.deep.equal([id]);
-    expect(again.get(id)!.state).to.equal('switching.stop_old');
-    expect(again.data(id)).to.deep.include({ stagingDir: '/s', plan: { x: 1 }, v: JOURNAL_DATA_VERSION });
+    assert.deepEqual(again.openRecords().map((r) => r.id), [id]);
+    assert.equal(again.get(id)!.state, 'switching.stop_old');
+    assertFields(again.data(id), { stagingDir: '/s', plan: { x: 1 }, v: JOURNAL_DATA_VERSION });
     again.close(id, 'rolled_back', { code: 'health.timeout', message: 'slow', next: 'n' });
-    expect(again.openRecords()).to.have.length(0);
+    assert.equal(again.openRecords().length, 0);
     const result = again.toResult(id);
-    expect(result.outcome).to.equal('rolled_back');
-    expect(result.error).to.deep.equal({ code: 'health.timeout', message: 'slow', next: 'n' });
-    expect(result.steps.map((s) => s.state)).to.deep.equal(['received', 'staged', 'switching.stop_old', 'closed:rolled_back']);
+    assert.equal(result.outcome, 'rolled_back');
+    assert.deepEqual(result.error, { code: 'health.timeout', message: 'slow', next: 'n' });
+    assert.deepEqual(result.steps.map((s) => s.state), ['received', 'staged', 'switching.stop_old', 'closed:rolled_back']);
     db.close();
   });
 
@@ -73,17 +74,17 @@ describe('journal and history store', function () {
         return (err as CaissonError).code;
       }
     };
-    expect(policy('1.3.0', 'c'.repeat(64))).to.equal('ok');
-    expect(policy('1.1.9', 'c'.repeat(64))).to.equal('policy.downgrade');
-    expect(policy('1.2.0', 'c'.repeat(64)), 'same version, other bytes').to.equal('policy.downgrade');
-    expect(policy('1.2.0-rc.1', 'c'.repeat(64)), 'prerelease is older').to.equal('policy.downgrade');
-    expect(policy('1.1.9', 'c'.repeat(64), true)).to.equal('ok');
+    assert.equal(policy('1.3.0', 'c'.repeat(64)), 'ok');
+    assert.equal(policy('1.1.9', 'c'.repeat(64)), 'policy.downgrade');
+    assert.equal(policy('1.2.0', 'c'.repeat(64)), 'policy.downgrade', 'same version, other bytes');
+    assert.equal(policy('1.2.0-rc.1', 'c'.repeat(64)), 'policy.downgrade', 'prerelease is older');
+    assert.equal(policy('1.1.9', 'c'.repeat(64), true), 'ok');
     db.close();
   });
 
   it('lets one changing process hold the state dir at a time', function () {
     const lock = acquireStateLock(dir, 'test');
-    expect(() => acquireStateLock(dir, 'second')).to.throw(CaissonError, /another Caisson process \(pid \d+, test/);
+    assert.throws(() => acquireStateLock(dir, 'second'), (e) => e instanceof CaissonError && /another Caisson process \(pid \d+, test/.test(e.message));
     lock.release();
     acquireStateLock(dir, 'third').release();
   });
@@ -94,7 +95,7 @@ describe('journal and history store', function () {
     const id = journal.begin({ kind: 'update', source: 'cli', packageFile: '/x.edgepkg' });
     const v1 = { v: 1, stagingDir: '/s', plan: { mode: 'docker', service: 'web', newImageRef: 'w:2', previous: { containerId: 'c' }, details: { parkedName: 'web.caisson-prev', stopTimeoutSecs: 3 } } };
     db.prepare('UPDATE updates SET data = ? WHERE id = ?').run(JSON.stringify(v1), id);
-    expect(journal.data(id)).to.deep.equal({
+    assert.deepEqual(journal.data(id), {
       v: JOURNAL_DATA_VERSION,
       stagingDir: '/s',
       plan: { mode: 'docker', service: 'web', newImageRef: 'w:2', previous: { containerId: 'c' }, parkedName: 'web.caisson-prev', stopTimeoutSecs: 3 },
@@ -102,9 +103,9 @@ describe('journal and history store', function () {
     // a write upgrades what it merges into
     journal.transition(id, 'rolling_back', { data: { originalError: { code: 'health.timeout', message: 'm', next: 'n' } } });
     const stored = JSON.parse(journal.get(id)!.data) as { v: number; plan: Record<string, unknown> };
-    expect(stored.v).to.equal(JOURNAL_DATA_VERSION);
-    expect(stored.plan).to.not.have.property('details');
-    expect(stored.plan.parkedName).to.equal('web.caisson-prev');
+    assert.equal(stored.v, JOURNAL_DATA_VERSION);
+    assert.ok(!('details' in stored.plan));
+    assert.equal(stored.plan.parkedName, 'web.caisson-prev');
     db.close();
   });
 
@@ -113,14 +114,14 @@ describe('journal and history store', function () {
     const journal = new Journal(db);
     const id = journal.begin({ kind: 'update', source: 'cli', packageFile: '/x.edgepkg' });
     db.prepare('UPDATE updates SET data = ? WHERE id = ?').run(JSON.stringify({ v: JOURNAL_DATA_VERSION + 1 }), id);
-    expect(() => journal.data(id)).to.throw(JournalDataTooNew, /newer than this Caisson understands/);
+    assert.throws(() => journal.data(id), (e) => e instanceof JournalDataTooNew && /newer than this Caisson understands/.test(e.message));
     db.close();
   });
 
   it('maps each journal state to its recovery action', function () {
-    expect(['received', 'staged', 'validated', 'loading_image', 'image_loaded'].map(recoveryFor)).to.deep.equal(Array(5).fill('discard'));
-    expect(['switching', 'switching.park_old', 'health_checking', 'rolling_back.start_old'].map(recoveryFor)).to.deep.equal(Array(4).fill('reverse'));
-    expect(recoveryFor('committing.remove_old')).to.equal('finish');
-    expect(recoveryFor('switchin.park_old'), 'an unknown state has no action').to.equal(undefined);
+    assert.deepEqual(['received', 'staged', 'validated', 'loading_image', 'image_loaded'].map(recoveryFor), Array(5).fill('discard'));
+    assert.deepEqual(['switching', 'switching.park_old', 'health_checking', 'rolling_back.start_old'].map(recoveryFor), Array(4).fill('reverse'));
+    assert.equal(recoveryFor('committing.remove_old'), 'finish');
+    assert.equal(recoveryFor('switchin.park_old'), undefined, 'an unknown state has no action');
   });
 });

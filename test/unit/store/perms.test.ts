@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openDatabase } from '../../../agent/store/db.js';
-import { removeTree, tempDir } from '../intake/helpers.js';
+import { removeTree, tempDir } from '../../support/intake-helpers.js';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
 

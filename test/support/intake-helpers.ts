@@ -1,4 +1,4 @@
-// Shared pieces for the agent's unit tests: a small fake pipeline, package-shaped tar
+// Shared pieces for the agent's unit tests (intake, report, store): a small fake pipeline, package-shaped tar
 // files, tmpfs "sticks" (these tests run as root, like the agent) and event waiting.
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -6,12 +6,12 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventEmitter } from 'node:events';
-import { tarEnd, tarEntry } from '../../../agent/package/tar-writer.js';
-import type { UpdateRequest, UpdateResult } from '../../../agent/pipeline/types.js';
-import { openDatabase, type Db } from '../../../agent/store/db.js';
-import type { AgentPipeline } from '../../../agent/intake/agent.js';
-import type { AgentLog } from '../../../agent/intake/log.js';
-import { parseAgentConfig, type AgentConfig } from '../../../agent/config/agent.js';
+import { tarEnd, tarEntry } from '../../agent/package/tar-writer.js';
+import type { UpdateRequest, UpdateResult } from '../../agent/pipeline/types.js';
+import { openDatabase, type Db } from '../../agent/store/db.js';
+import type { AgentPipeline } from '../../agent/intake/agent.js';
+import type { AgentLog } from '../../agent/intake/log.js';
+import { parseAgentConfig, type AgentConfig } from '../../agent/config/agent.js';
 
 export function tempDir(prefix = 'caisson-agent-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
