@@ -14,6 +14,7 @@ import { expect } from 'chai';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { testPort } from '../support/ports.js';
 import {
   buildPackage,
   buildTestImage,
@@ -43,9 +44,9 @@ const NEW = `${REPO}:1.1.0`;
 const BROKEN = `${REPO}:1.2.0`;
 const CONTAINER = 'caisson-crash-web';
 const PARKED = `${CONTAINER}.caisson-prev`;
-const DOCKER_PORT = 18301;
+const DOCKER_PORT = testPort(18301);
 const PROJECT = 'caisson-crash-stack';
-const COMPOSE_PORT = 18302;
+const COMPOSE_PORT = testPort(18302);
 
 type Mode = 'docker' | 'compose';
 type Expect = 'untouched' | 'rolled_back' | 'committed';
