@@ -163,7 +163,8 @@ run_lane() {
   if [ "$n" = 1 ]; then
     CAISSON_DEVICE_DEB=$deb "${mocha[@]}" ${files[0]} >"$out/lane1.log" 2>&1
   else
-    bash scripts/with-engine.sh debian12-dind -- "${mocha[@]}" ${files[n - 1]} >"$out/lane$n.log" 2>&1
+    # (its cross-engine test would also import on this machine's engine, lane 1's: left out)
+    CAISSON_CROSS_ENGINE_HOST=0 bash scripts/with-engine.sh debian12-dind -- "${mocha[@]}" ${files[n - 1]} >"$out/lane$n.log" 2>&1
   fi
   rc=$?
   echo "$rc $(( $(now) - s0 ))" >"$out/lane$n.status"
