@@ -77,14 +77,18 @@ rm -rf "$out"
 mkdir -p "$out/deb"
 
 # --- what the lanes need, made while the typecheck and the restart test run ---------------
-# the .deb for the device test (no rebuild of dist/: the lanes run from it), and the
-# root filesystems of the lanes' engines (debootstrap, cached after the first time)
+# the root filesystems of the lanes' engines (debootstrap, cached after the first time), and
+# the .deb for the device test (no rebuild of dist/: the lanes run from it; lane 1 waits for
+# it only before the device test: dpkg-deb's xz takes a minute, five on a loaded machine)
 (
-  CAISSON_DEB_NO_BUILD=1 bash scripts/package-deb.sh "$out/deb" &&
-    bash scripts/with-engine.sh debian12-dind --provision &&
+  bash scripts/with-engine.sh debian12-dind --provision &&
     for e in "${matrix_engines[@]}"; do [ "$engines" = 0 ] || bash scripts/with-engine.sh "$e" --provision || exit 1; done
-) >"$out/prepare.log" 2>&1 &
-prepare_pid=$!
+) >"$out/engines.log" 2>&1 &
+engines_pid=$!
+(
+  CAISSON_DEB_NO_BUILD=1 bash scripts/package-deb.sh "$out/deb"
+  echo $? >"$out/deb.status"
+) >"$out/deb.log" 2>&1 &
 
 # one udevd for every lane (the end-to-end files and stage 2's start one only when none
 # answers, and stop the one they started: side by side, one would stop another's)
@@ -106,8 +110,7 @@ t0=$(now)
 echo "$? $(( $(now) - t0 ))" >"$out/restart.status"
 t_restart=$(( $(now) - t0 ))
 
-wait $prepare_pid || { cat "$out/prepare.log" >&2; echo "caisson tests: building the .deb or an engine's root filesystem failed" >&2; exit 1; }
-deb=$(ls "$out"/deb/caisson_*.deb)
+wait $engines_pid || { cat "$out/engines.log" >&2; echo "caisson tests: building an engine's root filesystem failed" >&2; exit 1; }
 
 # --- the lanes --------------------------------------------------------------------------------
 # Seconds each file took in the last full serial run (2 cores); files not listed count 15.
@@ -138,7 +141,7 @@ declare -a load files
 # the engine's socket); the last lane: every end-to-end file (one udevd, loop devices: one
 # after the other)
 load[0]=$(( $(weight unit) + $(weight test/device/deb.test.ts) ))
-files[0]="test/unit/**/*.test.ts test/device/deb.test.ts"
+files[0]="test/unit/**/*.test.ts" # the device test follows, in a mocha run of its own (run_lane)
 e2e=$(ls test/e2e/*.test.ts)
 last=$(( nlanes - 1 ))
 load[last]=0
@@ -161,7 +164,21 @@ run_lane() {
   set -f # the unit tests' glob is mocha's to expand
   # shellcheck disable=SC2086
   if [ "$n" = 1 ]; then
-    CAISSON_DEVICE_DEB=$deb "${mocha[@]}" ${files[0]} >"$out/lane1.log" 2>&1
+    "${mocha[@]}" ${files[0]} >"$out/lane1.log" 2>&1
+    rc=$?
+    echo "$rc $(( $(now) - s0 ))" >"$out/lane1.status"
+    # then the device test, once its .deb is there
+    s0=$(now)
+    while [ ! -f "$out/deb.status" ]; do sleep 1; done
+    if [ "$(cat "$out/deb.status")" = 0 ]; then
+      CAISSON_DEVICE_DEB=$(ls "$out"/deb/caisson_*.deb) "${mocha[@]}" test/device/deb.test.ts >"$out/device.log" 2>&1
+      rc=$?
+    else
+      { echo "packing the .deb failed:"; cat "$out/deb.log"; } >"$out/device.log"
+      rc=1
+    fi
+    echo "$rc $(( $(now) - s0 ))" >"$out/device.status"
+    return
   else
     # (its cross-engine test would also import on this machine's engine, lane 1's: left out)
     CAISSON_CROSS_ENGINE_HOST=0 bash scripts/with-engine.sh debian12-dind -- "${mocha[@]}" ${files[n - 1]} >"$out/lane$n.log" 2>&1
@@ -186,7 +203,7 @@ run_stage2() {
 t0=$(now)
 pids=()
 for ((n = 1; n <= nlanes; n++)); do
-  echo "caisson tests: lane $n (about ${load[n - 1]} s serially):${files[n - 1]}" >&2
+  echo "caisson tests: lane $n (about ${load[n - 1]} s serially):${files[n - 1]}$([ "$n" = 1 ] && echo " test/device/deb.test.ts")" >&2
   run_lane "$n" &
   pids+=($!)
 done
