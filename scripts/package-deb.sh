@@ -9,6 +9,8 @@
 # Debian 12 (whose nodejs is 18) and Debian 13 alike, with better-sqlite3's native module
 # built for exactly that runtime. Build it on the architecture of the devices.
 # Layout and maintainer scripts: docs/install.md; why the runtime is carried: docs/decisions.md.
+# CAISSON_DEB_NO_BUILD=1 packs dist/ as it is, without `npm run build` first (scripts/test.sh,
+# which built it and runs tests from it meanwhile: a rebuild would rewrite files under them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -28,7 +30,7 @@ if [ ! -f node_modules/better-sqlite3/build/Release/better_sqlite3.node ] || [ p
   echo "caisson: installing npm dependencies first (npm ci)" >&2
   npm ci --no-audit --no-fund
 fi
-npm run --silent build
+[ -n "${CAISSON_DEB_NO_BUILD:-}" ] || npm run --silent build
 
 version=${CAISSON_DEB_VERSION:-$("$node_bin" -p 'require("./package.json").version')}
 arch=$(dpkg --print-architecture)

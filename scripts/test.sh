@@ -1,43 +1,219 @@
 #!/usr/bin/env bash
 # Run the whole test suite: typecheck, unit tests, integration tests against a real Docker
-# engine and Compose, end-to-end tests with a real udevd and loop-mounted sticks, and the
-# device test (the .deb on a Debian 12 system container with systemd as PID 1, test/device).
-# Starts dockerd itself when none answers, and stops what it started.
-set -euo pipefail
+# engine and Compose, end-to-end tests with a real udevd and loop-mounted sticks, the device
+# test (the .deb on a Debian 12 system container with systemd as PID 1, test/device), and the
+# engine matrix (scripts/engine-matrix.sh). Starts dockerd itself when none answers, and
+# stops what it started.
+#
+#   bash scripts/test.sh              the suite in lanes side by side (below)
+#   bash scripts/test.sh ARGS...      stage 1 as ONE serial mocha run with ARGS added
+#                                     (e.g. --grep 'rolls back', --bail), then stage 2
+#
+# Lanes (docs/testing.md, "Lanes"): the test files wait far more than they compute (health
+# windows, container starts), so after the build and the typecheck, and after the one test that
+# restarts this machine's dockerd (alone: every container on the engine stops with it), these
+# run at the same time, each writing its own log under test-results/lanes/:
+#   lane 1   the unit tests, the device test and about half of the integration files, on this
+#            machine's engine;
+#   lane 2   the other integration files and the end-to-end tests, on an engine of its own
+#            (debian12-dind: the same Debian 12 engine and Compose v1 in docker-in-docker);
+#   stage 2  the engine matrix on Docker 28 with the containerd image store.
+# Each lane has an engine to itself because an import checks that no other tag on the engine
+# moved, and a rollback puts back tags that appeared since: two files importing on one engine
+# at once would see each other's tags. CAISSON_TEST_LANES=N (default 2) spreads the
+# integration and end-to-end files over N lanes, lanes 2..N on debian12-dind engines of their own.
+# CAISSON_ENGINE_MATRIX=0 skips stage 2 (a list of with-engine.sh names picks its engines).
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 cat >&2 <<'NOTE'
-caisson tests, in two stages:
-  1. unit, integration (real Docker engine and Compose), end-to-end (real udevd, loop sticks,
-     headless chromium) and device tests (the .deb under systemd): about 23 minutes on two
-     cores, more the first time (the device images are built with debootstrap);
-  2. the engine matrix: the pipeline, compose, crash, image and end-to-end suites again on
-     Docker 28 with the containerd image store (scripts/engine-matrix.sh, two engines side
-     by side): about 5 minutes, 5 more the first time. CAISSON_ENGINE_MATRIX=0 skips it.
+caisson tests: unit, integration (real Docker engine and Compose), end-to-end (real udevd, loop
+sticks, headless chromium), device (the .deb under systemd) and the engine matrix (the pipeline,
+compose, crash, image and end-to-end suites again on Docker 28 with the containerd image store;
+CAISSON_ENGINE_MATRIX=0 skips it), in lanes side by side: about 12 minutes on two cores, more
+the first time (device images and engine root filesystems are built with debootstrap).
 One test (test/integration/docker-restart.test.ts) restarts the Docker engine: every container
-on it stops with it, so run this where nothing else needs the engine. The suite removes the
-containers, images and volumes it creates.
+on it stops with it, so run this where nothing else needs the engine (it runs alone, before the
+lanes). The suite removes the containers, images, networks and volumes it creates.
 NOTE
 
-started=$(bash scripts/ensure-docker.sh 3>&1 >&2)
-if [ "$started" = started ]; then trap 'bash scripts/stop-docker.sh' EXIT; fi
+now() { date +%s; }
+t_start=$(now)
+started=$(bash scripts/ensure-docker.sh 3>&1 >&2) || exit 1
+udevd_pid=
+cleanup() {
+  [ -z "$udevd_pid" ] || kill "$udevd_pid" 2>/dev/null
+  [ "$started" != started ] || bash scripts/stop-docker.sh
+}
+trap cleanup EXIT
 
 if [ ! -f node_modules/better-sqlite3/build/Release/better_sqlite3.node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
+  npm ci --no-audit --no-fund || exit 1
 fi
-npm run --silent build
-bash scripts/ensure-browser.sh
-npx tsc -p tsconfig.test.json --noEmit
-stage_start=$(date +%s)
-npx mocha --exit --reporter test/support/reporter.cjs 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts' 'test/device/**/*.test.ts' "$@"
-echo "caisson tests: stage 1 took $(( $(date +%s) - stage_start )) s" >&2
-
-# Second stage: the engine-sensitive suites against the engines devices run in the field
-# (scripts/engine-matrix.sh; default docker28-containerd, or a list of with-engine.sh names;
-# 0 skips it). It rewrites the compatibility table in docs/runtime.md.
+t0=$(now)
+npm run --silent build || exit 1
+t_build=$(( $(now) - t0 ))
+bash scripts/ensure-browser.sh || exit 1
+mocha=(npx mocha --exit --reporter test/support/reporter.cjs)
 engines=${CAISSON_ENGINE_MATRIX:-docker28-containerd}
-case "$engines" in
-  0) ;;
-  1) SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_PARALLEL=2 CAISSON_MATRIX_NO_BUILD=1 bash scripts/engine-matrix.sh docker28-containerd ;;
-  *) read -ra matrix_engines <<<"$engines"; SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_PARALLEL=2 CAISSON_MATRIX_NO_BUILD=1 bash scripts/engine-matrix.sh "${matrix_engines[@]}" ;;
-esac
+[ "$engines" = 1 ] && engines=docker28-containerd
+read -ra matrix_engines <<<"$engines"
+
+# --- with arguments: stage 1 as one serial mocha run, as it always was --------------------
+if [ $# -gt 0 ]; then
+  npx tsc -p tsconfig.test.json --noEmit || exit 1
+  s0=$(now)
+  "${mocha[@]}" 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts' 'test/device/**/*.test.ts' "$@"
+  rc=$?
+  echo "caisson tests: stage 1 took $(( $(now) - s0 )) s" >&2
+  if [ "$engines" != 0 ]; then
+    SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_PARALLEL=2 CAISSON_MATRIX_NO_BUILD=1 bash scripts/engine-matrix.sh "${matrix_engines[@]}" || rc=1
+  fi
+  exit $rc
+fi
+
+out=test-results/lanes
+rm -rf "$out"
+mkdir -p "$out/deb"
+
+# --- what the lanes need, made while the typecheck and the restart test run ---------------
+# the root filesystems of the lanes' engines (debootstrap, cached after the first time), and
+# the .deb for the device test (no rebuild of dist/: the lanes run from it; lane 1 waits for
+# it only before the device test: dpkg-deb's xz takes a minute, five on a loaded machine)
+(
+  bash scripts/with-engine.sh debian12-dind --provision &&
+    for e in "${matrix_engines[@]}"; do [ "$engines" = 0 ] || bash scripts/with-engine.sh "$e" --provision || exit 1; done
+) >"$out/engines.log" 2>&1 &
+engines_pid=$!
+(
+  CAISSON_DEB_NO_BUILD=1 bash scripts/package-deb.sh "$out/deb"
+  echo $? >"$out/deb.status"
+) >"$out/deb.log" 2>&1 &
+
+# one udevd for every lane (the end-to-end files and stage 2's start one only when none
+# answers, and stop the one they started: side by side, one would stop another's)
+if ! udevadm control --ping --timeout=2 >/dev/null 2>&1; then
+  /lib/systemd/systemd-udevd >"$out/udevd.log" 2>&1 &
+  udevd_pid=$!
+  for _ in $(seq 1 50); do udevadm control --ping --timeout=1 >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+t0=$(now)
+npx tsc -p tsconfig.test.json --noEmit >"$out/typecheck.log" 2>&1
+typecheck_rc=$?
+t_typecheck=$(( $(now) - t0 ))
+[ $typecheck_rc = 0 ] || { cat "$out/typecheck.log" >&2; echo "caisson tests: the typecheck failed" >&2; exit 1; }
+
+# --- the dockerd restart, alone -------------------------------------------------------------
+t0=$(now)
+"${mocha[@]}" test/integration/docker-restart.test.ts >"$out/restart.log" 2>&1
+echo "$? $(( $(now) - t0 ))" >"$out/restart.status"
+t_restart=$(( $(now) - t0 ))
+
+wait $engines_pid || { cat "$out/engines.log" >&2; echo "caisson tests: building an engine's root filesystem failed" >&2; exit 1; }
+
+# --- the lanes --------------------------------------------------------------------------------
+# Seconds each file took in the last full serial run (2 cores); files not listed count 15.
+weight() {
+  case "$1" in
+    unit) echo 60 ;;
+    test/device/deb.test.ts) echo 90 ;; # its .deb is built before the lanes
+    test/integration/stack.test.ts) echo 265 ;;
+    test/integration/pipeline.test.ts) echo 121 ;;
+    test/integration/crash-recovery.test.ts) echo 90 ;;
+    test/integration/runtime/docker-driver.test.ts) echo 88 ;;
+    test/integration/runtime/compose-driver.test.ts) echo 70 ;;
+    test/integration/health/wait.test.ts) echo 54 ;;
+    test/e2e/web-page.test.ts) echo 46 ;;
+    test/e2e/agent-usb.test.ts) echo 45 ;;
+    test/integration/hostile-cli.test.ts) echo 39 ;;
+    test/integration/demo-first-contact.test.ts) echo 38 ;;
+    test/integration/signatures-policy.test.ts) echo 37 ;;
+    test/integration/lock-and-secrets.test.ts) echo 28 ;;
+    test/integration/cross-engine.test.ts) echo 21 ;;
+    *) echo 15 ;;
+  esac
+}
+nlanes=${CAISSON_TEST_LANES:-2}
+[ "$nlanes" -ge 2 ] 2>/dev/null || { echo "caisson tests: CAISSON_TEST_LANES must be 2 or more" >&2; exit 2; }
+declare -a load files
+# lane 1: the unit tests and the device test (its agent uses this machine's engine through
+# the engine's socket); the last lane: every end-to-end file (one udevd, loop devices: one
+# after the other)
+load[0]=$(( $(weight unit) + $(weight test/device/deb.test.ts) ))
+files[0]="test/unit/**/*.test.ts" # the device test follows, in a mocha run of its own (run_lane)
+e2e=$(ls test/e2e/*.test.ts)
+last=$(( nlanes - 1 ))
+load[last]=0
+files[last]=
+for f in $e2e; do load[last]=$(( load[last] + $(weight "$f") )); files[last]="${files[last]} $f"; done
+for ((i = 1; i < last; i++)); do load[i]=0; files[i]=; done
+# the integration files, longest first, each to the lane with the least so far
+integration=$(find test/integration -name '*.test.ts' ! -name docker-restart.test.ts | sort)
+for f in $(for f in $integration; do echo "$(weight "$f") $f"; done | sort -k1,1rn -k2 | cut -d' ' -f2); do
+  best=0
+  for ((i = 1; i < nlanes; i++)); do [ "${load[i]}" -lt "${load[best]}" ] && best=$i; done
+  load[best]=$(( load[best] + $(weight "$f") ))
+  files[best]="${files[best]} $f"
+done
+
+# lane N: mocha over its files, against this machine's engine (lane 1) or an engine of its own
+run_lane() {
+  local n=$1 s0 rc
+  s0=$(now)
+  set -f # the unit tests' glob is mocha's to expand
+  # shellcheck disable=SC2086
+  if [ "$n" = 1 ]; then
+    "${mocha[@]}" ${files[0]} >"$out/lane1.log" 2>&1
+    rc=$?
+    echo "$rc $(( $(now) - s0 ))" >"$out/lane1.status"
+    # then the device test, once its .deb is there
+    s0=$(now)
+    while [ ! -f "$out/deb.status" ]; do sleep 1; done
+    if [ "$(cat "$out/deb.status")" = 0 ]; then
+      CAISSON_DEVICE_DEB=$(ls "$out"/deb/caisson_*.deb) "${mocha[@]}" test/device/deb.test.ts >"$out/device.log" 2>&1
+      rc=$?
+    else
+      { echo "packing the .deb failed:"; cat "$out/deb.log"; } >"$out/device.log"
+      rc=1
+    fi
+    echo "$rc $(( $(now) - s0 ))" >"$out/device.status"
+    return
+  else
+    # (its cross-engine test would also import on this machine's engine, lane 1's: left out)
+    CAISSON_CROSS_ENGINE_HOST=0 bash scripts/with-engine.sh debian12-dind -- "${mocha[@]}" ${files[n - 1]} >"$out/lane$n.log" 2>&1
+  fi
+  rc=$?
+  echo "$rc $(( $(now) - s0 ))" >"$out/lane$n.status"
+}
+
+# stage 2 beside the lanes: its engines publish ports in this machine's network namespace
+# too, so its files take theirs 1000 higher; its cross-engine test leaves this machine's
+# engine out (lane 1 imports there) and pairs Docker 28 with a debian12-dind engine instead
+run_stage2() {
+  local s0 rc
+  s0=$(now)
+  CAISSON_TEST_PORT_OFFSET=1000 CAISSON_CROSS_ENGINE_HOST=0 CAISSON_MATRIX_PEER=debian12-dind \
+    SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_PARALLEL=2 CAISSON_MATRIX_NO_BUILD=1 \
+    bash scripts/engine-matrix.sh "${matrix_engines[@]}" >"$out/stage2.log" 2>&1
+  rc=$?
+  echo "$rc $(( $(now) - s0 ))" >"$out/stage2.status"
+}
+
+t0=$(now)
+pids=()
+for ((n = 1; n <= nlanes; n++)); do
+  echo "caisson tests: lane $n (about ${load[n - 1]} s serially):${files[n - 1]}$([ "$n" = 1 ] && echo " test/device/deb.test.ts")" >&2
+  run_lane "$n" &
+  pids+=($!)
+done
+if [ "$engines" != 0 ]; then
+  echo "caisson tests: stage 2, the engine matrix on ${matrix_engines[*]}" >&2
+  run_stage2 &
+  pids+=($!)
+fi
+for p in "${pids[@]}"; do wait "$p"; done
+t_lanes=$(( $(now) - t0 ))
+
+# --- what each lane says --------------------------------------------------------------------
+node scripts/test-summary.mjs "$out" "$t_build" "$t_typecheck" "$t_lanes" "$(( $(now) - t_start ))"

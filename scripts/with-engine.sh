@@ -8,6 +8,9 @@
 #   debian12             this machine's own engine (Debian 12 docker.io 20.10, Compose v1)
 #   docker28             Debian forky's docker.io 28.5 with Compose v2, classic overlay2 store
 #   docker28-containerd  the same engine with the containerd image store enabled
+#   debian12-dind        Debian 12's docker.io 20.10 with Compose v1 (debian12's engine), but an
+#                        engine of its own as below: scripts/test.sh runs one lane of the suite
+#                        on it beside another lane on this machine's engine
 #
 # The forky engine is installed into a root filesystem (debootstrap from Debian's archive),
 # cached under $CAISSON_ENGINE_CACHE (default /var/cache/caisson-engines) and rebuilt only
@@ -37,7 +40,7 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 debian12|docker28|docker28-containerd -- COMMAND..." >&2
+  echo "usage: $0 debian12|debian12-dind|docker28|docker28-containerd -- COMMAND..." >&2
   exit 2
 }
 provision_only=false
@@ -82,6 +85,7 @@ case "$name" in
     "$@"
     exit $?
     ;;
+  debian12-dind) suite=bookworm; store=classic ;;
   docker28) suite=forky; store=classic ;;
   docker28-containerd) suite=forky; store=containerd ;;
   *) usage ;;
@@ -107,12 +111,15 @@ provision_rootfs() {
   debootstrap --variant=minbase "$suite" "$tmp" "$mirror" /usr/share/debootstrap/scripts/sid >"$cache/$suite/debootstrap.log" 2>&1 ||
     { log "debootstrap failed; see $cache/$suite/debootstrap.log"; exit 1; }
   log "installing the engine and Compose into it"
+  # bookworm's docker.io carries its CLI; forky splits it into docker-cli
+  local cli=docker-cli
+  [ "$suite" = bookworm ] && cli=
   chroot "$tmp" sh -c '
     set -e
     export DEBIAN_FRONTEND=noninteractive
     apt-get -o Acquire::Check-Valid-Until=false update -qq
     apt-get -o Acquire::Check-Valid-Until=false install -y -qq --no-install-recommends \
-      docker.io docker-cli docker-compose containerd runc iproute2 iptables ca-certificates procps
+      docker.io '"$cli"' docker-compose containerd runc iproute2 iptables ca-certificates procps
     apt-get clean
     rm -rf /var/lib/apt/lists/*
   ' >"$cache/$suite/install.log" 2>&1 || { log "installing the engine failed; see $cache/$suite/install.log"; exit 1; }
@@ -250,9 +257,12 @@ exec "$rootfs/lib64/ld-linux-x86-64.so.2" --library-path "$rootfs/lib/x86_64-lin
 EOF
   chmod +x "$out"
 }
-wrap /usr/bin/docker "$run/bin/docker"
-wrap /usr/libexec/docker/cli-plugins/docker-compose "$run/docker-config/cli-plugins/docker-compose"
-wrap /usr/libexec/docker/cli-plugins/docker-compose "$run/bin/docker-compose"
+# (bookworm's are this machine's own docker CLI and Compose v1: nothing to wrap)
+if [ "$suite" != bookworm ]; then
+  wrap /usr/bin/docker "$run/bin/docker"
+  wrap /usr/libexec/docker/cli-plugins/docker-compose "$run/docker-config/cli-plugins/docker-compose"
+  wrap /usr/libexec/docker/cli-plugins/docker-compose "$run/bin/docker-compose"
+fi
 export DOCKER_CONFIG=$run/docker-config
 export PATH=$run/bin:$PATH
 log "$name answers on $DOCKER_HOST ($(docker version -f '{{.Server.Version}}'), $(docker compose version --short 2>/dev/null || echo 'no compose'))"

@@ -9,14 +9,14 @@
 // Needs root and the Docker engine. Objects: caisson-device-*, host port 18420.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { buildPackage } from '../../agent/package/builder.js';
 import { generateKeyPair } from '../../agent/package/signature.js';
 import { buildDeb, Device, deviceImage } from '../support/device.js';
 import { buildTestImage, docker, dockerOk, removeTestImages } from '../support/images.js';
-import { LoopStick, ROOT } from '../support/udev.js';
+import { LoopStick, ROOT, loopTestRule } from '../support/udev.js';
 
 const PREFIX = 'caisson-device-';
 const SERVICE_CONTAINER = `${PREFIX}web`;
@@ -140,7 +140,8 @@ describe('device: the Debian package', function () {
       for (let i = 0; i < 100 && (await served()) !== '1.0.0'; i++) await sleep(100);
       assert.equal(await served(), '1.0.0');
 
-      copyFileSync(join(ROOT, 'udev', '99-caisson-loop-test.rules'), join(work, 'udev', '99-caisson-loop-test.rules'));
+      // the switch for this test's stick only: the device's udevd sees every loop device of the host
+      writeFileSync(join(work, 'udev', '99-caisson-loop-test.rules'), loopTestRule());
       device = await Device.boot(image, `${PREFIX}${process.pid}`, [[work, '/mnt/work']]);
     });
 

@@ -13,11 +13,12 @@ import { acquireStateLock } from '../../agent/store/lock.js';
 import { openDatabase } from '../../agent/store/db.js';
 import { buildTestImage, docker, dockerOk, removeTestImages } from '../support/images.js';
 import { LoopStick, ROOT, isMounted, setupUdev, type UdevHarness } from '../support/udev.js';
+import { testPort } from '../support/ports.js';
 
 const PREFIX = 'caisson-e2e-';
 const CONTAINER = `${PREFIX}web`;
 const REPO = `${PREFIX}web`;
-const PORT = 18210;
+const PORT = testPort(18210);
 const LABEL = 'caisson.test=own';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

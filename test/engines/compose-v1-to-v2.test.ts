@@ -17,11 +17,12 @@ import { createDriver } from '../../agent/runtime/index.js';
 import { waitHealthy } from '../../agent/health/wait.js';
 import type { ServiceSpec } from '../../agent/config/services.js';
 import { buildOwnImage, cleanup, docker, recorder, waitForBody } from '../integration/runtime/support.js';
+import { testPort } from '../support/ports.js';
 
 const PROJECT = 'caisson-eng-upg';
 const IMG1 = 'caisson-eng-upg/app:1';
 const IMG2 = 'caisson-eng-upg/app:2';
-const PORT = 18180;
+const PORT = testPort(18180);
 const V1 = process.env.CAISSON_COMPOSE_V1 ?? '/usr/bin/docker-compose';
 const api = connectDocker();
 

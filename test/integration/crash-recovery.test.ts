@@ -17,6 +17,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { testPort } from '../support/ports.js';
 import {
   buildPackage,
   buildTestImage,
@@ -45,9 +46,9 @@ const OLD = `${REPO}:1.0.0`;
 const NEW = `${REPO}:1.1.0`;
 const CONTAINER = 'caisson-crash-web';
 const PARKED = `${CONTAINER}.caisson-prev`;
-const DOCKER_PORT = 18301;
+const DOCKER_PORT = testPort(18301);
 const PROJECT = 'caisson-crash-stack';
-const COMPOSE_PORT = 18302;
+const COMPOSE_PORT = testPort(18302);
 
 type Mode = 'docker' | 'compose';
 

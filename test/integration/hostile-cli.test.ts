@@ -41,7 +41,7 @@ const WATCHED_REPOS = ['caisson-sec-hostile/', 'caisson-pkgtest/other:', 'caisso
 
 /** The containers and images these tests could affect, as comparable text (three docker calls). */
 function engineSnapshot(): string {
-  const containers = docker('ps', '-a', '--no-trunc', '--filter', 'name=^/caisson-sec-', '--format', '{{.ID}} {{.Names}} {{.Image}} {{.State}}')
+  const containers = docker('ps', '-a', '--no-trunc', '--filter', 'name=^/caisson-sec-hostile-', '--format', '{{.ID}} {{.Names}} {{.Image}} {{.State}}')
     .split('\n')
     .filter(Boolean)
     .sort();

@@ -18,10 +18,11 @@ import { join } from 'node:path';
 import { buildTestImage, cleanupTestObjects, docker, dockerOk, imageExists, imageId } from '../support/images.js';
 import { httpGet, waitForBody } from '../support/http.js';
 import { caisson, ensureBuilt, runCli } from '../support/cli.js';
+import { testPort } from '../support/ports.js';
 
-const WEB_PORT = 18001;
-const BACKEND_PORT = 18002;
-const SIDECAR_PORT = 18003;
+const WEB_PORT = testPort(18001);
+const BACKEND_PORT = testPort(18002);
+const SIDECAR_PORT = testPort(18003);
 const WEB = 'caisson-pl-web';
 const PROJECT = 'caisson-pl-stack';
 const IMAGES = {

@@ -1,6 +1,9 @@
 // End-to-end support: a real systemd-udevd with the project's rules, and ext4 image files
 // attached with losetup as "sticks". The loop-device switch (udev/99-caisson-loop-test.rules)
-// only matches filesystems labelled CAISSONTEST*, so other loop devices are never touched.
+// only matches filesystems labelled CAISSONTEST*, so other loop devices are never touched;
+// the copy installed here matches only this process's label (TEST_FS_LABEL), so that test
+// processes side by side (scripts/test.sh's lanes, the device test's own udevd, which sees
+// the same kernel events) never mount each other's sticks.
 // Everything here needs root.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -15,7 +18,16 @@ const INSTALLED_HELPER = '/usr/lib/caisson/caisson-media';
 const RULES_DIR = '/run/udev/rules.d';
 const UDEVD = '/lib/systemd/systemd-udevd';
 
-export const TEST_FS_LABEL = 'CAISSONTEST';
+/** This process's stick label: CAISSONTEST and the pid in base 36 (ext4 labels hold 16 bytes). */
+export const TEST_FS_LABEL = `CAISSONTEST${process.pid.toString(36).toUpperCase()}`;
+
+/** udev/99-caisson-loop-test.rules narrowed to sticks labelled `label`, exactly. */
+export function loopTestRule(label = TEST_FS_LABEL): string {
+  const text = readFileSync(join(ROOT, 'udev', '99-caisson-loop-test.rules'), 'utf8');
+  const match = 'ENV{ID_FS_LABEL}!="CAISSONTEST*"';
+  if (!text.includes(match)) throw new Error(`udev/99-caisson-loop-test.rules no longer says ${match}`);
+  return text.split(match).join(`ENV{ID_FS_LABEL}!="${label}"`);
+}
 
 function udevdAnswers(): boolean {
   return spawnSync('udevadm', ['control', '--ping', '--timeout=2'], { stdio: 'ignore' }).status === 0;
@@ -52,11 +64,11 @@ export function setupUdev(o: { mediaRoot: string; stateDir: string; tag: string 
   const command = `${HELPER} --media-root ${o.mediaRoot} --state-dir ${o.stateDir}`;
   if (/\s/.test(o.mediaRoot + o.stateDir + HELPER) || /"/.test(command)) throw new Error('paths for udev rules must not hold spaces or quotes');
   const rules: string[] = [];
-  for (const [src, name] of [
-    ['99-caisson.rules', `99-caisson-${o.tag}.rules`],
-    ['99-caisson-loop-test.rules', `99-caisson-${o.tag}-loop-test.rules`],
+  for (const [rule, name] of [
+    [readFileSync(join(ROOT, 'udev', '99-caisson.rules'), 'utf8'), `99-caisson-${o.tag}.rules`],
+    [loopTestRule(), `99-caisson-${o.tag}-loop-test.rules`],
   ] as const) {
-    const text = readFileSync(join(ROOT, 'udev', src), 'utf8').split(INSTALLED_HELPER).join(command);
+    const text = rule.split(INSTALLED_HELPER).join(command);
     const dest = join(RULES_DIR, name);
     writeFileSync(dest, text);
     rules.push(dest);

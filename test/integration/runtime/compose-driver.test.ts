@@ -16,6 +16,7 @@ import type { ServiceSpec } from '../../../agent/config/services.js';
 import type { ServiceDriver } from '../../../agent/runtime/driver.js';
 import { buildOwnImage, cleanup, deriveImage, docker, imageId, recorder, waitForBody } from './support.js';
 import { createDockerEngine } from '../../../agent/runtime/engine.js';
+import { testPort } from '../../support/ports.js';
 
 const P = 'caisson-rt-c-';
 const PROJECT = 'caisson-rt-cmp';
@@ -24,8 +25,8 @@ const IMG2 = `${P}app:2`;
 const IMG3 = `${P}app:3`;
 const IMG_EXIT = `${P}exit:1`;
 const IMAGES = [IMG1, IMG2, IMG3, IMG_EXIT, `${P}other:1`];
-const FRONT_PORT = 18110;
-const BACK_PORT = 18111;
+const FRONT_PORT = testPort(18110);
+const BACK_PORT = testPort(18111);
 const api = connectDocker();
 /** What health checks read, through the engine port. */
 const health = createDockerEngine(api, { stateDir: tmpdir() });
