@@ -12,6 +12,7 @@ import {
   createDecipheriv,
   createHmac,
   createPublicKey,
+  createSecretKey,
   diffieHellman,
   generateKeyPairSync,
   hkdfSync,
@@ -156,7 +157,9 @@ export class PayloadDecryptor {
   private headerBytes = Buffer.alloc(0);
   private nonceBytes = Buffer.alloc(0);
   private fileKey: Buffer | undefined;
-  private payloadKey: Buffer | undefined;
+  private payloadKey: KeyObject | undefined;
+  /** One nonce buffer for every chunk: OpenSSL copies it when a decipher is made. */
+  private readonly nonce = Buffer.alloc(12);
   private readonly pending = Buffer.allocUnsafe(SEALED_CHUNK);
   private fill = 0;
   private index = 0;
@@ -246,7 +249,8 @@ export class PayloadDecryptor {
     const need = NONCE_BYTES - this.nonceBytes.length;
     this.nonceBytes = Buffer.concat([this.nonceBytes, data.subarray(0, need)]);
     if (this.nonceBytes.length < NONCE_BYTES) return Buffer.alloc(0);
-    this.payloadKey = hkdf(this.fileKey!, this.nonceBytes, 'payload');
+    // a KeyObject, so the key is not copied into a new one for each of the chunks
+    this.payloadKey = createSecretKey(hkdf(this.fileKey!, this.nonceBytes, 'payload'));
     this.phase = 'payload';
     return data.subarray(need);
   }
@@ -276,7 +280,7 @@ export class PayloadDecryptor {
   private openChunk(sealed: Buffer): Buffer {
     const i = this.index;
     const last = i === this.chunks - 1;
-    const plain = open(this.payloadKey!, chunkNonce(i, last), sealed);
+    const plain = open(this.payloadKey!, chunkNonce(i, last, this.nonce), sealed);
     if (!plain) this.diagnose(sealed, i, last);
     if (last && plain.length === 0 && i > 0) throw new CaissonError('crypto.chunk_tampered', 'the encrypted image ends with an empty chunk');
     this.index++;
@@ -375,8 +379,7 @@ function hkdf(ikm: Buffer, salt: Buffer, info: string): Buffer {
   return Buffer.from(hkdfSync('sha256', ikm, salt, info, 32));
 }
 
-function chunkNonce(index: number, last: boolean): Buffer {
-  const nonce = Buffer.alloc(12);
+function chunkNonce(index: number, last: boolean, nonce = Buffer.alloc(12)): Buffer {
   nonce.writeUIntBE(index, 5, 6); // an 11-byte big-endian counter; 2^48 chunks is plenty
   nonce[11] = last ? 1 : 0;
   return nonce;
@@ -390,7 +393,7 @@ function seal(key: Buffer, nonce: Buffer, plain: Buffer): Buffer {
 }
 
 /** The plaintext, or undefined when the tag does not authenticate. Nothing is returned unchecked. */
-function open(key: Buffer, nonce: Buffer, sealed: Buffer): Buffer | undefined {
+function open(key: Buffer | KeyObject, nonce: Buffer, sealed: Buffer): Buffer | undefined {
   if (sealed.length < TAG) return undefined;
   const d = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG });
   d.setAuthTag(sealed.subarray(sealed.length - TAG));

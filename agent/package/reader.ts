@@ -18,8 +18,9 @@ import { packageIdOf } from './identity.js';
 import { ImageArchiveInspector, recordInspection, type InspectResult } from './image-inspector.js';
 import { parseManifest } from './manifest.js';
 import { MediumStalled, openSource, ReadAhead, withDeadline } from './source.js';
-import { StagingArea, writeAll } from './staging-area.js';
+import { StagingArea, writeAll, writeAllv } from './staging-area.js';
 import { TarParser } from './tar-parser.js';
+import { YoungGarbage } from './young-garbage.js';
 import {
   DEFAULT_STAGE_LIMITS,
   type Manifest,
@@ -60,6 +61,8 @@ interface Decrypting {
   decryptor: PayloadDecryptor;
   hash: ReturnType<typeof createHash>;
   size: number;
+  /** The decryptor's fresh plaintext buffers, collected every few MiB (young-garbage.ts). */
+  garbage: YoungGarbage;
 }
 
 export async function stagePackage(sourcePath: string, stagingDir: string, opts: StageOptions = {}): Promise<StagedPackage> {
@@ -153,15 +156,20 @@ async function streamPackage(
           cur.chunks.push(Buffer.from(ev.data));
           cur.size += ev.data.length;
         } else if (cur.kind === 'image') {
-          const data = cur.decrypting ? decrypt(cur.decrypting, ev.data) : ev.data;
-          if (data.length === 0) continue;
+          // plaintext comes out of the decryptor one 64 KiB chunk per buffer: they are
+          // written together and hashed one by one, never joined into a copy
+          const pieces = cur.decrypting ? decrypt(cur.decrypting, ev.data) : [ev.data];
+          if (pieces.length === 0) continue;
           // the write runs on the thread pool while this thread hashes the same bytes
-          const written = cur.out ? writeAll(cur.out, data, staging.dir) : undefined;
+          const written = cur.out ? writeAllv(cur.out, pieces, staging.dir) : undefined;
           written?.catch(() => undefined);
-          cur.hash.update(data);
-          cur.size += data.length;
-          await cur.inspector?.write(data);
+          for (const data of pieces) {
+            cur.hash.update(data);
+            cur.size += data.length;
+            await cur.inspector?.write(data);
+          }
           await written;
+          if (cur.decrypting) cur.decrypting.garbage.dropped(pieces.reduce((n, p) => n + p.length, 0));
         }
       } else {
         if (cur.kind === 'small') {
@@ -232,13 +240,12 @@ function startDecrypting(entryName: string, size: number, opts: StageOptions, ma
     }
   }
   const decryptor = new PayloadDecryptor(size, { keys, listedRecipients: listed });
-  return { entryName, decryptor, hash: createHash('sha256'), size: 0 };
+  return { entryName, decryptor, hash: createHash('sha256'), size: 0, garbage: new YoungGarbage() };
 }
 
-/** Hash the ciphertext and return the plaintext that authenticated (one buffer, maybe empty). */
-function decrypt(d: Decrypting, data: Buffer): Buffer {
+/** Hash the ciphertext and return the plaintext that authenticated (maybe none). */
+function decrypt(d: Decrypting, data: Buffer): Buffer[] {
   d.hash.update(data);
   d.size += data.length;
-  const pieces = d.decryptor.push(data);
-  return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+  return d.decryptor.push(data).filter((p) => p.length > 0);
 }

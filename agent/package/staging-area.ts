@@ -97,3 +97,22 @@ export async function writeAll(fh: FileHandle, data: Buffer, dir: string): Promi
     }
   }
 }
+
+/** Write `pieces` in order with as few calls as the kernel allows (writev). */
+export async function writeAllv(fh: FileHandle, pieces: Buffer[], dir: string): Promise<void> {
+  if (pieces.length === 1) return writeAll(fh, pieces[0]!, dir);
+  let rest = pieces;
+  while (rest.length > 0) {
+    let written: number;
+    try {
+      ({ bytesWritten: written } = await fh.writev(rest));
+    } catch (err) {
+      throw stagingError(err, dir);
+    }
+    // drop what was written; a piece written in part keeps its tail
+    let i = 0;
+    while (i < rest.length && written >= rest[i]!.length) written -= rest[i++]!.length;
+    rest = rest.slice(i);
+    if (written > 0) rest[0] = rest[0]!.subarray(written);
+  }
+}
