@@ -43,7 +43,7 @@ export function stackSetup(h: PipelineHarness): StackSetup {
   const serving = (name: StackService): FakeContainer => {
     const all = [...h.engine.containers.values()];
     const mine = name === 'front' ? all.filter((c) => c.compose?.project === 'shop' && c.compose.service === 'front') : all.filter((c) => c.name === name || c.name === `${name}.caisson-prev`);
-    assert.equal((mine.map((c) => c.name)).length, 1, `exactly one container for ${name}`);
+    assert.equal(mine.map((c) => c.name).length, 1, `exactly one container for ${name}`);
     assert.equal(mine[0]!.running, true, `${name} runs`);
     return mine[0]!;
   };
