@@ -59,7 +59,8 @@ describe('error codes', function () {
       for (const fallback of ['internal.error', 'docker.error', 'docker.load_failed'] as const) {
         const mapped = toCaissonError(missing, fallback);
         assert.equal(mapped.code, 'fs.error', fallback);
-        assertIncludes(mapped.message, 'no such file or directory'); assertIncludes(mapped.message, join(dir, 'nope'));
+        assertIncludes(mapped.message, 'no such file or directory');
+        assertIncludes(mapped.message, join(dir, 'nope'));
       }
       // a caller that knows what it was reading keeps its own code
       assert.equal(toCaissonError(missing, 'package.read_failed').code, 'package.read_failed');

@@ -114,7 +114,7 @@ describe('hostile package corpus', function () {
       }
       assert.ok(err instanceof CaissonError, 'the package was accepted');
       assert.equal((err as CaissonError).code, c.expectCode, (err as Error).message);
-      assert.equal(typeof ((err as CaissonError).message), 'string');
+      assert.equal(typeof (err as CaissonError).message, 'string');
       assert.notEqual((err as CaissonError).message, '');
 
       if (stageFailed) {

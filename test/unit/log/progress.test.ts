@@ -31,7 +31,8 @@ describe('progress', function () {
     const bars = text().split('\n').filter(Boolean);
     assert.equal(bars.length, 2);
     assertIncludes(bars[0], '3.0 MiB/8.0 MiB');
-    assertIncludes(bars[1], '1.0 MiB/2.0 MiB'); assertExcludes(bars[1], '8.0 MiB');
+    assertIncludes(bars[1], '1.0 MiB/2.0 MiB');
+    assertExcludes(bars[1], '8.0 MiB');
   });
 
   it('in a log writes one plain line per finished phase, each layer its own', function () {

@@ -27,7 +27,7 @@ describe('image archive rules (image.tar)', () => {
     it('the legacy layout, with the relative link docker save writes for a repeated layer', () => {
       const same = craftLayer('same.txt', 'same\n');
       const img = legacyImage({ ref: REF, layers: [craftLayer('a.txt', 'a\n'), same, same] });
-      assert.equal((img.entries.filter((e) => e.type === 'symlink')).length, 1);
+      assert.equal(img.entries.filter((e) => e.type === 'symlink').length, 1);
       const { info, problem } = read(craftTar(img.entries));
       assert.equal(problem, undefined);
       assertFields(info, { imageId: img.configDigest, repoTags: [REF], layout: 'legacy', diffIds: img.diffIds, os: 'linux', architecture: 'amd64', indexNames: [] });

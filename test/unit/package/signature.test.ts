@@ -51,7 +51,7 @@ describe('signatures', () => {
   it('signs and verifies the exact manifest bytes with a trusted key', () => {
     const files = generateKeyPair(join(dir, 'k'));
     const sig = signManifest(manifestBytes, readFileSync(files.privateKeyPath));
-    assert.equal((Buffer.from(sig, 'base64')).length, 64);
+    assert.equal(Buffer.from(sig, 'base64').length, 64);
     const keys = loadTrustedKeys(dir);
     const result = checkSignature(manifest(), staged(Buffer.from(sig + '\n')), keys);
     assert.deepEqual(result, { verified: true, keyId: keyId(keys[0]!) });

@@ -103,7 +103,7 @@ function setup(mode: Mode, pkg: Pkg): Setup {
 function serving(h: PipelineHarness, mode: Mode) {
   const all = [...h.engine.containers.values()];
   const mine = mode === 'docker' ? all.filter((c) => c.name === 'web' || c.name === 'web.caisson-prev') : all.filter((c) => c.compose?.project === 'stack');
-  assert.equal((mine.map((c) => c.name)).length, 1, 'exactly one container for the service');
+  assert.equal(mine.map((c) => c.name).length, 1, 'exactly one container for the service');
   return mine[0]!;
 }
 

@@ -43,7 +43,8 @@ describe('freshness and targeting in the pipeline (fake engine, fake clock)', fu
       const result = await h.run(web({ issuedAt: T0, expiresAt: T1 }));
       assert.equal(result.outcome, 'rejected');
       assert.equal(result.error?.code, 'policy.expired');
-      assertIncludes(result.error?.message, T1); assertIncludes(result.error?.message, '2026-03-01T00:00:00.000Z');
+      assertIncludes(result.error?.message, T1);
+      assertIncludes(result.error?.message, '2026-03-01T00:00:00.000Z');
       untouched();
       assert.equal(h.engine.byName('web')!.ref, OLD);
     });
@@ -69,7 +70,9 @@ describe('freshness and targeting in the pipeline (fake engine, fake clock)', fu
       assert.equal((await h.run(web({ issuedAt: T2, expiresAt: '2026-03-01T00:00:01Z' }))).outcome, 'committed');
       const expired = await h.run(web({ issuedAt: T0, expiresAt: T1 }));
       assert.equal(expired.error?.code, 'policy.expired');
-      assertIncludes(expired.error?.message, `issued ${T2}`); assertIncludes(expired.error?.message, '1970-01-01T00:00:10.000Z'); assertIncludes(expired.error?.message, T1);
+      assertIncludes(expired.error?.message, `issued ${T2}`);
+      assertIncludes(expired.error?.message, '1970-01-01T00:00:10.000Z');
+      assertIncludes(expired.error?.message, T1);
     });
 
     it('the floor survives a restart (it is in the state database)', async () => {
@@ -138,7 +141,8 @@ describe('freshness and targeting in the pipeline (fake engine, fake clock)', fu
       const older = await h.run(web({ issuedAt: T1 })); // a higher version, but issued earlier
       assert.equal(older.outcome, 'rejected');
       assert.equal(older.error?.code, 'policy.older_issue');
-      assertIncludes(older.error?.message, T1); assertIncludes(older.error?.message, T2);
+      assertIncludes(older.error?.message, T1);
+      assertIncludes(older.error?.message, T2);
       untouched(calls);
     });
 
@@ -191,7 +195,8 @@ describe('freshness and targeting in the pipeline (fake engine, fake clock)', fu
         const result = await h.run(web({ issuedAt: T0, ...target, deviceIds: 'deviceIds' in target ? [...target.deviceIds] : undefined }));
         assert.equal(result.outcome, 'rejected');
         assert.equal(result.error?.code, 'manifest.not_for_this_device');
-        assertIncludes(result.error?.message, 'k3xq-7h2m-pa4d-6wzt'); assertIncludes(result.error?.message, '"kiosk-v2"');
+        assertIncludes(result.error?.message, 'k3xq-7h2m-pa4d-6wzt');
+        assertIncludes(result.error?.message, '"kiosk-v2"');
         untouched();
         assert.equal(h.engine.byName('web')!.ref, OLD);
         assert.deepEqual(h.stagingLeft(), []);

@@ -114,7 +114,7 @@ describe('pipeline outcomes (fake engine)', function () {
     assert.equal(result.outcome, 'rollback_failed');
     assert.equal(result.error?.code, 'rollback.failed');
     assert.match(result.error?.message, /^rollback failed after service\.start_failed: .*no longer exists/);
-    assert.equal((h.engine.calls.filter((c) => c === 'rollback')).length, 1);
+    assert.equal(h.engine.calls.filter((c) => c === 'rollback').length, 1);
     assert.deepEqual(h.journal.openRecords(), []);
   });
 
@@ -123,7 +123,7 @@ describe('pipeline outcomes (fake engine)', function () {
     h.engine.failOn('rollback', new CaissonError('docker.error', 'failed to update store for object type *libnetwork.endpoint'), Infinity);
     const result = await h.run(webPackage({ behaviour: 'exits' }));
     assert.equal(result.outcome, 'rollback_failed');
-    assert.equal((h.engine.calls.filter((c) => c === 'rollback')).length, 3); // FAST_TIMING.restoreAttempts
+    assert.equal(h.engine.calls.filter((c) => c === 'rollback').length, 3); // FAST_TIMING.restoreAttempts
   });
 
   it('leaves the new version in place with rollback_failed when automatic rollback is off', async () => {
@@ -141,7 +141,7 @@ describe('pipeline outcomes (fake engine)', function () {
     h.engine.failOn('loadImage', new CaissonError('docker.unreachable', 'connection reset'));
     const result = await h.run(webPackage());
     assert.equal(result.outcome, 'committed');
-    assert.equal((h.engine.calls.filter((c) => c === 'loadImage')).length, 2);
+    assert.equal(h.engine.calls.filter((c) => c === 'loadImage').length, 2);
   });
 
   it('finishes the commit when the engine goes away during it and comes back', async () => {

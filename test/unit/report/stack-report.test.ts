@@ -30,7 +30,7 @@ describe('stack results: stick lines, report, CLI line', function () {
       'OK | stack-2.1.0.edgepkg | service front | 2.0.0 -> 2.1.0 | runs 2.1.0 (stack shop 2.1.0)',
       'OK | stack-2.1.0.edgepkg | service worker | 2.0.0 -> 2.1.0 | runs 2.1.0 (stack shop 2.1.0)',
     ]);
-    assert.equal((resultFileText([r]).trimEnd().split('\n')).length, 4);
+    assert.equal(resultFileText([r]).trimEnd().split('\n').length, 4);
     assert.match(cliLine(r), /^committed: stack shop 2\.1\.0: api 2\.0\.0 → 2\.1\.0, front 2\.0\.0 → 2\.1\.0, worker 2\.0\.0 → 2\.1\.0 \[u-/);
     const text = reportText(r, { writtenAt: '2026-03-16T18:31:00Z' });
     assertIncludes(text, 'Stack: shop 2.1.0');

@@ -98,7 +98,7 @@ describe('runtime/container-spec recreateSpec', () => {
     assertIncludesDeep(mounts, { Type: 'volume', Source: anon.Name, Target: '/anon', ReadOnly: false });
     assertIncludesDeep(mounts, { Type: 'tmpfs', Target: '/scratch' });
     // the named volume and the bind travel in Binds, not twice
-    assert.equal((mounts.filter((m) => m.Target === '/data' || m.Target === '/hosttmp')).length, 0);
+    assert.equal(mounts.filter((m) => m.Target === '/data' || m.Target === '/hosttmp').length, 0);
   });
 
   it('fills in the volume name of an anonymous --mount type=volume', () => {
