@@ -30,8 +30,9 @@ cat >&2 <<'NOTE'
 caisson tests: unit, integration (real Docker engine and Compose), end-to-end (real udevd, loop
 sticks, headless chromium), device (the .deb under systemd) and the engine matrix (the pipeline,
 compose, crash, image and end-to-end suites again on Docker 28 with the containerd image store;
-CAISSON_ENGINE_MATRIX=0 skips it), in lanes side by side: about 12 minutes on two cores, more
-the first time (device images and engine root filesystems are built with debootstrap).
+CAISSON_ENGINE_MATRIX=0 skips it), in lanes side by side: 36 minutes on two cores in the last
+run, on a machine loaded by other work (docs/testing.md), more the first time (device images
+and engine root filesystems are built with debootstrap).
 One test (test/integration/docker-restart.test.ts) restarts the Docker engine: every container
 on it stops with it, so run this where nothing else needs the engine (it runs alone, before the
 lanes). The suite removes the containers, images, networks and volumes it creates.
@@ -171,7 +172,8 @@ run_lane() {
     s0=$(now)
     while [ ! -f "$out/deb.status" ]; do sleep 1; done
     if [ "$(cat "$out/deb.status")" = 0 ]; then
-      CAISSON_DEVICE_DEB=$(ls "$out"/deb/caisson_*.deb) "${mocha[@]}" test/device/deb.test.ts >"$out/device.log" 2>&1
+      # (package-deb.sh prints the .deb's path last; no glob: set -f above)
+      CAISSON_DEVICE_DEB=$(tail -n 1 "$out/deb.log") "${mocha[@]}" test/device/deb.test.ts >"$out/device.log" 2>&1
       rc=$?
     else
       { echo "packing the .deb failed:"; cat "$out/deb.log"; } >"$out/device.log"
