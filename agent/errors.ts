@@ -89,6 +89,8 @@ export const ERROR_CODES = {
   'config.invalid': { next: 'Fix the configuration file as the message says.' },
   'usage.invalid': { next: 'See `caisson --help`.' },
   'device.identity_invalid': { next: 'Move device.key and device.json out of the config folder; the next start makes a new identity (tell the vendor the new ID).' },
+  'device.key_invalid': { next: 'Give the file `caisson key fleet` or `age-keygen` wrote (one AGE-SECRET-KEY-1… line); for a damaged installed key, delete the file the message names and add the key again.' },
+  'device.key_not_found': { next: '`caisson device show` lists the keys this device holds besides its own; name one by its public key or ID.' },
   'internal.error': { next: 'Report this with the log; the service was left on its previous version.' },
 } as const satisfies Record<string, ErrorInfo>;
 

@@ -353,6 +353,8 @@ interface EncryptedResult {
   stage_ms?: number;
   raw_runs_ms: number[];
   caisson_runs_ms: number[];
+  /** Each encrypted load's history steps (state and time), to see where a load's time went. */
+  caisson_runs_steps: Step[][];
 }
 
 /**
@@ -389,6 +391,7 @@ async function benchEncrypted(sizeMb: number, index: number): Promise<EncryptedR
   const raws: number[] = [];
   const loads: Run[] = [];
   const stages: number[] = [];
+  const runSteps: Step[][] = [];
   const reps = Number(process.env.BENCH_REPS ?? (sizeMb >= 1000 ? 2 : 3));
   for (let rep = 0; rep < reps; rep++) {
     log(`${label}: raw docker path, plain image (${rep + 1}/${reps})`);
@@ -406,6 +409,7 @@ async function benchEncrypted(sizeMb: number, index: number): Promise<EncryptedR
     const res = JSON.parse(r.stdout) as { outcome: string; steps: Step[] };
     if (res.outcome !== 'committed') throw new Error(`encrypted load said ${res.outcome}: ${r.stdout}\n${r.stderr}`);
     loads.push(r);
+    runSteps.push(res.steps.map((x) => ({ state: x.state, at: x.at })));
     const st = span(res.steps, 'received', 'staged');
     if (st !== undefined) stages.push(st);
   }
@@ -420,6 +424,7 @@ async function benchEncrypted(sizeMb: number, index: number): Promise<EncryptedR
   return {
     size_mb: sizeMb, package_bytes: bytes, raw_ms: raw, caisson_ms: ms, ratio_vs_raw: ms / raw, caisson_max_rss_kb: rss,
     stage_ms: stages.length ? median(stages) : undefined, raw_runs_ms: raws, caisson_runs_ms: loads.map((x) => x.ms),
+    caisson_runs_steps: runSteps,
   };
 }
 

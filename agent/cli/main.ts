@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { UPDATER_VERSION } from '../version.js';
 import { generateKeyPair } from '../package/signature.js';
+import { writeFleetKey } from '../device/decryption-keys.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { emit, runCommand, withCommonOptions, type CommonOptions } from './common.js';
 import { resultLine } from './format.js';
@@ -45,6 +46,19 @@ key
     runCommand(opts, async () => {
       const files = generateKeyPair(opts.out);
       emit(opts, files, `wrote ${Object.values(files).join(' and ')}`);
+      return 0;
+    }),
+  );
+
+key
+  .command('fleet')
+  .description('create an X25519 key pair for encrypting packages to many devices at once: FILE holds the secret (age-keygen format, 0600; install it with `caisson device add-key`), the public key is printed for `package build --encrypt-to`')
+  .requiredOption('-o, --out <file>', 'where to write the secret key (must not exist)')
+  .option('--json', 'print JSON', false)
+  .action((opts: { out: string; json: boolean }) =>
+    runCommand(opts, async () => {
+      const made = writeFleetKey(opts.out);
+      emit(opts, made, `wrote ${made.file}\npublic key ${made.public_key} (${made.id}, ${made.age_recipient})`);
       return 0;
     }),
   );

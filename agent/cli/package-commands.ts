@@ -69,7 +69,7 @@ export function packageCommand(): Command {
     .requiredOption('-o, --out <file>', 'output .edgepkg')
     .option('--min-updater-version <semver>', 'oldest Caisson that may apply it', '0.1.0')
     .option('--sign <keyfile>', 'Ed25519 private key (PEM) to sign manifest.toml with')
-    .option('--encrypt-to <pubkey...>', 'encrypt the image for these X25519 public keys (base64, as `caisson device show` prints them; device keys or a fleet key)')
+    .option('--encrypt-to <pubkey...>', 'encrypt the image for these X25519 public keys (base64 as `caisson device show` prints them, or age1…; device keys or a fleet key from `caisson key fleet`)')
     .option('--expires-in <duration>', 'expires_at this long after the build (issued_at): 30d, 12h, 90m, 2w')
     .option('--expires-at <time>', 'expires_at as an RFC 3339 date-time, e.g. 2026-12-31T00:00:00Z')
     .option('--device-class <class>', "only devices of this class (agent.toml's device_class) take it")

@@ -22,6 +22,7 @@ import {
 } from 'node:crypto';
 import { CaissonError } from '../errors.js';
 import { deviceIdFor } from '../device/identity.js';
+import { parseAgeRecipient } from '../device/age-keys.js';
 
 /** The scheme a manifest's [encryption] names; the only one this updater reads. */
 export const ENCRYPTION_SCHEME = 'age-v1-x25519';
@@ -56,11 +57,15 @@ export function decryptionKeyOf(privateKey: KeyObject): DecryptionKey {
   return { privateKey, publicKey, id: deviceIdFor(publicKey) };
 }
 
-/** A recipient as `caisson device show` prints it: 32 raw bytes of X25519 public key, base64. */
+/**
+ * A recipient as `caisson device show` prints it (32 raw bytes of X25519 public key, base64),
+ * or as age spells it ("age1…", what age-keygen prints for a fleet key).
+ */
 export function parseRecipient(text: string): Buffer {
-  const raw = decodeBase64(text.trim(), true);
+  const t = text.trim();
+  const raw = t.startsWith('age1') ? parseAgeRecipient(t) : decodeBase64(t, true);
   if (!raw || raw.length !== 32) {
-    throw new CaissonError('usage.invalid', `"${text.slice(0, 60)}" is not an X25519 public key (44 base64 characters, as \`caisson device show\` prints it)`);
+    throw new CaissonError('usage.invalid', `"${text.slice(0, 80)}" is not an X25519 public key (44 base64 characters, as \`caisson device show\` prints it, or age1…)`);
   }
   return raw;
 }

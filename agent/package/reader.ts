@@ -61,7 +61,7 @@ interface Decrypting {
   decryptor: PayloadDecryptor;
   hash: ReturnType<typeof createHash>;
   size: number;
-  /** The decryptor's fresh plaintext buffers, collected every few MiB (young-garbage.ts). */
+  /** The decryptor's fresh plaintext buffers, collected after each MiB (young-garbage.ts). */
   garbage: YoungGarbage;
 }
 

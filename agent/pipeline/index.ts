@@ -12,6 +12,7 @@ import { createDockerEngine } from '../runtime/engine.js';
 import { loadTrustedKeys, signaturePolicyLine } from '../package/signature.js';
 import { decryptionKeyOf, type DecryptionKey } from '../package/encryption.js';
 import { readDevicePrivateKey } from '../device/identity.js';
+import { readDecryptionKeys } from '../device/decryption-keys.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createProgress, type Progress } from '../log/progress.js';
 import { UpdatePipeline } from './pipeline.js';
@@ -113,7 +114,8 @@ export async function openPipeline(opts: PipelineOptions & { lockPurpose: string
   }
 }
 
+/** The device's own key and the keys added beside it (a fleet key, `caisson device add-key`). */
 function deviceDecryptionKeys(configDir: string): DecryptionKey[] {
-  const key = readDevicePrivateKey(configDir);
-  return key ? [decryptionKeyOf(key)] : [];
+  const own = readDevicePrivateKey(configDir);
+  return [...(own ? [own] : []), ...readDecryptionKeys(configDir)].map(decryptionKeyOf);
 }

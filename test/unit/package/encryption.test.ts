@@ -52,9 +52,12 @@ describe('encrypted entries (age v1, X25519)', () => {
     assert.equal(codeOf(() => decryptAll(entry, [], 1 << 20)), 'crypto.no_matching_key');
   });
 
-  it('takes recipients as `caisson device show` prints them, and nothing else', () => {
+  it('takes recipients as `caisson device show` prints them or as age spells them (age1…), and nothing else', () => {
     assert.equal(parseRecipient(alice.publicBase64).equals(alice.publicKey), true);
-    for (const bad of ['', 'not base64!', alice.publicBase64.slice(0, 40), Buffer.alloc(33).toString('base64'), ageRecipient(alice)]) {
+    assert.equal(parseRecipient(ageRecipient(alice)).equals(alice.publicKey), true);
+    const age = ageRecipient(alice);
+    const damaged = age.slice(0, 10) + (age[10] === 'q' ? 'p' : 'q') + age.slice(11);
+    for (const bad of ['', 'not base64!', alice.publicBase64.slice(0, 40), Buffer.alloc(33).toString('base64'), damaged, age.toUpperCase().replace('AGE1', 'age1')]) {
       assert.equal(codeOf(() => parseRecipient(bad)), 'usage.invalid', bad);
     }
     assert.equal(codeOf(() => startEncryption([])), 'usage.invalid');
