@@ -75,7 +75,7 @@ function stage2() {
 }
 
 const restart = mochaLane('restart', 'dockerd restart (alone, this machine\'s engine)');
-const laneTimes = [];
+const laneTimes = [`unit ${mochaLane('unit', 'unit tests (lane 1, first; no engine reachable)')} s`];
 const laneNames = readdirSync(out).filter((n) => /^lane\d+\.status$/.test(n)).map((n) => n.replace('.status', '')).sort();
 for (const name of laneNames) laneTimes.push(`${name.replace('lane', 'lane ')} ${mochaLane(name, `${name.replace('lane', 'lane ')}${name === 'lane1' ? ' (this machine\'s engine)' : ' (debian12-dind)'}`)} s`);
 if (existsSync(join(out, 'device.status'))) laneTimes.push(`device ${mochaLane('device', 'the device test (lane 1, after it; this machine\'s engine)')} s`);

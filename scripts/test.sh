@@ -13,8 +13,8 @@
 # windows, container starts), so after the build and the typecheck, and after the one test that
 # restarts this machine's dockerd (alone: every container on the engine stops with it), these
 # run at the same time, each writing its own log under test-results/lanes/:
-#   lane 1   the unit tests, the device test and about half of the integration files, on this
-#            machine's engine;
+#   lane 1   the unit tests (with no engine to reach), then about half of the integration
+#            files on this machine's engine, then the device test;
 #   lane 2   the other integration files and the end-to-end tests, on an engine of its own
 #            (debian12-dind: the same Debian 12 engine and Compose v1 in docker-in-docker);
 #   stage 2  the engine matrix on Docker 28 with the containerd image store.
@@ -142,7 +142,7 @@ declare -a load files
 # the engine's socket); the last lane: every end-to-end file (one udevd, loop devices: one
 # after the other)
 load[0]=$(( $(weight unit) + $(weight test/device/deb.test.ts) ))
-files[0]="test/unit/**/*.test.ts" # the device test follows, in a mocha run of its own (run_lane)
+files[0]= # the unit tests come first and the device test last, in mocha runs of their own (run_lane)
 e2e=$(ls test/e2e/*.test.ts)
 last=$(( nlanes - 1 ))
 load[last]=0
@@ -165,6 +165,11 @@ run_lane() {
   set -f # the unit tests' glob is mocha's to expand
   # shellcheck disable=SC2086
   if [ "$n" = 1 ]; then
+    # the unit tests with no engine to reach: a unit test that needs one fails here
+    DOCKER_HOST=unix:///nonexistent/docker.sock CAISSON_DOCKER_SOCKET=/nonexistent/docker.sock \
+      "${mocha[@]}" 'test/unit/**/*.test.ts' >"$out/unit.log" 2>&1
+    echo "$? $(( $(now) - s0 ))" >"$out/unit.status"
+    s0=$(now)
     "${mocha[@]}" ${files[0]} >"$out/lane1.log" 2>&1
     rc=$?
     echo "$rc $(( $(now) - s0 ))" >"$out/lane1.status"
@@ -205,7 +210,7 @@ run_stage2() {
 t0=$(now)
 pids=()
 for ((n = 1; n <= nlanes; n++)); do
-  echo "caisson tests: lane $n (about ${load[n - 1]} s serially):${files[n - 1]}$([ "$n" = 1 ] && echo " test/device/deb.test.ts")" >&2
+  echo "caisson tests: lane $n (about ${load[n - 1]} s serially):$([ "$n" = 1 ] && echo " the unit tests (no engine)")${files[n - 1]}$([ "$n" = 1 ] && echo " test/device/deb.test.ts")" >&2
   run_lane "$n" &
   pids+=($!)
 done
