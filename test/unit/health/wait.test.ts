@@ -72,7 +72,7 @@ const failingExec = (o: Partial<HealthCheckSpec> = {}) => spec({ kind: 'exec', c
 describe('health/waitHealthy (scripted engine)', function () {
   it('passes once the probe has passed for stable_secs, and reports ticks within the timeout', async function () {
     const ticks: HealthTick[] = [];
-    await waitHealthy(scripted([{}]), 'c1', spec({ kind: 'running', timeout_secs: 5 }), { onTick: (t) => ticks.push(t) });
+    await waitHealthy(scripted([{}]), 'c1', spec({ kind: 'running', timeout_secs: 5, stable_secs: 0.1 }), { onTick: (t) => ticks.push(t) });
     assert.ok(ticks.length > 0);
     assert.ok(ticks.every((t) => t.secondsLeft <= 5 && t.secondsLeft >= 0));
     assert.ok(ticks.some((t) => t.healthyFor > 0), 'a tick counts the passing time');
@@ -88,7 +88,7 @@ describe('health/waitHealthy (scripted engine)', function () {
 
   it('waits for the timeout when a restart policy will start the exited container again', async function () {
     for (const restartPolicy of ['always', 'unless-stopped', 'on-failure']) {
-      const err = await failure(waitHealthy(scripted([{ running: false, exitCode: 1, restartPolicy }]), 'c1', spec({ kind: 'running', timeout_secs: 0.3 })));
+      const err = await failure(waitHealthy(scripted([{ running: false, exitCode: 1, restartPolicy }]), 'c1', spec({ kind: 'running', timeout_secs: 0.1 })));
       assert.equal(err.code, 'health.timeout', restartPolicy);
     }
   });
@@ -108,9 +108,9 @@ describe('health/waitHealthy (scripted engine)', function () {
   });
 
   it('says how long it had passed when the timeout ends a stable window', async function () {
-    const err = await failure(waitHealthy(scripted([{}]), 'c1', spec({ kind: 'running', stable_secs: 5, timeout_secs: 1.2 })));
+    const err = await failure(waitHealthy(scripted([{}]), 'c1', spec({ kind: 'running', stable_secs: 5, timeout_secs: 0.3 })));
     assert.equal(err.code, 'health.timeout');
-    assert.match(err.message, /passing for 1 s of the 5 s required/);
+    assert.match(err.message, /passing for 0 s of the 5 s required/);
   });
 
   it('catches a probe that fails after passing (health.unstable, before the timeout)', async function () {
