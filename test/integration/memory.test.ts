@@ -89,7 +89,6 @@ describe('memory stays flat with a 300 MB package', function () {
   });
 
   it('imports a 300 MB image into the engine within the bound', async function () {
-    if (spawnSync('docker', ['info'], { stdio: 'ignore' }).status !== 0) this.skip();
     buildTestImage({ ref: REF, version: 'mem', paddingBytes: SIZE });
     const archive = join(dir, 'image-save.tar');
     execFileSync('docker', ['save', '-o', archive, REF]);
