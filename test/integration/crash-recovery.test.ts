@@ -23,21 +23,23 @@ import {
   buildTestImage,
   commonArgs,
   compose,
-  composeContainers,
+  composeAsync,
+  composeContainerIds,
   composeServiceToml,
-  containerInfo,
-  containersNamed,
-  docker,
+  dockerAsync,
   dockerServiceToml,
   ensureBuilt,
+  existingContainers,
+  hasImage,
   healthyVersion,
   history,
-  imageExists,
-  removeContainers,
-  removeImages,
+  inspectContainer,
+  OWN_LABEL,
+  removeContainersNow,
+  removeImagesNow,
   runCli,
-  runServiceContainer,
   stagingLeft,
+  untagImages,
   writeText,
 } from './pipeline-support.js';
 
@@ -62,6 +64,8 @@ describe('crash recovery (fault injection through the CLI, real engine)', functi
   let keysDir: string;
   let composeFile: string;
   let pkg: string;
+  /** The IDs of the images built here, removed at the end once nothing tags them. */
+  const built: string[] = [];
   const services: Record<Mode, string> = { docker: '', compose: '' };
   const ports: Record<Mode, number> = { docker: DOCKER_PORT, compose: COMPOSE_PORT };
   const f = (mode: Mode) => ({ servicesPath: services[mode], stateDir, keysDir });
@@ -72,8 +76,8 @@ describe('crash recovery (fault injection through the CLI, real engine)', functi
     stateDir = join(work, 'state');
     keysDir = join(work, 'no-keys');
     mkdirSync(keysDir);
-    buildTestImage({ ref: OLD, version: '1.0.0' });
-    buildTestImage({ ref: NEW, version: '1.1.0' });
+    built.push(buildTestImage({ ref: OLD, version: '1.0.0' }));
+    built.push(buildTestImage({ ref: NEW, version: '1.1.0' }));
     // the test images' httpd ignores SIGTERM as PID 1: stops kill at once (grace 0, stop_timeout_secs 0)
     composeFile = writeText(
       join(work, 'compose', 'docker-compose.yml'),
@@ -89,18 +93,17 @@ describe('crash recovery (fault injection through the CLI, real engine)', functi
       'catalog_version = 1\n\n' + composeServiceToml({ name: 'web', revision: 'web-v1', project: PROJECT, file: composeFile, service: 'web', port: COMPOSE_PORT, ...health }),
     );
     pkg = await buildPackage({ image: NEW, service: 'web', revision: 'web-v1', version: '1.1.0', out: join(work, 'pkg', 'web-1.1.0.edgepkg') });
-    // a device has the packages, not their images
-    removeImages(NEW);
+    // a device has the packages, not their images: every reset() untags it
   });
 
-  after(() => {
-    removeContainers(CONTAINER, PARKED);
+  after(async () => {
+    await removeContainersNow(CONTAINER, PARKED);
     try {
       if (composeFile) compose(PROJECT, composeFile, 'down', '--remove-orphans', '--timeout', '0');
     } catch {
       // nothing to take down
     }
-    removeImages(NEW, OLD);
+    await removeImagesNow([NEW, OLD], built);
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
@@ -111,23 +114,28 @@ describe('crash recovery (fault injection through the CLI, real engine)', functi
    */
   async function reset(mode: Mode): Promise<void> {
     rmSync(stateDir, { recursive: true, force: true });
-    removeContainers(CONTAINER, PARKED);
-    // without Caisson's override, from the developer's file alone: 1.0.0 again
-    if (mode === 'compose') compose(PROJECT, composeFile, 'up', '-d', '--force-recreate', '--remove-orphans');
-    removeImages(NEW);
-    if (mode === 'docker') runServiceContainer({ name: CONTAINER, image: OLD, port: DOCKER_PORT, stopTimeoutSecs: 0 });
+    await removeContainersNow(CONTAINER, PARKED);
+    await untagImages(NEW);
+    // compose: without Caisson's override, from the developer's file alone: 1.0.0 again
+    if (mode === 'compose') await composeAsync(PROJECT, composeFile, 'up', '-d', '--force-recreate', '--remove-orphans');
+    else await dockerAsync('run', '-d', '--name', CONTAINER, '--label', OWN_LABEL, '--stop-timeout', '0', '-p', `127.0.0.1:${DOCKER_PORT}:8080`, OLD);
     assert.equal(await healthyVersion(ports[mode]), '1.0.0');
   }
 
   /** The service's containers: docker mode by name (plus the parked name), compose by labels. */
-  function serviceContainers(mode: Mode): string[] {
-    return mode === 'docker' ? containersNamed(CONTAINER, PARKED) : composeContainers(PROJECT, 'web');
+  function serviceContainers(mode: Mode): Promise<string[]> {
+    return mode === 'docker' ? existingContainers(CONTAINER, PARKED) : composeContainerIds(PROJECT, 'web');
+  }
+
+  /** The ID of the container serving the service now. */
+  async function servingId(mode: Mode): Promise<string> {
+    return mode === 'docker' ? (await inspectContainer(CONTAINER))!.Id : (await composeContainerIds(PROJECT, 'web'))[0]!;
   }
 
   for (const mode of ['docker', 'compose'] as const) {
     it(`${mode} mode: killed after "${KILL_AT[mode]}" → rolled back`, async () => {
       await reset(mode);
-      const before = mode === 'docker' ? containerInfo(CONTAINER)!.id : composeContainers(PROJECT, 'web')[0]!;
+      const before = await servingId(mode);
 
       const load = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(f(mode)), pkg], {
         env: { CAISSON_FAULT_KILL_AFTER: KILL_AT[mode] },
@@ -145,13 +153,13 @@ describe('crash recovery (fault injection through the CLI, real engine)', functi
       assert.equal(await healthyVersion(ports[mode]), '1.0.0', 'the service must answer its health endpoint');
 
       // exactly one container for the service, and nothing parked once the record is closed
-      const containers = serviceContainers(mode);
+      const containers = await serviceContainers(mode);
       assert.equal(containers.length, 1, `containers: ${containers.join(', ')}`);
       if (mode === 'docker') {
-        assert.deepEqual(containersNamed(PARKED), []);
-        const now = containerInfo(CONTAINER)!;
-        assert.equal(now.running, true);
-        assert.equal(now.id, before, 'the old container itself serves again');
+        assert.deepEqual(await existingContainers(PARKED), []);
+        const now = (await inspectContainer(CONTAINER))!;
+        assert.equal(now.State.Running, true);
+        assert.equal(now.Id, before, 'the old container itself serves again');
       }
 
       // one closed record, rolled back because it was interrupted
@@ -162,7 +170,7 @@ describe('crash recovery (fault injection through the CLI, real engine)', functi
 
       // staging cleared; the new tag removed again (tags restored)
       assert.deepEqual(stagingLeft(stateDir), []);
-      assert.equal(imageExists(NEW), false, `${NEW} tag after rolled_back`);
+      assert.equal(await hasImage(NEW), false, `${NEW} tag after rolled_back`);
 
       // a second recover has nothing left to do
       const again = await runCli(['recover', '--json', ...commonArgs(f(mode))]);
@@ -173,13 +181,13 @@ describe('crash recovery (fault injection through the CLI, real engine)', functi
 
   it('a `package load` after a crash recovers first, then applies the package', async () => {
     await reset('docker');
-    const before = containerInfo(CONTAINER)!.id;
+    const before = await servingId('docker');
     const killed = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(f('docker')), pkg], {
       env: { CAISSON_FAULT_KILL_AFTER: 'switching.create_new' },
     });
     assert.equal(killed.signal, 'SIGKILL');
     // the old container is parked and stopped right now: the service is down until recovery
-    assert.equal(containerInfo(PARKED)?.id, before);
+    assert.equal((await inspectContainer(PARKED))?.Id, before);
 
     const load = await runCli(['package', 'load', '--yes', '--json', ...commonArgs(f('docker')), pkg]);
     assert.equal(load.code, 0, load.stderr);
@@ -190,8 +198,8 @@ describe('crash recovery (fault injection through the CLI, real engine)', functi
     const records = (await history(f('docker'))).filter((r) => r.kind === 'update');
     assert.deepEqual(records.map((r) => r.outcome), ['committed', 'rolled_back']);
     assert.equal(records[1].error.code, 'update.interrupted');
-    assert.deepEqual(containersNamed(CONTAINER, PARKED), [CONTAINER]);
+    assert.deepEqual(await existingContainers(CONTAINER, PARKED), [CONTAINER]);
     assert.deepEqual(stagingLeft(stateDir), []);
-    assert.equal(docker('inspect', '-f', '{{.Config.Image}}', CONTAINER), NEW);
+    assert.equal((await inspectContainer(CONTAINER))!.Config.Image, NEW);
   });
 });

@@ -3,10 +3,12 @@
 // caisson-crash-* / caisson-sec-*; host ports 18300–18399. Containers carry the label
 // caisson.test=own (overriding the image's caisson.test=1) so that a label-wide cleanup by
 // another suite does not remove them mid-test; every test removes what it made by name.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
+import type Docker from 'dockerode';
+import { connectDocker, statusOf } from '../../agent/runtime/docker-client.js';
 
 import { CLI, REPO_ROOT as ROOT, runCli } from '../support/cli.js';
 import { httpGet } from '../support/http.js';
@@ -21,6 +23,123 @@ import { removeTestImages } from '../support/images.js';
 
 export function docker(...args: string[]): string {
   return execFileSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+/** `docker ARGS` without blocking the test process: steps that do not depend on each other run side by side. */
+export function dockerAsync(...args: string[]): Promise<string> {
+  return execAsync('docker', args);
+}
+
+/** `docker-compose -p PROJECT -f FILE ARGS`, without blocking (see dockerAsync). */
+export function composeAsync(project: string, file: string, ...args: string[]): Promise<string> {
+  return execAsync('docker-compose', ['-p', project, '-f', file, ...args]);
+}
+
+function execAsync(file: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${file} ${args.join(' ')}: ${stderr || err.message}`));
+      else resolve(stdout.trim());
+    });
+  });
+}
+
+// What the tests read from the engine, and the containers and tags they reset between tests,
+// through the engine's API on its socket: a docker CLI process costs 0.1–0.5 s to start, and
+// a test looks at a dozen objects. (The engine is the one DOCKER_HOST / CAISSON_DOCKER_SOCKET
+// names, as for the CLI under test.)
+let api: Docker | undefined;
+function engineApi(): Docker {
+  return (api ??= connectDocker());
+}
+
+/** `docker inspect` of a container by name or ID; undefined when there is none. */
+export async function inspectContainer(nameOrId: string): Promise<Docker.ContainerInspectInfo | undefined> {
+  try {
+    return await engineApi().getContainer(nameOrId).inspect();
+  } catch (err) {
+    if (statusOf(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+/** Container names (exact) that exist, running or not. */
+export async function existingContainers(...names: string[]): Promise<string[]> {
+  const found = await Promise.all(names.map((n) => inspectContainer(n)));
+  return names.filter((_, i) => found[i] !== undefined);
+}
+
+/** Remove containers by name (force, with their anonymous volumes); absent ones are fine. */
+export async function removeContainersNow(...names: string[]): Promise<void> {
+  await Promise.all(
+    names.map((n) =>
+      engineApi()
+        .getContainer(n)
+        .remove({ force: true, v: true })
+        .catch((err: unknown) => {
+          if (statusOf(err) !== 404) throw err;
+        }),
+    ),
+  );
+}
+
+/** Names of the containers, running or not, whose name matches `pattern` (the engine's name filter: "^/prefix"). */
+export async function containerNamesMatching(pattern: string): Promise<string[]> {
+  const list = await engineApi().listContainers({ all: true, filters: { name: [pattern] } });
+  return list.flatMap((c) => c.Names.map((n) => n.replace(/^\//, ''))).sort();
+}
+
+/** IDs of the (non one-off) containers of one compose service. */
+export async function composeContainerIds(project: string, service: string): Promise<string[]> {
+  const list = await engineApi().listContainers({
+    all: true,
+    filters: { label: [`com.docker.compose.project=${project}`, `com.docker.compose.service=${service}`, 'com.docker.compose.oneoff=False'] },
+  });
+  return list.map((c) => c.Id);
+}
+
+/** Does the engine know this image reference? */
+export async function hasImage(ref: string): Promise<boolean> {
+  try {
+    await engineApi().getImage(ref).inspect();
+    return true;
+  } catch (err) {
+    if (statusOf(err) === 404) return false;
+    throw err;
+  }
+}
+
+/**
+ * Untag image references (`docker rmi -f REF`: an image nothing else tags goes with its tag),
+ * so that the next load imports them afresh, as on a device that has only the package. The
+ * test's after() removes what is left with removeImages.
+ */
+export async function untagImages(...refs: string[]): Promise<void> {
+  for (const ref of refs) {
+    await engineApi()
+      .getImage(ref)
+      .remove({ force: true })
+      .catch((err: unknown) => {
+        if (statusOf(err) !== 404) throw err;
+      });
+  }
+}
+
+/**
+ * What removeImages does, through the API: untag every reference, then remove each image
+ * behind them (as they are now, and `builtIds`, as the test built them) once nothing tags it.
+ */
+export async function removeImagesNow(refs: string[], builtIds: string[] = []): Promise<void> {
+  const ids = new Set(builtIds);
+  for (const ref of refs) {
+    const image = await engineApi().getImage(ref).inspect().catch(() => undefined);
+    if (image) ids.add(image.Id);
+  }
+  await untagImages(...refs);
+  for (const id of ids) {
+    const image = await engineApi().getImage(id).inspect().catch(() => undefined);
+    if (image && (image.RepoTags ?? []).length === 0) await engineApi().getImage(id).remove().catch(() => undefined);
+  }
 }
 
 export function dockerQuiet(...args: string[]): number {
@@ -233,9 +352,8 @@ automatic = true
 }
 
 /** Start a docker-mode service container the way an operator would (restart policy "no"). */
-export function runServiceContainer(o: { name: string; image: string; port: number; env?: string[]; network?: string; stopTimeoutSecs?: number }): string {
-  const args = ['run', '-d', '--name', o.name, '--label', OWN_LABEL, '--stop-timeout', String(o.stopTimeoutSecs ?? 1), '-p', `127.0.0.1:${o.port}:8080`];
-  if (o.network) args.push('--network', o.network);
+export function runServiceContainer(o: { name: string; image: string; port: number; env?: string[] }): string {
+  const args = ['run', '-d', '--name', o.name, '--label', OWN_LABEL, '--stop-timeout', '1', '-p', `127.0.0.1:${o.port}:8080`];
   for (const e of o.env ?? []) args.push('-e', e);
   args.push(o.image);
   return docker(...args);

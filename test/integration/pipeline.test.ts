@@ -15,10 +15,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildTestImage, cleanupTestObjects, docker, dockerOk, imageExists, imageId } from '../support/images.js';
+import { buildTestImage, docker, dockerOk, imageId } from '../support/images.js';
 import { httpGet, waitForBody } from '../support/http.js';
 import { caisson, ensureBuilt, runCli } from '../support/cli.js';
 import { testPort } from '../support/ports.js';
+import { containerNamesMatching, existingContainers, hasImage, inspectContainer, removeContainersNow, removeImagesNow } from './pipeline-support.js';
 
 const WEB_PORT = testPort(18001);
 const BACKEND_PORT = testPort(18002);
@@ -36,6 +37,8 @@ describe('pipeline through the CLI (real engine)', function () {
   this.timeout(300_000);
   let dir: string;
   let pkgs: Record<'v2' | 'exit' | 'bv2' | 'bexit', string>;
+  /** The IDs of the images built here, removed at the end once nothing tags them. */
+  const built: string[] = [];
 
   /** The catalog: `services.toml`, or `fail-fast.toml` (the same, but web gives up its health check after 3 s). */
   type CatalogFile = 'services.toml' | 'fail-fast.toml';
@@ -44,12 +47,12 @@ describe('pipeline through the CLI (real engine)', function () {
 
   before(async function () {
     ensureBuilt();
-    cleanup();
+    await cleanup();
     dir = mkdtempSync(join(tmpdir(), 'caisson-pl-'));
-    buildTestImage({ ref: IMAGES.v1, version: '1.0.0' });
-    buildTestImage({ ref: IMAGES.v2, version: '2.0.0' });
-    buildTestImage({ ref: IMAGES.exit, version: '3.0.0', behaviour: 'exit' });
-    buildTestImage({ ref: IMAGES.sidecar, version: 'sidecar' });
+    built.push(buildTestImage({ ref: IMAGES.v1, version: '1.0.0' }));
+    built.push(buildTestImage({ ref: IMAGES.v2, version: '2.0.0' }));
+    built.push(buildTestImage({ ref: IMAGES.exit, version: '3.0.0', behaviour: 'exit' }));
+    built.push(buildTestImage({ ref: IMAGES.sidecar, version: 'sidecar' }));
     writeServices();
     const build = async (image: string, service: string, revision: string, version: string, name: string) => {
       const out = join(dir, `${name}.edgepkg`);
@@ -69,8 +72,8 @@ describe('pipeline through the CLI (real engine)', function () {
     for (const ref of [IMAGES.v2, IMAGES.exit]) docker('rmi', ref);
   });
 
-  after(function () {
-    cleanup();
+  after(async function () {
+    await cleanup(built);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -94,23 +97,23 @@ describe('pipeline through the CLI (real engine)', function () {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.json.outcome, 'valid');
       assert.equal(docker('inspect', '-f', '{{.Id}} {{.Image}}', WEB), before);
-      assert.equal(imageExists(IMAGES.v2), false, 'validate must not import');
+      assert.equal(await hasImage(IMAGES.v2), false, 'validate must not import');
       const history = caisson(['history', 'list', ...common()]).json;
       assert.deepEqual(pick(history[0], ['kind', 'outcome', 'service']), { kind: 'validation', outcome: 'valid', service: 'web' });
     });
 
     it('commits an update keeping everything of the container but its image', async function () {
-      const before = inspect(WEB);
+      const before = await inspect(WEB);
       const r = load(pkgs.v2);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(pick(r.json, ['outcome', 'service', 'to_image', 'from_image']), { outcome: 'committed', service: 'web', to_image: IMAGES.v2, from_image: IMAGES.v1 });
       assert.equal(typeof r.json.update_id, 'string');
       assert.equal(await waitForBody(`http://127.0.0.1:${WEB_PORT}/version`), '2.0.0');
-      const after = inspect(WEB);
+      const after = await inspect(WEB);
       assert.deepEqual(comparable(after), comparable(before));
       assert.equal(after.Config.Image, IMAGES.v2);
       assert.equal(docker('exec', WEB, '/bin/busybox', 'cat', '/data/marker'), 'keep-me');
-      assert.deepEqual(containerNames(), [WEB]);
+      assert.deepEqual(await webContainers(), [WEB]);
       const shown = caisson(['history', 'show', r.json.update_id, ...common()]).json;
       const states: string[] = shown.steps.map((s: { state: string }) => s.state);
       const expected = ['received', 'staged', 'validated', 'loading_image', 'image_loaded', 'switching', 'health_checking', 'committing', 'closed:committed'];
@@ -121,7 +124,7 @@ describe('pipeline through the CLI (real engine)', function () {
     });
 
     it('rolls back a new version that exits at once: old container, config and data back, serving', async function () {
-      const before = inspect(WEB);
+      const before = await inspect(WEB);
       const r = load(pkgs.exit, 'fail-fast.toml');
       assert.equal(r.code, 3, r.stderr);
       assert.equal(r.json.outcome, 'rolled_back');
@@ -129,14 +132,14 @@ describe('pipeline through the CLI (real engine)', function () {
       assert.match(r.json.error.code, /^health\./);
       assert.equal(typeof r.json.error.message, 'string');
       assert.notEqual(r.json.error.message, '');
-      const after = inspect(WEB);
+      const after = await inspect(WEB);
       assert.equal(after.Id, before.Id, 'the very same container is restored');
       assert.equal(after.Name, `/${WEB}`);
       assert.deepEqual(comparable(after), comparable(before));
       assert.equal(await waitForBody(`http://127.0.0.1:${WEB_PORT}/version`), '2.0.0');
       assert.equal(docker('exec', WEB, '/bin/busybox', 'cat', '/data/marker'), 'keep-me');
-      assert.deepEqual(containerNames(), [WEB]);
-      assert.equal(imageExists(IMAGES.exit), false, 'the rejected image is removed');
+      assert.deepEqual(await webContainers(), [WEB]);
+      assert.equal(await hasImage(IMAGES.exit), false, 'the rejected image is removed');
     });
 
     it('never writes container environment values into history or logs', function () {
@@ -152,8 +155,8 @@ describe('pipeline through the CLI (real engine)', function () {
     it('reports rollback_failed loudly (exit 4) when the previous container cannot be restored', async function () {
       const run = runCli(['package', 'load', '--yes', ...common('fail-fast.toml'), pkgs.exit]);
       // while the new version fails its health window, someone removes the parked old container
-      await waitUntil(() => dockerOk('inspect', `${WEB}.caisson-prev`));
-      docker('rm', '-f', `${WEB}.caisson-prev`);
+      await waitUntil(async () => (await existingContainers(`${WEB}.caisson-prev`)).length > 0);
+      await removeContainersNow(`${WEB}.caisson-prev`);
       const r = await run;
       assert.equal(r.code, 4, r.stderr);
       assert.equal(r.json.outcome, 'rollback_failed');
@@ -291,29 +294,32 @@ function pick(o: Record<string, unknown>, keys: string[]): Record<string, unknow
   return Object.fromEntries(keys.map((k) => [k, o?.[k]]));
 }
 
-function cleanup(): void {
-  cleanupTestObjects(Object.values(IMAGES), 'caisson-pl-');
+/** Containers named caisson-pl-*, the images, the network and volumes of this file (left by an earlier run, or made here). */
+async function cleanup(built: string[] = []): Promise<void> {
+  const left = docker('ps', '-aq', '--filter', 'label=caisson.test=1', '--filter', 'name=^/caisson-pl-').split('\n').filter(Boolean);
+  await removeContainersNow(...left);
+  await removeImagesNow(Object.values(IMAGES), built);
   for (const args of [['network', 'rm', 'caisson-pl-net'], ['volume', 'rm', '-f', 'caisson-pl-data'], ['volume', 'rm', '-f', `${PROJECT}_backend-data`]]) {
     dockerOk(...args);
   }
 }
 
-async function waitUntil(cond: () => boolean, waitMs = 30_000): Promise<void> {
+async function waitUntil(cond: () => Promise<boolean>, waitMs = 30_000): Promise<void> {
   const until = Date.now() + waitMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-function containerNames(): string[] {
-  return docker('ps', '-a', '--format', '{{.Names}}', '--filter', 'name=^/caisson-pl-web').split('\n').filter(Boolean);
+/** Names of the web service's containers (a parked one included), running or not. */
+function webContainers(): Promise<string[]> {
+  return containerNamesMatching(`^/${WEB}`);
 }
 
-function inspect(name: string): any {
-  return JSON.parse(docker('inspect', name))[0];
+async function inspect(name: string): Promise<any> {
+  return inspectContainer(name);
 }
-
 /** The parts of `docker inspect` an update must keep: everything but image and run state. */
 function comparable(c: any): unknown {
   const { Image: _image, Hostname, ...config } = c.Config;

@@ -21,23 +21,25 @@ import {
   buildTestImage,
   commonArgs,
   compose,
-  composeContainers,
+  composeAsync,
+  composeContainerIds,
   composeServiceToml,
-  containerInfo,
-  containersNamed,
   docker,
+  dockerAsync,
+  dockerQuiet,
   dockerServiceToml,
   ensureBuilt,
+  existingContainers,
+  hasImage,
   healthyVersion,
   history,
-  imageExists,
-  removeContainers,
-  dockerQuiet,
+  inspectContainer,
   OWN_LABEL,
-  removeImages,
+  removeContainersNow,
+  removeImagesNow,
   runCli,
-  runServiceContainer,
   stagingLeft,
+  untagImages,
   writeText,
 } from './pipeline-support.js';
 import { buildStackPackage } from '../support/stack-package.js';
@@ -80,6 +82,8 @@ describe('stack packages (real engine, CLI)', function () {
   let composeFile: string;
   let f: { servicesPath: string; stateDir: string; keysDir: string };
   const pkgs = { good: '', thirdFails: '', corruptSecond: '' };
+  /** The IDs of the images built here, removed at the end once nothing tags them. */
+  const built: string[] = [];
 
   before(async function () {
     ensureBuilt();
@@ -87,11 +91,11 @@ describe('stack packages (real engine, CLI)', function () {
     const keysDir = join(work, 'no-keys');
     mkdirSync(keysDir);
     for (const s of ORDER) {
-      buildTestImage({ ref: ref(s, '2.0.0'), version: `${s} 2.0.0` });
-      buildTestImage({ ref: ref(s, '2.1.0'), version: `${s} 2.1.0` });
+      built.push(buildTestImage({ ref: ref(s, '2.0.0'), version: `${s} 2.0.0` }));
+      built.push(buildTestImage({ ref: ref(s, '2.1.0'), version: `${s} 2.1.0` }));
     }
-    buildTestImage({ ref: ref('worker', '2.1.1'), version: 'worker 2.1.1', behaviour: 'exit' });
-    buildTestImage({ ref: ref('cache', '1'), version: 'cache 1' });
+    built.push(buildTestImage({ ref: ref('worker', '2.1.1'), version: 'worker 2.1.1', behaviour: 'exit' }));
+    built.push(buildTestImage({ ref: ref('cache', '1'), version: 'cache 1' }));
     if (dockerQuiet('network', 'inspect', NETWORK) !== 0) docker('network', 'create', '--label', OWN_LABEL, NETWORK);
     composeFile = writeText(
       join(work, 'compose', 'docker-compose.yml'),
@@ -138,18 +142,17 @@ services:
       corruptImage: ref('front', '2.1.0'),
       out: join(work, 'pkg', 'stack-2.1.0-corrupt.edgepkg'),
     });
-    // a device has the packages, not their images
-    removeImages(...NEW_REFS);
+    // a device has the packages, not their images: every reset() untags them
   });
 
-  after(() => {
-    removeContainers(...Object.values(CONTAINER), ...PARKED);
+  after(async () => {
+    await removeContainersNow(...Object.values(CONTAINER), ...PARKED);
     try {
       if (composeFile) compose(PROJECT, composeFile, 'down', '--remove-orphans', '--timeout', '0');
     } catch {
       // nothing to take down
     }
-    removeImages(...NEW_REFS, ...OLD_REFS);
+    await removeImagesNow([...NEW_REFS, ...OLD_REFS], built);
     dockerQuiet('network', 'rm', NETWORK);
     if (work) rmSync(work, { recursive: true, force: true });
   });
@@ -165,38 +168,42 @@ services:
   /** Fresh state dir; every service on 2.0.0 and answering; the new images absent. */
   async function reset(): Promise<Before> {
     rmSync(f.stateDir, { recursive: true, force: true });
-    removeContainers(...Object.values(CONTAINER), ...PARKED);
-    removeImages(...NEW_REFS);
-    for (const s of ['api', 'worker'] as const) runServiceContainer({ name: CONTAINER[s], image: ref(s, '2.0.0'), port: PORT[s], network: NETWORK, stopTimeoutSecs: 0 });
-    // without Caisson's override, from the developer's file alone: every service of the project fresh
-    compose(PROJECT, composeFile, 'up', '-d', '--force-recreate', '--remove-orphans');
-    for (const s of ORDER) assert.equal(await healthyVersion(PORT[s]), `${s} 2.0.0`, s);
-    const ids = {
-      api: containerInfo(CONTAINER.api)!.id,
-      worker: containerInfo(CONTAINER.worker)!.id,
-      front: composeContainers(PROJECT, 'front')[0]!,
-      cache: composeContainers(PROJECT, 'cache')[0]!,
-    };
-    const started: Record<string, string> = {};
-    for (const [k, id] of Object.entries(ids)) started[k] = docker('inspect', '-f', '{{.State.StartedAt}}', id);
-    return { ...ids, started };
+    await removeContainersNow(...Object.values(CONTAINER), ...PARKED);
+    await untagImages(...NEW_REFS);
+    await Promise.all([
+      ...(['api', 'worker'] as const).map((s) =>
+        dockerAsync('run', '-d', '--name', CONTAINER[s], '--network', NETWORK, '--label', OWN_LABEL, '--stop-timeout', '0', '-p', `127.0.0.1:${PORT[s]}:8080`, ref(s, '2.0.0')),
+      ),
+      // without Caisson's override, from the developer's file alone: every service of the project fresh
+      composeAsync(PROJECT, composeFile, 'up', '-d', '--force-recreate', '--remove-orphans'),
+    ]);
+    const versions = await Promise.all(ORDER.map((s) => healthyVersion(PORT[s])));
+    assert.deepEqual(versions, ORDER.map((s) => `${s} 2.0.0`));
+    const [front, cache] = await Promise.all([composeContainerIds(PROJECT, 'front'), composeContainerIds(PROJECT, 'cache')]);
+    const ids = { api: CONTAINER.api, worker: CONTAINER.worker, front: front[0]!, cache: cache[0]! };
+    const seen = await Promise.all(Object.values(ids).map((id) => inspectContainer(id)));
+    const [api, worker] = seen;
+    const started = Object.fromEntries(Object.keys(ids).map((k, i) => [k, seen[i]!.State.StartedAt]));
+    return { ...ids, api: api!.Id, worker: worker!.Id, started };
   }
 
   /** Every service answers `side`'s version in one container; the sidecar is the same container, never restarted. */
   async function expectWhole(side: Side, before: Before): Promise<void> {
-    for (const s of ORDER) assert.equal(await healthyVersion(PORT[s]), `${s} ${side === 'new' ? '2.1.0' : '2.0.0'}`, `${s} answers`);
-    assert.deepEqual(containersNamed(...PARKED), [], 'nothing parked');
-    assert.equal(composeContainers(PROJECT, 'front').length, 1, 'one front container');
+    const version = side === 'new' ? '2.1.0' : '2.0.0';
+    const answers = await Promise.all([...ORDER, 'cache'].map((s) => healthyVersion(PORT[s as keyof typeof PORT])));
+    assert.deepEqual(answers, [...ORDER.map((s) => `${s} ${version}`), 'cache 1'], 'every service answers');
+    assert.deepEqual(await existingContainers(...PARKED), [], 'nothing parked');
+    assert.equal((await composeContainerIds(PROJECT, 'front')).length, 1, 'one front container');
     for (const s of ['api', 'worker'] as const) {
-      const now = containerInfo(CONTAINER[s])!;
-      assert.equal(now.running, true, `${s} runs`);
-      if (side === 'old') assert.equal(now.id, before[s], `the old ${s} container itself serves again`);
-      else assert.equal(now.image, ref(s, '2.1.0'));
+      const now = (await inspectContainer(CONTAINER[s]))!;
+      assert.equal(now.State.Running, true, `${s} runs`);
+      if (side === 'old') assert.equal(now.Id, before[s], `the old ${s} container itself serves again`);
+      else assert.equal(now.Config.Image, ref(s, '2.1.0'));
     }
-    assert.deepEqual(composeContainers(PROJECT, 'cache'), [before.cache], 'the sidecar is the same container');
-    assert.equal(docker('inspect', '-f', '{{.State.Running}} {{.State.StartedAt}}', before.cache), `true ${before.started.cache}`, 'the sidecar was never restarted');
-    assert.equal(await healthyVersion(PORT.cache), 'cache 1');
-    for (const r of NEW_REFS) if (side === 'old') assert.equal(imageExists(r), false, `${r} untagged`);
+    assert.deepEqual(await composeContainerIds(PROJECT, 'cache'), [before.cache], 'the sidecar is the same container');
+    const cache = (await inspectContainer(before.cache))!;
+    assert.deepEqual([cache.State.Running, cache.State.StartedAt], [true, before.started.cache], 'the sidecar was never restarted');
+    if (side === 'old') for (const r of NEW_REFS) assert.equal(await hasImage(r), false, `${r} untagged`);
     assert.deepEqual(stagingLeft(f.stateDir), []);
   }
 
@@ -249,7 +256,7 @@ services:
     await expectWhole('old', before);
     // nothing was stopped or restarted
     for (const [k, id] of Object.entries({ api: before.api, worker: before.worker, front: before.front })) {
-      assert.equal(docker('inspect', '-f', '{{.State.StartedAt}}', id), before.started[k], `${k} never restarted`);
+      assert.equal((await inspectContainer(id))!.State.StartedAt, before.started[k], `${k} never restarted`);
     }
   });
 

@@ -7,7 +7,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { writeStackPackageFile } from './fake-packages.js';
-import { imageId } from './images.js';
 
 export interface StackPackageService {
   service: string;
@@ -33,14 +32,22 @@ export function buildStackPackage(o: StackPackageOptions): string {
   let image: Buffer = readFileSync(tmp);
   rmSync(tmp, { force: true });
   if (o.corruptImage) image = corruptLayerOf(image, o.corruptImage);
+  const ids = imageIds(o.services.map((s) => s.reference));
   writeStackPackageFile(o.out, {
     name: o.name,
     version: o.version,
     platform: 'linux/amd64',
     image,
-    services: o.services.map((s) => ({ ...s, imageId: imageId(s.reference) })),
+    services: o.services.map((s, i) => ({ ...s, imageId: ids[i]! })),
   });
   return o.out;
+}
+
+/** The image IDs of local references, in one `docker image inspect`. */
+function imageIds(refs: string[]): string[] {
+  const ids = execFileSync('docker', ['image', 'inspect', '-f', '{{.Id}}', ...refs], { encoding: 'utf8' }).trim().split('\n');
+  if (ids.length !== refs.length) throw new Error(`docker image inspect answered ${ids.length} IDs for ${refs.length} references`);
+  return ids;
 }
 
 interface TarFile {
