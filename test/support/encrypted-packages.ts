@@ -8,6 +8,7 @@ import { decryptionKeyOf, startEncryption, type DecryptionKey } from '../../agen
 import { deviceIdFor } from '../../agent/device/identity.js';
 import { tarEnd, tarEntry } from '../../agent/package/tar-writer.js';
 import { craftLayer, craftTar, legacyImage } from './image-archives.js';
+import { ageIdentity as productAgeIdentity, ageRecipient as productAgeRecipient } from '../../agent/device/age-keys.js';
 
 export const SEALED_CHUNK = 64 * 1024 + 16;
 
@@ -103,49 +104,18 @@ ${encryption}`;
   return { bytes: Buffer.concat([...parts, tarEnd()]), entry, image };
 }
 
-// --- age's own key encoding (bech32), to hand keys to the age-encryption package ---------
-
-const CHARSET = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
-
-function polymod(values: number[]): number {
-  const gen = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
-  let chk = 1;
-  for (const v of values) {
-    const top = chk >>> 25;
-    chk = ((chk & 0x1ffffff) << 5) ^ v;
-    for (let i = 0; i < 5; i++) if ((top >>> i) & 1) chk ^= gen[i]!;
-  }
-  return chk;
-}
-
-function bech32(hrp: string, data: Buffer): string {
-  const words: number[] = [];
-  let acc = 0;
-  let bits = 0;
-  for (const b of data) {
-    acc = (acc << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      words.push((acc >>> (bits - 5)) & 31);
-      bits -= 5;
-    }
-  }
-  if (bits > 0) words.push((acc << (5 - bits)) & 31);
-  const expand = [...[...hrp].map((c) => c.charCodeAt(0) >> 5), 0, ...[...hrp].map((c) => c.charCodeAt(0) & 31)];
-  const mod = polymod([...expand, ...words, 0, 0, 0, 0, 0, 0]) ^ 1;
-  const checksum = [0, 1, 2, 3, 4, 5].map((i) => (mod >>> (5 * (5 - i))) & 31);
-  return `${hrp}1${[...words, ...checksum].map((w) => CHARSET[w]).join('')}`;
-}
+// --- age's own key strings, to hand keys to the age-encryption package --------------------
+// (the product's bech32, agent/device/age-keys.ts, itself checked against that package in
+// test/unit/device/decryption-keys.test.ts)
 
 /** "age1…": the recipient string the age tools take for this public key. */
 export function ageRecipient(key: TestKey): string {
-  return bech32('age', key.publicKey);
+  return productAgeRecipient(key.publicKey);
 }
 
 /** "AGE-SECRET-KEY-1…": the identity string the age tools take for this private key. */
 export function ageIdentity(key: TestKey): string {
-  const d = Buffer.from(key.privateKey.export({ format: 'jwk' }).d!, 'base64url');
-  return bech32('age-secret-key-', d).toUpperCase();
+  return productAgeIdentity(key.privateKey);
 }
 
 function sha256(b: Buffer): string {
