@@ -30,9 +30,9 @@ cat >&2 <<'NOTE'
 caisson tests: unit, integration (real Docker engine and Compose), end-to-end (real udevd, loop
 sticks, headless chromium), device (the .deb under systemd) and the engine matrix (the pipeline,
 compose, crash, image and end-to-end suites again on Docker 28 with the containerd image store;
-CAISSON_ENGINE_MATRIX=0 skips it), in lanes side by side: 36 minutes on two cores in the last
-run, on a machine loaded by other work (docs/testing.md), more the first time (device images
-and engine root filesystems are built with debootstrap).
+CAISSON_ENGINE_MATRIX=0 skips it), in lanes side by side: about 14 minutes on two idle cores
+(docs/testing.md), more the first time (npm ci; device images and engine root filesystems are
+built with debootstrap).
 One test (test/integration/docker-restart.test.ts) restarts the Docker engine: every container
 on it stops with it, so run this where nothing else needs the engine (it runs alone, before the
 lanes). The suite removes the containers, images, networks and volumes it creates.
