@@ -4,6 +4,7 @@
 // `corruptImage` damages one image's layer inside the archive and pins the damaged archive,
 // so the package passes every check and the engine refuses that image during the load.
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { writeStackPackageFile } from './fake-packages.js';
@@ -31,8 +32,8 @@ export function buildStackPackage(o: StackPackageOptions): string {
   execFileSync('docker', ['save', '-o', tmp, ...o.services.map((s) => s.reference)]);
   let image: Buffer = readFileSync(tmp);
   rmSync(tmp, { force: true });
+  const ids = configDigests(image, o.services.map((s) => s.reference));
   if (o.corruptImage) image = corruptLayerOf(image, o.corruptImage);
-  const ids = imageIds(o.services.map((s) => s.reference));
   writeStackPackageFile(o.out, {
     name: o.name,
     version: o.version,
@@ -43,11 +44,25 @@ export function buildStackPackage(o: StackPackageOptions): string {
   return o.out;
 }
 
-/** The image IDs of local references, in one `docker image inspect`. */
-function imageIds(refs: string[]): string[] {
-  const ids = execFileSync('docker', ['image', 'inspect', '-f', '{{.Id}}', ...refs], { encoding: 'utf8' }).trim().split('\n');
-  if (ids.length !== refs.length) throw new Error(`docker image inspect answered ${ids.length} IDs for ${refs.length} references`);
-  return ids;
+/**
+ * Each reference's config digest, read from the archive `docker save` wrote (on the
+ * containerd image store the engine's own image ID is a manifest digest, not this).
+ */
+function configDigests(tar: Buffer, refs: string[]): string[] {
+  const files = tarFiles(tar);
+  const entries = saveManifest(tar, files) as { RepoTags?: string[]; Config: string }[];
+  return refs.map((ref) => {
+    const config = files.find((f) => f.name === entries.find((e) => e.RepoTags?.includes(ref))?.Config);
+    if (!config) throw new Error(`docker save wrote no config for ${ref}`);
+    return `sha256:${createHash('sha256').update(tar.subarray(config.at, config.at + config.size)).digest('hex')}`;
+  });
+}
+
+/** The entries of the archive's manifest.json. */
+function saveManifest(tar: Buffer, files: TarFile[]): unknown[] {
+  const manifestFile = files.find((f) => f.name === 'manifest.json');
+  if (!manifestFile) throw new Error('docker save wrote no manifest.json');
+  return JSON.parse(tar.subarray(manifestFile.at, manifestFile.at + manifestFile.size).toString('utf8')) as unknown[];
 }
 
 interface TarFile {
@@ -74,9 +89,7 @@ function tarFiles(tar: Buffer): TarFile[] {
 /** Flip bytes in the middle of the last layer of `reference` (legacy `docker save` layout). */
 function corruptLayerOf(tar: Buffer, reference: string): Buffer {
   const files = tarFiles(tar);
-  const manifestFile = files.find((f) => f.name === 'manifest.json');
-  if (!manifestFile) throw new Error('docker save wrote no manifest.json');
-  const entries = JSON.parse(tar.subarray(manifestFile.at, manifestFile.at + manifestFile.size).toString('utf8')) as { RepoTags?: string[]; Layers: string[] }[];
+  const entries = saveManifest(tar, files) as { RepoTags?: string[]; Layers: string[] }[];
   const entry = entries.find((e) => e.RepoTags?.includes(reference));
   const layerName = entry?.Layers.at(-1);
   const layer = files.find((f) => f.name === layerName);
