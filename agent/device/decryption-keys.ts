@@ -8,8 +8,9 @@
 // A file is named by the ID of its public key (identity.ts deviceIdFor), so adding the same
 // key twice changes nothing. Files are opened without following links and read only up to a
 // few KiB; only the public half and the ID are ever shown.
-import { constants as fsc, closeSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, rmSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
-import { randomBytes, createPublicKey, type KeyObject } from 'node:crypto';
+import { constants as fsc, closeSync, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, unlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { writeFileAtomic } from '../atomic.js';
 import { join } from 'node:path';
 import { CaissonError, describe } from '../errors.js';
 import { ageIdentity, ageRecipient, generateAgeKeyFile, keyInvalid, parseAgeIdentityFile } from './age-keys.js';
@@ -49,7 +50,7 @@ export function addDecryptionKey(configDir: string, text: string): AddResult {
   if (!existing && listFiles(dir).length >= MAX_DECRYPTION_KEYS) {
     throw new CaissonError('device.key_invalid', `this device holds ${MAX_DECRYPTION_KEYS} keys already; remove one first (\`caisson device remove-key\`)`);
   }
-  writeKeyFile(dir, path, `${ageIdentity(privateKey)}\n`);
+  writeKeyFile(path, `${ageIdentity(privateKey)}\n`);
   return { ...shown, added: true };
 }
 
@@ -186,7 +187,7 @@ function readBounded(path: string, code: 'fs.error' | 'device.key_invalid'): Buf
     const st = fstatSync(fd);
     if (!st.isFile()) throw new CaissonError(code, `${path} is not a regular file`);
     if (st.size > MAX_KEY_FILE_BYTES) throw keyInvalid(`${path} is ${st.size} bytes; a key file is at most ${MAX_KEY_FILE_BYTES}`);
-    if (code === 'device.key_invalid' && (st.mode & 0o077) !== 0) chmodSync(path, 0o600);
+    if (code === 'device.key_invalid' && (st.mode & 0o077) !== 0) fchmodSync(fd, 0o600);
     const buf = Buffer.alloc(MAX_KEY_FILE_BYTES + 1);
     let n = 0;
     for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null);
@@ -197,16 +198,11 @@ function readBounded(path: string, code: 'fs.error' | 'device.key_invalid'): Buf
   }
 }
 
-/** Write the key under a temporary name, then link it into place: a reader never sees half a key. */
-function writeKeyFile(dir: string, path: string, text: string): void {
-  const tmp = join(dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+/** The key written crash-safely (atomic.ts): a reader never sees half a key, and a damaged file for the same key is replaced. */
+function writeKeyFile(path: string, text: string): void {
   try {
-    writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
-    rmSync(path, { force: true }); // a damaged file for the same key is replaced
-    linkSync(tmp, path);
+    writeFileAtomic(path, text, { mode: 0o600 });
   } catch (err) {
     throw new CaissonError('fs.error', `cannot write ${path}: ${describe(err)}`, { cause: err });
-  } finally {
-    rmSync(tmp, { force: true });
   }
 }
