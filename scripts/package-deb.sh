@@ -11,6 +11,9 @@
 # Layout and maintainer scripts: docs/install.md; why the runtime is carried: docs/decisions.md.
 # CAISSON_DEB_NO_BUILD=1 packs dist/ as it is, without `npm run build` first (scripts/test.sh,
 # which built it and runs tests from it meanwhile: a rebuild would rewrite files under them).
+# CAISSON_DEB_COMPRESSION picks dpkg-deb's compressor (default xz, the smallest package for a
+# stick; scripts/test.sh packs its throwaway test package with none: xz spent ~150 s of CPU on
+# the carried runtime, a tenth of the whole suite's, for a file that never leaves the machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -150,8 +153,10 @@ for script in postinst prerm postrm; do
   install -m 0755 "scripts/deb/$script" "$stage/DEBIAN/$script"
 done
 
+compression=${CAISSON_DEB_COMPRESSION:-xz}
+case "$compression" in xz | gzip | zstd | none) ;; *) echo "caisson: CAISSON_DEB_COMPRESSION must be xz, gzip, zstd or none, not $compression" >&2; exit 2 ;; esac
 started=$(date +%s)
-dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+dpkg-deb --root-owner-group "-Z$compression" --build "$stage" "$deb" >/dev/null
 echo "caisson: dpkg-deb took $(($(date +%s) - started)) s" >&2
 echo "caisson: built $deb ($(du -k "$deb" | cut -f1) KiB, ${installed_kib} KiB installed)" >&2
 echo "$deb"
