@@ -1,4 +1,4 @@
-// The closing summary of scripts/test.sh: for the restart test, each lane and stage 2, the
+// The closing summary of scripts/test.sh: for the typecheck, the restart test, each lane and stage 2, the
 // counts, the slowest files and every failure in full, then a total and the wall time of
 // each stage. Exits 1 when anything failed (or a lane ended without its counts).
 //   node scripts/test-summary.mjs OUT_DIR BUILD_S TYPECHECK_S LANES_S TOTAL_S
@@ -74,8 +74,13 @@ function stage2() {
   return secs;
 }
 
-const restart = mochaLane('restart', 'dockerd restart (alone, this machine\'s engine)');
-const laneTimes = [`unit ${mochaLane('unit', 'unit tests (lane 1, first; no engine reachable)')} s`];
+const typecheckRc = status('typecheck').rc;
+if (typecheckRc !== 0) {
+  ok = false;
+  console.log(`\n== the typecheck failed (exit ${typecheckRc}, see ${join(out, 'typecheck.log')})`);
+}
+const laneTimes = [`dockerd restart ${mochaLane('restart', 'dockerd restart (debian12-dind, an engine of its own)')} s`];
+laneTimes.push(`unit ${mochaLane('unit', 'unit tests (lane 1, first; no engine reachable)')} s`);
 const laneNames = readdirSync(out).filter((n) => /^lane\d+\.status$/.test(n)).map((n) => n.replace('.status', '')).sort();
 for (const name of laneNames) laneTimes.push(`${name.replace('lane', 'lane ')} ${mochaLane(name, `${name.replace('lane', 'lane ')}${name === 'lane1' ? ' (this machine\'s engine)' : ' (debian12-dind)'}`)} s`);
 if (existsSync(join(out, 'device.status'))) laneTimes.push(`device ${mochaLane('device', 'the device test (lane 1, after it; this machine\'s engine)')} s`);
@@ -83,5 +88,5 @@ const s2 = stage2();
 if (s2 !== undefined) laneTimes.push(`stage 2 ${s2} s`);
 
 console.log(`\ncaisson tests: ${passed} passed, ${failed} failed`);
-console.log(`caisson tests: build ${build} s, typecheck ${typecheck} s, dockerd restart ${restart} s, lanes side by side ${lanes} s (${laneTimes.join(', ')}); whole run ${total} s`);
+console.log(`caisson tests: build ${build} s, side by side ${lanes} s: typecheck ${typecheck} s, ${laneTimes.join(', ')}; whole run ${total} s`);
 process.exit(ok ? 0 : 1);
