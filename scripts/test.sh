@@ -10,14 +10,19 @@
 #                                     (e.g. --grep 'rolls back', --bail), then stage 2
 #
 # Lanes (docs/testing.md, "Lanes"): the test files wait far more than they compute (health
-# windows, container starts), so after the build and the typecheck, and after the one test that
-# restarts this machine's dockerd (alone: every container on the engine stops with it), these
-# run at the same time, each writing its own log under test-results/lanes/:
+# windows, container starts), so after the build these run at the same time, each writing its
+# own log under test-results/lanes/:
+#   the typecheck;
+#   the dockerd restart test, on a debian12-dind engine of its own that it restarts (never
+#            this machine's engine);
 #   lane 1   the unit tests (with no engine to reach), then about half of the integration
 #            files on this machine's engine, then the device test;
 #   lane 2   the other integration files and the end-to-end tests, on an engine of its own
 #            (debian12-dind: the same Debian 12 engine and Compose v1 in docker-in-docker);
-#   stage 2  the engine matrix on Docker 28 with the containerd image store.
+#   stage 2  the suites where engines differ (compose, images, e2e: Compose v2, the image
+#            store, the agent end to end) again on Docker 28 with the containerd image store;
+#            the pipeline and crash logic is the unit tests' (fake engine) and runs on this
+#            machine's engine and debian12-dind already (scripts/engine-matrix.sh runs them all).
 # Each lane has an engine to itself because an import checks that no other tag on the engine
 # moved, and a rollback puts back tags that appeared since: two files importing on one engine
 # at once would see each other's tags. CAISSON_TEST_LANES=N (default 2) spreads the
@@ -28,14 +33,14 @@ cd "$(dirname "$0")/.."
 
 cat >&2 <<'NOTE'
 caisson tests: unit, integration (real Docker engine and Compose), end-to-end (real udevd, loop
-sticks, headless chromium), device (the .deb under systemd) and the engine matrix (the pipeline,
-compose, crash, image and end-to-end suites again on Docker 28 with the containerd image store;
-CAISSON_ENGINE_MATRIX=0 skips it), in lanes side by side: about 14 minutes on two idle cores
+sticks, headless chromium), device (the .deb under systemd) and the engine matrix (the compose,
+image and end-to-end suites again on Docker 28 with the containerd image store;
+CAISSON_ENGINE_MATRIX=0 skips it), in lanes side by side: about 10 minutes on two idle cores
 (docs/testing.md), more the first time (npm ci; device images and engine root filesystems are
 built with debootstrap).
-One test (test/integration/docker-restart.test.ts) restarts the Docker engine: every container
-on it stops with it, so run this where nothing else needs the engine (it runs alone, before the
-lanes). The suite removes the containers, images, networks and volumes it creates.
+One test (test/integration/docker-restart.test.ts) restarts a Docker engine: a docker-in-docker
+engine of its own, never this machine's. The suite removes the containers, images, networks
+and volumes it creates, and nothing else.
 NOTE
 
 now() { date +%s; }
@@ -68,7 +73,7 @@ if [ $# -gt 0 ]; then
   rc=$?
   echo "caisson tests: stage 1 took $(( $(now) - s0 )) s" >&2
   if [ "$engines" != 0 ]; then
-    SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_PARALLEL=2 CAISSON_MATRIX_NO_BUILD=1 bash scripts/engine-matrix.sh "${matrix_engines[@]}" || rc=1
+    SUITES="compose images e2e" CAISSON_MATRIX_PARALLEL=1 CAISSON_MATRIX_NO_BUILD=1 bash scripts/engine-matrix.sh "${matrix_engines[@]}" || rc=1
   fi
   exit $rc
 fi
@@ -197,7 +202,7 @@ run_stage2() {
   local s0 rc
   s0=$(now)
   CAISSON_TEST_PORT_OFFSET=1000 CAISSON_CROSS_ENGINE_HOST=0 CAISSON_MATRIX_PEER=debian12-dind \
-    SUITES="pipeline compose crash images e2e" CAISSON_MATRIX_PARALLEL=2 CAISSON_MATRIX_NO_BUILD=1 \
+    SUITES="compose images e2e" CAISSON_MATRIX_PARALLEL=1 CAISSON_MATRIX_NO_BUILD=1 \
     bash scripts/engine-matrix.sh "${matrix_engines[@]}" >"$out/stage2.log" 2>&1
   rc=$?
   echo "$rc $(( $(now) - s0 ))" >"$out/stage2.status"
