@@ -186,7 +186,11 @@ export async function waitFor(what: string, cond: () => boolean | Promise<boolea
 
 /** Container names (exact) that exist, running or not. */
 export function containersNamed(...names: string[]): string[] {
-  return names.filter((n) => dockerQuiet('container', 'inspect', n) === 0);
+  if (names.length === 0) return [];
+  // one docker command for all names (it prints those that exist and exits 1 if any does not)
+  const r = spawnSync('docker', ['container', 'inspect', '-f', '{{.Name}}', ...names], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const found = new Set((r.stdout ?? '').split('\n').map((l) => l.trim().replace(/^\//, '')));
+  return names.filter((n) => found.has(n));
 }
 
 export function removeContainers(...names: string[]): void {
