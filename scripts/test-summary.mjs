@@ -1,11 +1,11 @@
 // The closing summary of scripts/test.sh: for the typecheck, the restart test, each lane and stage 2, the
 // counts, the slowest files and every failure in full, then a total and the wall time of
 // each stage. Exits 1 when anything failed (or a lane ended without its counts).
-//   node scripts/test-summary.mjs OUT_DIR BUILD_S TYPECHECK_S LANES_S TOTAL_S
+//   node scripts/test-summary.mjs OUT_DIR NPM_CI_S BUILD_S TYPECHECK_S LANES_S TOTAL_S
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [out, build, typecheck, lanes, total] = process.argv.slice(2);
+const [out, npmCi, build, typecheck, lanes, total] = process.argv.slice(2);
 let passed = 0;
 let failed = 0;
 let ok = true;
@@ -88,5 +88,5 @@ const s2 = stage2();
 if (s2 !== undefined) laneTimes.push(`stage 2 ${s2} s`);
 
 console.log(`\ncaisson tests: ${passed} passed, ${failed} failed`);
-console.log(`caisson tests: build ${build} s, side by side ${lanes} s: typecheck ${typecheck} s, ${laneTimes.join(', ')}; whole run ${total} s`);
+console.log(`caisson tests: npm ci ${npmCi} s, build ${build} s, side by side ${lanes} s: typecheck ${typecheck} s, ${laneTimes.join(', ')}; whole run ${total} s`);
 process.exit(ok ? 0 : 1);

@@ -53,20 +53,36 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ ! -f node_modules/better-sqlite3/build/Release/better_sqlite3.node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund || exit 1
-fi
-t0=$(now)
-npm run --silent build || exit 1
-t_build=$(( $(now) - t0 ))
-bash scripts/ensure-browser.sh || exit 1
 mocha=(npx mocha --exit --reporter test/support/reporter.cjs)
 engines=${CAISSON_ENGINE_MATRIX:-docker28-containerd}
 [ "$engines" = 1 ] && engines=docker28-containerd
 read -ra matrix_engines <<<"$engines"
+out=test-results/lanes
+if [ $# -eq 0 ]; then
+  rm -rf "$out"
+  mkdir -p "$out/deb"
+  # what the lanes need from apt and debootstrap, made while npm ci compiles (one core): the
+  # browser, then the root filesystems of the lanes' engines (cached after the first time)
+  (
+    bash scripts/ensure-browser.sh &&
+      bash scripts/with-engine.sh debian12-dind --provision &&
+      for e in "${matrix_engines[@]}"; do [ "$engines" = 0 ] || bash scripts/with-engine.sh "$e" --provision || exit 1; done
+  ) >"$out/engines.log" 2>&1 &
+  engines_pid=$!
+fi
+
+t0=$(now)
+if [ ! -f node_modules/better-sqlite3/build/Release/better_sqlite3.node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund || exit 1
+fi
+t_npm=$(( $(now) - t0 ))
+t0=$(now)
+npm run --silent build || exit 1
+t_build=$(( $(now) - t0 ))
 
 # --- with arguments: stage 1 as one serial mocha run, as it always was --------------------
 if [ $# -gt 0 ]; then
+  bash scripts/ensure-browser.sh || exit 1
   npx tsc -p tsconfig.test.json --noEmit || exit 1
   s0=$(now)
   "${mocha[@]}" 'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/e2e/**/*.test.ts' 'test/device/**/*.test.ts' "$@"
@@ -78,20 +94,9 @@ if [ $# -gt 0 ]; then
   exit $rc
 fi
 
-out=test-results/lanes
-rm -rf "$out"
-mkdir -p "$out/deb"
-
-# --- what the lanes need, made while the typecheck and the restart test run ---------------
-# the root filesystems of the lanes' engines (debootstrap, cached after the first time), and
-# the .deb for the device test (no rebuild of dist/: the lanes run from it; lane 1 waits for
-# it only before the device test; uncompressed: xz would spend ~150 s of CPU on a file that
-# never leaves this machine)
-(
-  bash scripts/with-engine.sh debian12-dind --provision &&
-    for e in "${matrix_engines[@]}"; do [ "$engines" = 0 ] || bash scripts/with-engine.sh "$e" --provision || exit 1; done
-) >"$out/engines.log" 2>&1 &
-engines_pid=$!
+# --- the .deb for the device test, packed in the background ---------------------------------
+# no rebuild of dist/ (the lanes run from it); lane 1 waits for it only before the device
+# test; uncompressed: xz would spend ~150 s of CPU on a file that never leaves this machine
 (
   CAISSON_DEB_NO_BUILD=1 CAISSON_DEB_COMPRESSION=none bash scripts/package-deb.sh "$out/deb"
   echo $? >"$out/deb.status"
@@ -105,35 +110,40 @@ if ! udevadm control --ping --timeout=2 >/dev/null 2>&1; then
   for _ in $(seq 1 50); do udevadm control --ping --timeout=1 >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
-wait $engines_pid || { cat "$out/engines.log" >&2; echo "caisson tests: building an engine's root filesystem failed" >&2; exit 1; }
+wait $engines_pid || { cat "$out/engines.log" >&2; echo "caisson tests: installing chromium or building an engine's root filesystem failed" >&2; exit 1; }
 
 # --- the lanes --------------------------------------------------------------------------------
-# Seconds each file took alone (2 cores, a busy machine); files not listed count 15.
+# Seconds each file took in its lane (a fresh-clone run on 2 cores, every lane busy); files not
+# listed count 10.
 weight() {
   case "$1" in
-    unit) echo 60 ;;
-    test/device/deb.test.ts) echo 140 ;; # its .deb is built before the lanes
-    test/integration/stack.test.ts) echo 90 ;;
-    test/integration/runtime/compose-driver.test.ts) echo 80 ;;
-    test/integration/runtime/docker-driver.test.ts) echo 73 ;;
-    test/integration/encryption.test.ts) echo 60 ;;
-    test/integration/package/stack-builder.test.ts) echo 55 ;;
-    test/integration/pipeline.test.ts) echo 47 ;;
-    test/e2e/web-page.test.ts) echo 46 ;;
-    test/e2e/agent-usb.test.ts) echo 45 ;;
-    test/integration/cli-first-contact.test.ts) echo 44 ;;
-    test/integration/demo-first-contact.test.ts) echo 40 ;;
-    test/integration/lock-and-secrets.test.ts) echo 36 ;;
-    test/integration/freshness-targeting.test.ts) echo 36 ;;
-    test/integration/cross-engine.test.ts) echo 35 ;;
-    test/integration/signatures-policy.test.ts) echo 28 ;;
-    test/integration/hostile-cli.test.ts) echo 26 ;;
-    test/integration/memory.test.ts) echo 26 ;;
-    test/integration/agent-start.test.ts) echo 25 ;;
-    test/integration/health/wait.test.ts) echo 24 ;;
-    test/integration/crash-recovery.test.ts) echo 23 ;;
-    test/integration/multi-platform.test.ts) echo 21 ;;
-    *) echo 15 ;;
+    unit) echo 120 ;;
+    test/device/deb.test.ts) echo 115 ;; # its .deb is built before the lanes
+    test/integration/stack.test.ts) echo 115 ;;
+    test/integration/runtime/compose-driver.test.ts) echo 70 ;;
+    test/e2e/agent-usb.test.ts) echo 63 ;;
+    test/integration/runtime/docker-driver.test.ts) echo 59 ;;
+    test/integration/pipeline.test.ts) echo 53 ;;
+    test/e2e/web-page.test.ts) echo 51 ;;
+    test/integration/encryption.test.ts) echo 47 ;;
+    test/integration/demo-first-contact.test.ts) echo 47 ;;
+    test/integration/crash-recovery.test.ts) echo 35 ;;
+    test/integration/signatures-policy.test.ts) echo 29 ;;
+    test/integration/lock-and-secrets.test.ts) echo 25 ;;
+    test/integration/memory.test.ts) echo 20 ;;
+    test/integration/cross-engine.test.ts) echo 17 ;;
+    test/integration/health/wait.test.ts) echo 16 ;;
+    test/integration/freshness-targeting.test.ts) echo 16 ;;
+    test/e2e/agent-hostile-stick.test.ts) echo 14 ;;
+    test/integration/cli-first-contact.test.ts) echo 13 ;;
+    test/integration/hostile-cli.test.ts) echo 12 ;;
+    test/integration/package/stack-builder.test.ts) echo 9 ;;
+    test/integration/runtime/docker-client.test.ts) echo 9 ;;
+    test/integration/agent-start.test.ts) echo 7 ;;
+    test/integration/multi-platform.test.ts) echo 5 ;;
+    test/integration/image-import.test.ts | test/integration/web-cli.test.ts | test/e2e/udev-mount.test.ts) echo 4 ;;
+    test/integration/package/builder.test.ts) echo 2 ;;
+    *) echo 10 ;;
   esac
 }
 nlanes=${CAISSON_TEST_LANES:-2}
@@ -244,4 +254,4 @@ t_lanes=$(( $(now) - t0 ))
 # --- what each lane says --------------------------------------------------------------------
 read -r typecheck_rc t_typecheck <"$out/typecheck.status"
 [ "$typecheck_rc" = 0 ] || { cat "$out/typecheck.log" >&2; echo "caisson tests: the typecheck failed" >&2; }
-node scripts/test-summary.mjs "$out" "$t_build" "$t_typecheck" "$t_lanes" "$(( $(now) - t_start ))"
+node scripts/test-summary.mjs "$out" "$t_npm" "$t_build" "$t_typecheck" "$t_lanes" "$(( $(now) - t_start ))"
