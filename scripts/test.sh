@@ -10,9 +10,9 @@
 #                                     (e.g. --grep 'rolls back', --bail), then stage 2
 #
 # Lanes (docs/testing.md, "Lanes"): the test files wait far more than they compute (health
-# windows, container starts), so after the build these run at the same time, each writing its
-# own log under test-results/lanes/:
-#   the typecheck;
+# windows, container starts), so after the build (made while npm ci's native modules compile,
+# the typecheck beside them) these run at the same time, each writing its own log under
+# test-results/lanes/:
 #   the dockerd restart test, on a debian12-dind engine of its own that it restarts (never
 #            this machine's engine);
 #   lane 1   the unit tests (with no engine to reach), then about half of the integration
@@ -71,11 +71,20 @@ if [ $# -eq 0 ]; then
   engines_pid=$!
 fi
 
-t0=$(now)
+# npm ci; in the lanes' run its native modules (better-sqlite3: one C file of sqlite, about a
+# minute on one core) compile in the background while the build and the typecheck, which need
+# only the JavaScript packages, use the other core
+t_npm_start=$(now)
+rebuild_pid=
 if [ ! -f node_modules/better-sqlite3/build/Release/better_sqlite3.node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund || exit 1
+  if [ $# -gt 0 ]; then
+    npm ci --no-audit --no-fund || exit 1
+  else
+    npm ci --no-audit --no-fund --ignore-scripts || exit 1
+    ( npm rebuild >"$out/npm-rebuild.log" 2>&1; echo $? >"$out/npm-rebuild.status" ) &
+    rebuild_pid=$!
+  fi
 fi
-t_npm=$(( $(now) - t0 ))
 t0=$(now)
 npm run --silent build || exit 1
 t_build=$(( $(now) - t0 ))
@@ -93,6 +102,20 @@ if [ $# -gt 0 ]; then
   fi
   exit $rc
 fi
+
+# the typecheck (no engine), beside the compile and then the lanes
+run_typecheck() {
+  local s0=$(now)
+  npx tsc -p tsconfig.test.json --noEmit >"$out/typecheck.log" 2>&1
+  echo "$? $(( $(now) - s0 ))" >"$out/typecheck.status"
+}
+run_typecheck &
+typecheck_pid=$!
+if [ -n "$rebuild_pid" ]; then
+  wait "$rebuild_pid"
+  [ "$(cat "$out/npm-rebuild.status")" = 0 ] || { cat "$out/npm-rebuild.log" >&2; echo "caisson tests: npm rebuild (the native modules) failed" >&2; exit 1; }
+fi
+t_npm=$(( $(now) - t_npm_start - t_build ))
 
 # --- the .deb for the device test, packed in the background ---------------------------------
 # no rebuild of dist/ (the lanes run from it); lane 1 waits for it only before the device
@@ -218,14 +241,9 @@ run_stage2() {
   echo "$rc $(( $(now) - s0 ))" >"$out/stage2.status"
 }
 
-# the typecheck (no engine), and the dockerd restart test on a debian12-dind engine of its
-# own that it may restart (CAISSON_ENGINE_RESTARTABLE: this machine's engine, and the other
-# lanes' engines on it, are never restarted), both beside the lanes
-run_typecheck() {
-  local s0=$(now)
-  npx tsc -p tsconfig.test.json --noEmit >"$out/typecheck.log" 2>&1
-  echo "$? $(( $(now) - s0 ))" >"$out/typecheck.status"
-}
+# the dockerd restart test beside the lanes, on a debian12-dind engine of its own that it may
+# restart (CAISSON_ENGINE_RESTARTABLE: this machine's engine, and the other lanes' engines on
+# it, are never restarted)
 run_restart() {
   local s0=$(now)
   CAISSON_ENGINE_RESTARTABLE=1 bash scripts/with-engine.sh debian12-dind -- "${mocha[@]}" test/integration/docker-restart.test.ts >"$out/restart.log" 2>&1
@@ -233,9 +251,7 @@ run_restart() {
 }
 
 t0=$(now)
-pids=()
-run_typecheck &
-pids+=($!)
+pids=($typecheck_pid)
 run_restart &
 pids+=($!)
 for ((n = 1; n <= nlanes; n++)); do
