@@ -36,6 +36,8 @@ export interface TestImageOptions {
   healthcheck?: boolean;
   /** Extra bytes of incompressible data in a layer, for size tests. */
   paddingBytes?: number;
+  /** The image's test label (default caisson.test=1; the runtime tests tell theirs apart). */
+  label?: string;
 }
 
 /** Remember an image a test built some other way (FROM a test image), for removeTestImages. */
@@ -79,13 +81,13 @@ export function buildTestImage(opts: TestImageOptions): string {
       const lines = ['FROM scratch', 'COPY rootfs /', 'ENV PATH=/bin', 'EXPOSE 8080'];
       lines.push(`HEALTHCHECK --interval=1s --timeout=2s --retries=2 CMD ["/bin/busybox","wget","-q","-O","/dev/null","http://127.0.0.1:8080/${target}"]`, cmd);
       writeFileSync(join(ctx, 'Dockerfile'), lines.join('\n') + '\n');
-      execFileSync('docker', ['build', '-q', '--label', TEST_LABEL, '-t', opts.ref, ctx], { stdio: ['ignore', 'pipe', 'pipe'] });
+      execFileSync('docker', ['build', '-q', '--label', opts.label ?? TEST_LABEL, '-t', opts.ref, ctx], { stdio: ['ignore', 'pipe', 'pipe'] });
     } else {
       // one import instead of a build: the legacy builder makes and commits a container per
       // Dockerfile line, three times the engine's work for the same one-layer image
       const tarball = join(ctx, 'rootfs.tar');
       execFileSync('tar', ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-cf', tarball, '.']);
-      const changes = [`LABEL ${TEST_LABEL}`, 'ENV PATH=/bin', 'EXPOSE 8080', cmd].flatMap((c) => ['--change', c]);
+      const changes = [`LABEL ${opts.label ?? TEST_LABEL}`, 'ENV PATH=/bin', 'EXPOSE 8080', cmd].flatMap((c) => ['--change', c]);
       execFileSync('docker', ['import', ...changes, tarball, opts.ref], { stdio: ['ignore', 'pipe', 'pipe'] });
     }
     const id = imageId(opts.ref);

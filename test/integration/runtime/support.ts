@@ -16,15 +16,11 @@ export { httpGet, waitForBody } from '../../support/http.js';
 export const OWN_LABEL = ['--label', 'caisson.test=rt'];
 
 /**
- * buildTestImage, relabelled caisson.test=rt, so that these tests' objects are told apart
+ * buildTestImage, labelled caisson.test=rt, so that these tests' objects are told apart
  * from other suites' on a shared engine.
  */
 export function buildOwnImage(opts: TestImageOptions): string {
-  const base = `${opts.ref}-base`;
-  buildTestImage({ ...opts, ref: base });
-  const id = deriveImage(base, opts.ref, ['LABEL caisson.test=rt']);
-  spawnSync('docker', ['rmi', base], { stdio: 'ignore' });
-  return id;
+  return buildTestImage({ ...opts, label: 'caisson.test=rt' });
 }
 
 /** Build an image FROM base with extra Dockerfile lines (ENV, LABEL, HEALTHCHECK, …). */
