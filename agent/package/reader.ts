@@ -7,7 +7,8 @@
 // before its signature and pins are checked (validate.ts, inflate.ts).
 // An encrypted image entry (image.tar.age, image.tar.gz.age) is decrypted in the same pass
 // (encryption.ts): only plaintext whose chunk authenticated is hashed, inspected and
-// written, under the plain name, into the staging folder; the ciphertext is hashed too.
+// written, under the plain name, into the staging folder; the ciphertext is hashed too, on a
+// worker thread in place in the reader's buffers (hash-thread.ts), beside the decryption.
 import { createHash } from 'node:crypto';
 import { type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { CaissonError, toCaissonError } from '../errors.js';
 import { checkEntry, MANIFEST_NAME, SIGNATURE_NAME } from './entry-rules.js';
 import { ENCRYPTED_SUFFIX, PayloadDecryptor, type DecryptionKey } from './encryption.js';
 import { packageIdOf } from './identity.js';
+import { ThreadedHash } from './hash-thread.js';
 import { ImageArchiveInspector, recordInspection, type InspectResult } from './image-inspector.js';
 import { parseManifest } from './manifest.js';
 import { MediumStalled, openSource, ReadAhead, withDeadline } from './source.js';
@@ -51,6 +53,8 @@ export interface StageOptions {
   decryptionKeys?: () => DecryptionKey[];
   /** Refuse a plain image entry at its header, before a byte of it is read (agent.toml require_encryption). */
   requireEncryption?: boolean;
+  /** Encrypted entries at least this large hash their ciphertext on a worker thread (default HASH_THREAD_MIN_BYTES; tests lower it). */
+  hashThreadMinBytes?: number;
 }
 
 type ImageName = 'image.tar' | 'image.tar.gz';
@@ -59,7 +63,8 @@ type ImageName = 'image.tar' | 'image.tar.gz';
 interface Decrypting {
   entryName: string;
   decryptor: PayloadDecryptor;
-  hash: ReturnType<typeof createHash>;
+  /** The ciphertext's digest, on a worker for a large entry. */
+  hash: ThreadedHash;
   size: number;
   /** The decryptor's fresh plaintext buffers, collected after each MiB (young-garbage.ts). */
   garbage: YoungGarbage;
@@ -69,13 +74,14 @@ export async function stagePackage(sourcePath: string, stagingDir: string, opts:
   const limits: StageLimits = { ...DEFAULT_STAGE_LIMITS, ...opts.limits };
   const { fh, stat } = await withDeadline(openSource(sourcePath), limits.stallMs, `opening ${sourcePath}`);
   const staging = new StagingArea(stagingDir);
+  const threads: ThreadedHash[] = [];
   let stalled = false;
   try {
     if (stat.size > limits.maxPackageBytes) {
       throw new CaissonError('package.too_large', `the package is ${stat.size} bytes; this device accepts at most ${limits.maxPackageBytes}`);
     }
     await staging.init();
-    const result = await streamPackage(fh, stat.size, staging, limits, opts);
+    const result = await streamPackage(fh, stat.size, staging, limits, opts, threads);
     await staging.syncDir();
     return result;
   } catch (err) {
@@ -83,6 +89,7 @@ export async function stagePackage(sourcePath: string, stagingDir: string, opts:
     await staging.discard();
     throw toCaissonError(err, 'internal.error');
   } finally {
+    for (const t of threads) t.close(); // a hashing thread of an entry cut short
     // a close on a medium that stopped answering would wait as long as the read did
     if (stalled) void fh.close().catch(() => undefined);
     else await fh.close().catch(() => undefined);
@@ -95,6 +102,7 @@ async function streamPackage(
   staging: StagingArea,
   limits: StageLimits,
   opts: StageOptions,
+  threads: ThreadedHash[],
 ): Promise<StagedPackage> {
   const parser = new TarParser({ strict: true });
   const copyImage = opts.copyImage ?? true;
@@ -143,7 +151,8 @@ async function streamPackage(
             throw new CaissonError('policy.encryption_required', `this device only accepts encrypted packages and ${e.path} is not encrypted`);
           }
           const name = (encrypted ? e.path.slice(0, -ENCRYPTED_SUFFIX.length) : e.path) as ImageName;
-          const decrypting = encrypted ? startDecrypting(e.path, e.size, opts, manifest) : undefined;
+          const decrypting = encrypted ? startDecrypting(e.path, e.size, opts, manifest, reader.memory) : undefined;
+          if (decrypting) threads.push(decrypting.hash);
           // image.tar.gz is never inflated here: it is opened after its signature and pins
           // were checked (inflate.ts), so it needs a copy even for a validation
           const gzipped = name === 'image.tar.gz';
@@ -158,7 +167,7 @@ async function streamPackage(
         } else if (cur.kind === 'image') {
           // plaintext comes out of the decryptor one 64 KiB chunk per buffer: they are
           // written together and hashed one by one, never joined into a copy
-          const pieces = cur.decrypting ? decrypt(cur.decrypting, ev.data) : [ev.data];
+          const pieces = cur.decrypting ? decrypt(cur.decrypting, ev.data, reader) : [ev.data];
           if (pieces.length === 0) continue;
           // the write runs on the thread pool while this thread hashes the same bytes
           const written = cur.out ? writeAllv(cur.out, pieces, staging.dir) : undefined;
@@ -186,6 +195,8 @@ async function streamPackage(
         } else if (cur.kind === 'image') {
           cur.decrypting?.decryptor.finish();
           if (cur.out) await staging.finish(cur.out, false);
+          const encryptedSha256 = await cur.decrypting?.hash.digest();
+          cur.decrypting?.hash.close();
           image = {
             name: cur.name,
             path: join(staging.dir, cur.name),
@@ -194,7 +205,7 @@ async function streamPackage(
             info: await cur.inspector?.finish(),
             encryption: cur.decrypting && {
               entryName: cur.decrypting.entryName,
-              sha256: cur.decrypting.hash.digest('hex'),
+              sha256: encryptedSha256!,
               size: cur.decrypting.size,
               recipients: cur.decrypting.decryptor.recipients,
             },
@@ -229,7 +240,7 @@ async function streamPackage(
  * Start decrypting an image entry. When the manifest came first and names its recipients,
  * a package for other devices is refused here, before a byte of the image is read.
  */
-function startDecrypting(entryName: string, size: number, opts: StageOptions, manifest: Manifest | undefined): Decrypting {
+function startDecrypting(entryName: string, size: number, opts: StageOptions, manifest: Manifest | undefined, memory: SharedArrayBuffer): Decrypting {
   const keys = opts.decryptionKeys ?? (() => []);
   const listed = manifest?.encryption?.recipients;
   if (listed) {
@@ -240,12 +251,12 @@ function startDecrypting(entryName: string, size: number, opts: StageOptions, ma
     }
   }
   const decryptor = new PayloadDecryptor(size, { keys, listedRecipients: listed });
-  return { entryName, decryptor, hash: createHash('sha256'), size: 0, garbage: new YoungGarbage() };
+  return { entryName, decryptor, hash: new ThreadedHash(size, opts.hashThreadMinBytes, memory), size: 0, garbage: new YoungGarbage() };
 }
 
-/** Hash the ciphertext and return the plaintext that authenticated (maybe none). */
-function decrypt(d: Decrypting, data: Buffer): Buffer[] {
-  d.hash.update(data);
+/** Hash the ciphertext (in place, on the worker: its buffer is held until then) and return the plaintext that authenticated (maybe none). */
+function decrypt(d: Decrypting, data: Buffer, reader: ReadAhead): Buffer[] {
+  d.hash.update(data, d.hash.threaded ? reader.hold(data) : undefined);
   d.size += data.length;
   return d.decryptor.push(data).filter((p) => p.length > 0);
 }

@@ -74,14 +74,21 @@ function kindOf(s: Stats): string {
   return 'not a regular file';
 }
 
+/** Buffers of the reader: one being worked on, one being read into, two the hashing thread may still hold. */
+export const READ_SLOTS = 4;
+
 /**
  * Reads the package front to back in READ_CHUNK pieces, one read always in flight ahead
  * of the piece being worked on, so the read (thread pool) overlaps hashing and writing
- * (this thread). Two buffers, reused: memory stays flat whatever the package size. A
- * piece is valid until the next call after next().
+ * (this thread). READ_SLOTS buffers of shared memory, reused: memory stays flat whatever the
+ * package size. A piece is valid until the next call after next(), unless it is held
+ * (hold()): then its buffer is not read into again before it is released, so another thread
+ * can hash it in place (hash-thread.ts).
  */
 export class ReadAhead {
-  private readonly bufs = [Buffer.allocUnsafeSlow(READ_CHUNK), Buffer.allocUnsafeSlow(READ_CHUNK)];
+  /** The buffers' memory, shared so that a worker thread can read them in place. */
+  readonly memory = new SharedArrayBuffer(READ_SLOTS * READ_CHUNK);
+  private readonly slots: { buf: Buffer; holds: number; onFree: (() => void) | undefined }[] = [];
   private turn = 0;
   private pos = 0;
   private pending: Promise<Buffer>;
@@ -90,6 +97,7 @@ export class ReadAhead {
     private readonly fh: FileHandle,
     private readonly stallMs: number,
   ) {
+    for (let i = 0; i < READ_SLOTS; i++) this.slots.push({ buf: Buffer.from(this.memory, i * READ_CHUNK, READ_CHUNK), holds: 0, onFree: undefined });
     this.pending = this.readAt(0);
   }
 
@@ -103,8 +111,27 @@ export class ReadAhead {
     return chunk;
   }
 
+  /** Keep the buffer `piece` (returned by next(), or a part of it) from being read into until the returned function is called. */
+  hold(piece: Buffer): () => void {
+    const slot = this.slots.find((s) => s.buf.buffer === piece.buffer && piece.byteOffset >= s.buf.byteOffset && piece.byteOffset < s.buf.byteOffset + READ_CHUNK);
+    if (!slot) return () => undefined;
+    slot.holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--slot.holds === 0 && slot.onFree) {
+        const free = slot.onFree;
+        slot.onFree = undefined;
+        free();
+      }
+    };
+  }
+
   private async readAt(pos: number): Promise<Buffer> {
-    const buf = this.bufs[this.turn++ % this.bufs.length]!;
+    const slot = this.slots[this.turn++ % this.slots.length]!;
+    if (slot.holds > 0) await new Promise<void>((resolve) => (slot.onFree = resolve));
+    const buf = slot.buf;
     try {
       const { bytesRead } = await withDeadline(this.fh.read(buf, 0, buf.length, pos), this.stallMs, `reading at byte ${pos}`);
       return buf.subarray(0, bytesRead);

@@ -195,9 +195,9 @@ describe('hostile corpus: encrypted packages', function () {
     const pkg = join(work, 'case.edgepkg');
     const { bytes, image } = encryptedPackageBytes(base);
     writeFileSync(pkg, bytes);
-    for (const copyImage of [true, false]) {
+    for (const [copyImage, hashThreadMinBytes] of [[true, undefined], [false, undefined], [true, 0]] as const) {
       const dir = join(work, `valid-${copyImage}`);
-      const staged = await stagePackage(pkg, dir, { decryptionKeys: () => [device], copyImage });
+      const staged = await stagePackage(pkg, dir, { decryptionKeys: () => [device], copyImage, hashThreadMinBytes });
       await validateStaged(staged, { catalog: CATALOG, trustedKeys: [], updaterVersion: '0.1.0' });
       assert.equal(staged.imageFileName, 'image.tar');
       assert.equal(staged.imageSize, image.length);
@@ -207,14 +207,16 @@ describe('hostile corpus: encrypted packages', function () {
     }
   });
 
-  for (const c of all) {
-    it(`refuses ${c.name}: ${c.code}`, async () => {
+  // every case twice: the ciphertext hashed on this thread (small entries) and on a worker
+  // thread (large ones, forced here), with the same code and nothing left behind either way
+  for (const c of all) for (const threaded of [false, true]) {
+    it(`refuses ${c.name}: ${c.code}${threaded ? ' (ciphertext hashed on a worker)' : ''}`, async () => {
       const pkg = join(work, 'case.edgepkg');
       writeFileSync(pkg, c.pkg());
       const dir = join(work, 'staging');
       let code: string | undefined;
       try {
-        const staged = await stagePackage(pkg, dir, { decryptionKeys: () => [device], ...c.opts });
+        const staged = await stagePackage(pkg, dir, { decryptionKeys: () => [device], ...c.opts, ...(threaded ? { hashThreadMinBytes: 0 } : {}) });
         try {
           await validateStaged(staged, { catalog: CATALOG, trustedKeys: [], updaterVersion: '0.1.0' });
         } finally {
