@@ -269,5 +269,5 @@ t_lanes=$(( $(now) - t0 ))
 
 # --- what each lane says --------------------------------------------------------------------
 read -r typecheck_rc t_typecheck <"$out/typecheck.status"
-[ "$typecheck_rc" = 0 ] || { cat "$out/typecheck.log" >&2; echo "caisson tests: the typecheck failed" >&2; }
+[ "$typecheck_rc" = 0 ] || cat "$out/typecheck.log" >&2 # (the summary says it failed)
 node scripts/test-summary.mjs "$out" "$t_npm" "$t_build" "$t_typecheck" "$t_lanes" "$(( $(now) - t_start ))"

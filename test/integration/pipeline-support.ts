@@ -19,7 +19,7 @@ export { httpGet } from '../support/http.js';
 export const OWN_LABEL = 'caisson.test=own';
 
 export { buildTestImage, imageExists, imageId } from '../support/images.js';
-import { removeTestImages } from '../support/images.js';
+import { inspectExisting, removeTestImages } from '../support/images.js';
 
 export function docker(...args: string[]): string {
   return execFileSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
@@ -187,9 +187,7 @@ export async function waitFor(what: string, cond: () => boolean | Promise<boolea
 /** Container names (exact) that exist, running or not. */
 export function containersNamed(...names: string[]): string[] {
   if (names.length === 0) return [];
-  // one docker command for all names (it prints those that exist and exits 1 if any does not)
-  const r = spawnSync('docker', ['container', 'inspect', '-f', '{{.Name}}', ...names], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  const found = new Set((r.stdout ?? '').split('\n').map((l) => l.trim().replace(/^\//, '')));
+  const found = new Set(inspectExisting(['container', 'inspect', '-f', '{{.Name}}', ...names]).map((n) => n.replace(/^\//, '')));
   return names.filter((n) => found.has(n));
 }
 

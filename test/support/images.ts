@@ -175,26 +175,28 @@ export function removeTestImages(refsAndIds: string[]): void {
   // start costs the suite ~60 ms of CPU, and a cleanup names dozens of references
   const ids = new Set<string>(refsAndIds.filter((r) => r.startsWith('sha256:')));
   const refs = refsAndIds.filter((r) => !r.startsWith('sha256:'));
-  if (refs.length === 0 && ids.size === 0) return;
   for (const ref of refs) {
     const built = builtIds.get(ref);
     if (built) ids.add(built);
   }
   if (refs.length) {
     // references that do not exist only add an error line on stderr
-    for (const id of inspectEach(['image', 'inspect', '-f', '{{.Id}}', ...refs])) ids.add(id);
+    for (const id of inspectExisting(['image', 'inspect', '-f', '{{.Id}}', ...refs])) ids.add(id);
     spawnSync('docker', ['rmi', '-f', ...refs], { stdio: 'ignore' });
   }
   if (ids.size === 0) return;
-  const untagged = inspectEach(['image', 'inspect', '-f', '{{.Id}} {{len .RepoTags}}', ...ids])
+  const untagged = inspectExisting(['image', 'inspect', '-f', '{{.Id}} {{len .RepoTags}}', ...ids])
     .map((line) => line.split(' '))
     .filter(([, tags]) => tags === '0')
     .map(([id]) => id!);
   if (untagged.length) spawnSync('docker', ['rmi', ...untagged], { stdio: 'ignore' });
 }
 
-/** The lines `docker …inspect -f` printed for the objects that exist (it exits 1 if any does not). */
-function inspectEach(args: string[]): string[] {
+/**
+ * The lines `docker … inspect -f FORMAT NAME…` prints for the objects that exist: one docker
+ * command for many objects (it exits 1 if any does not, and says so on stderr).
+ */
+export function inspectExisting(args: string[]): string[] {
   const r = spawnSync('docker', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   return (r.stdout ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
 }
