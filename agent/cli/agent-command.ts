@@ -1,11 +1,27 @@
 // The `caisson agent` command: opens the pipeline, runs the agent (intake/agent.ts) and,
 // when enabled, the status page (web/) on the same pipeline, until a signal.
+import type { Command } from 'commander';
 import type { AgentLog } from '../intake/log.js';
 import { Agent } from '../intake/agent.js';
 import { toCaissonError } from '../errors.js';
 import { ensureDeviceIdentity, type DeviceIdentity } from '../device/identity.js';
 import { ProgressBus, emittingProgress } from '../log/events.js';
 import { startWeb } from '../web/index.js';
+import { DEFAULT_AGENT_CONFIG_PATH } from '../config/defaults.js';
+import { runCommand } from './common.js';
+
+export function addAgentCommand(program: Command): void {
+  program
+    .command('agent')
+    .description('run the autonomous agent: USB sticks and the inbox in, LED and stick reports out')
+    .option('--config <file>', 'agent.toml', DEFAULT_AGENT_CONFIG_PATH)
+    .action(async (opts: { config: string }) => {
+      await runCommand({}, async () => {
+        await runAgent({ configPath: opts.config });
+        return 0;
+      });
+    });
+}
 
 export interface RunAgentOptions {
   configPath?: string;

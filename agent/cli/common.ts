@@ -3,7 +3,7 @@ import { lstatSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CaissonError, toCaissonError } from '../errors.js';
-import { DEFAULT_SERVICES_PATH, DEFAULT_STATE_DIR, DEFAULT_TRUSTED_KEYS_DIR } from '../pipeline/index.js';
+import { DEFAULT_SERVICES_PATH, DEFAULT_STATE_DIR, DEFAULT_TRUSTED_KEYS_DIR } from '../config/defaults.js';
 import { EXIT_UNEXPECTED } from './exit-codes.js';
 import { escapeControl } from '../log/escape.js';
 

@@ -4,19 +4,19 @@
 // packages with, such as a fleet key shared by many devices (device/decryption-keys.ts).
 import { Command } from 'commander';
 import { loadAgentConfig } from '../config/agent.js';
+import { DEFAULT_AGENT_CONFIG_PATH } from '../config/defaults.js';
 import { emit, runCommand } from './common.js';
 import { ensureDeviceIdentity } from '../device/identity.js';
 import { addDecryptionKey, listDecryptionKeys, MAX_KEY_FILE_BYTES, readKeyFileArgument, removeDecryptionKey, stdinText } from '../device/decryption-keys.js';
 
 const CONFIG_HELP = 'agent.toml (its folder holds device.key, device.json and decryption-keys/)';
-const DEFAULT_CONFIG = '/etc/caisson/agent.toml';
 
 export function deviceCommand(): Command {
   const device = new Command('device').description("this device's identity and the keys it decrypts packages with");
   device
     .command('show')
     .description('print the device ID, the device class (agent.toml), the X25519 public key and the public halves of added keys')
-    .option('--config <file>', CONFIG_HELP, DEFAULT_CONFIG)
+    .option('--config <file>', CONFIG_HELP, DEFAULT_AGENT_CONFIG_PATH)
     .option('--json', 'print one JSON object instead of text', false)
     .action((opts: { config: string; json: boolean }) =>
       runCommand(opts, async () => {
@@ -40,7 +40,7 @@ export function deviceCommand(): Command {
     .command('add-key')
     .argument('<file>', 'an age identity file (AGE-SECRET-KEY-1…), as `caisson key fleet` or age-keygen write it; - reads stdin')
     .description('let this device decrypt packages encrypted to another key too (a fleet key); stored 0600 beside the identity')
-    .option('--config <file>', CONFIG_HELP, DEFAULT_CONFIG)
+    .option('--config <file>', CONFIG_HELP, DEFAULT_AGENT_CONFIG_PATH)
     .option('--json', 'print one JSON object instead of text', false)
     .action((file: string, opts: { config: string; json: boolean }) =>
       runCommand(opts, async () => {
@@ -56,7 +56,7 @@ export function deviceCommand(): Command {
     .command('remove-key')
     .argument('<key>', 'the added key: its public key (base64 or age1…) or its ID, as `caisson device show` lists it')
     .description('stop decrypting with an added key (the device\'s own key stays)')
-    .option('--config <file>', CONFIG_HELP, DEFAULT_CONFIG)
+    .option('--config <file>', CONFIG_HELP, DEFAULT_AGENT_CONFIG_PATH)
     .option('--json', 'print one JSON object instead of text', false)
     .action((key: string, opts: { config: string; json: boolean }) =>
       runCommand(opts, async () => {

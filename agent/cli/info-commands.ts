@@ -8,8 +8,6 @@ import { CaissonError, toCaissonError } from '../errors.js';
 import { loadTrustedKeys, signaturePolicyLine } from '../package/signature.js';
 import { openDatabaseReadOnly } from '../store/db.js';
 import { Journal, rowToResult } from '../store/journal.js';
-import { connectDocker } from '../runtime/docker-client.js';
-import { createDriver } from '../runtime/index.js';
 import type { RuntimeState } from '../runtime/driver.js';
 import { emit, runCommand, withCommonOptions, type CommonOptions } from './common.js';
 import { table } from './format.js';
@@ -144,6 +142,9 @@ function readJournal(stateDir: string): Journal | undefined {
 }
 
 async function describeServices(opts: CommonOptions, specs: ServiceSpec[]): Promise<ServiceView[]> {
+  // the engine client only here: `caisson history` never loads it
+  const { connectDocker } = await import('../runtime/docker-client.js');
+  const { createDriver } = await import('../runtime/index.js');
   const journal = readJournal(opts.stateDir);
   const docker = connectDocker(opts.dockerSocket);
   const views: ServiceView[] = [];

@@ -2,15 +2,6 @@
 // caisson: the operator's command line. Every command drives the same pipeline the agent uses.
 import { Command } from 'commander';
 import { UPDATER_VERSION } from '../version.js';
-import { generateKeyPair } from '../package/signature.js';
-import { writeFleetKey } from '../device/decryption-keys.js';
-import { EXIT_CODES } from './exit-codes.js';
-import { emit, runCommand, withCommonOptions, type CommonOptions } from './common.js';
-import { resultLine } from './format.js';
-import { historyCommand, serviceCommand } from './info-commands.js';
-import { openAndRecover, packageCommand } from './package-commands.js';
-import { deviceCommand } from './device-command.js';
-import { webCommand } from './web-command.js';
 
 const program = new Command('caisson')
   .description('Offline updater for predefined Docker services')
@@ -19,60 +10,23 @@ const program = new Command('caisson')
   .showHelpAfterError()
   .addHelpText('after', '\nExit codes: 0 committed/valid, 2 rejected (service untouched), 3 rolled back, 4 rollback failed, 1 unexpected. See docs/cli.md.');
 
-program.addCommand(serviceCommand());
-program.addCommand(packageCommand());
-program.addCommand(historyCommand());
-program.addCommand(deviceCommand());
-program.addCommand(webCommand());
+// The top-level commands, in the order help lists them. Each one's module is loaded only
+// when it runs: most of a CLI start is loading modules (on a small device, seconds), and
+// `caisson history list` needs neither the engine client nor the package builder. Help, a
+// typo, or no command at all loads every one (help lists them, a typo gets a suggestion).
+const COMMANDS: Record<string, () => Promise<void>> = {
+  service: async () => void program.addCommand((await import('./info-commands.js')).serviceCommand()),
+  package: async () => void program.addCommand((await import('./package-commands.js')).packageCommand()),
+  history: async () => void program.addCommand((await import('./info-commands.js')).historyCommand()),
+  device: async () => void program.addCommand((await import('./device-command.js')).deviceCommand()),
+  web: async () => void program.addCommand((await import('./web-command.js')).webCommand()),
+  recover: async () => (await import('./recover-command.js')).addRecoverCommand(program),
+  key: async () => (await import('./key-command.js')).addKeyCommand(program),
+  agent: async () => (await import('./agent-command.js')).addAgentCommand(program),
+};
 
-withCommonOptions(program.command('recover').description('finish or reverse updates a crash left open, and say what was done'))
-  .action((opts: CommonOptions) =>
-    runCommand(opts, async () => {
-      const { pipeline, recovered } = await openAndRecover(opts, 'recover', false);
-      pipeline.close();
-      const lines = recovered.map((r) => `recovered ${resultLine(r)}`);
-      emit(opts, { recovered }, lines.length ? lines.join('\n') : 'nothing to recover: no update was left open');
-      return recovered.some((r) => r.outcome === 'rollback_failed') ? EXIT_CODES.rollback_failed : 0;
-    }),
-  );
-
-const key = program.command('key').description('signing keys for packages');
-key
-  .command('generate')
-  .description('create an Ed25519 key pair: PREFIX.key (private, keep it with the vendor) and PREFIX.pub (for devices)')
-  .requiredOption('-o, --out <prefix>', 'output path prefix')
-  .option('--json', 'print JSON', false)
-  .action((opts: { out: string; json: boolean }) =>
-    runCommand(opts, async () => {
-      const files = generateKeyPair(opts.out);
-      emit(opts, files, `wrote ${Object.values(files).join(' and ')}`);
-      return 0;
-    }),
-  );
-
-key
-  .command('fleet')
-  .description('create an X25519 key pair for encrypting packages to many devices at once: FILE holds the secret (age-keygen format, 0600; install it with `caisson device add-key`), the public key is printed for `package build --encrypt-to`')
-  .requiredOption('-o, --out <file>', 'where to write the secret key (must not exist)')
-  .option('--json', 'print JSON', false)
-  .action((opts: { out: string; json: boolean }) =>
-    runCommand(opts, async () => {
-      const made = writeFleetKey(opts.out);
-      emit(opts, made, `wrote ${made.file}\npublic key ${made.public_key} (${made.id}, ${made.age_recipient})`);
-      return 0;
-    }),
-  );
-
-program
-  .command('agent')
-  .description('run the autonomous agent: USB sticks and the inbox in, LED and stick reports out')
-  .option('--config <file>', 'agent.toml', '/etc/caisson/agent.toml')
-  .action(async (opts: { config: string }) => {
-    const { runAgent } = await import('./agent-command.js');
-    await runCommand({}, async () => {
-      await runAgent({ configPath: opts.config });
-      return 0;
-    });
-  });
+const named = process.argv[2];
+const chosen = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
+for (const name of chosen) await COMMANDS[name]!();
 
 await program.parseAsync(process.argv);

@@ -8,9 +8,10 @@ import type { UpdateResult } from '../pipeline/types.js';
 import { EXIT_CODES } from './exit-codes.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createProgress } from '../log/progress.js';
-import { buildPackage, buildStackPackage, type StackMemberInput } from '../package/builder.js';
+import type { StackMemberInput } from '../package/builder.js';
 import { CaissonError } from '../errors.js';
-import { DEFAULT_AGENT_CONFIG_PATH, loadAgentConfig, type AgentConfig } from '../config/agent.js';
+import { loadAgentConfig, type AgentConfig } from '../config/agent.js';
+import { DEFAULT_AGENT_CONFIG_PATH } from '../config/defaults.js';
 import { removeLeftoverStaging } from '../store/staging.js';
 import { emit, existingPackagePath, runCommand, withCommonOptions, type CommonOptions } from './common.js';
 import { resultLine } from './format.js';
@@ -89,6 +90,8 @@ export function packageCommand(): Command {
           deviceClass: opts.deviceClass,
           deviceIds: opts.deviceId,
         };
+        // the builder (image export, tar writing) only for a build, never on a device's load
+        const { buildPackage, buildStackPackage } = await import('../package/builder.js');
         const built = opts.stack !== undefined ? await buildStackPackage({ ...common, stack: opts.stack, members: stackMembers(opts) }) : await buildPackage({ ...common, ...serviceFlags(opts) });
         const sealed = built.encryptedFor ? `, encrypted for ${built.encryptedFor} recipient${built.encryptedFor === 1 ? '' : 's'}` : '';
         emit(opts, built, `built ${built.out} (package ${built.packageId}, image ${built.imageSize} bytes${sealed})`);

@@ -4,6 +4,7 @@
 // until they expire; the next login checks the new password.
 import { Command } from 'commander';
 import { loadAgentConfig } from '../config/agent.js';
+import { DEFAULT_AGENT_CONFIG_PATH } from '../config/defaults.js';
 import { CaissonError } from '../errors.js';
 import { emit, runCommand } from './common.js';
 import { passwordFileFor } from '../web/index.js';
@@ -14,7 +15,7 @@ export function webCommand(): Command {
   web
     .command('passwd')
     .description('set the password for changes on the status page (read from the terminal or the first line of stdin)')
-    .option('--config <file>', 'agent.toml (its folder holds web-password)', '/etc/caisson/agent.toml')
+    .option('--config <file>', 'agent.toml (its folder holds web-password)', DEFAULT_AGENT_CONFIG_PATH)
     .option('--json', 'print one JSON object instead of text', false)
     .action((opts: { config: string; json: boolean }) =>
       runCommand(opts, async () => {

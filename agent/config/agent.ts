@@ -9,9 +9,10 @@ import * as v from 'valibot';
 import { validate as validateCron } from 'node-cron';
 import { CaissonError, describe } from '../errors.js';
 import { DEVICE_CLASS_PATTERN, firstIssue } from './patterns.js';
+import { DEFAULT_AGENT_CONFIG_PATH, DEFAULT_INBOX, DEFAULT_SERVICES_PATH, DEFAULT_STATE_DIR, DEFAULT_TRUSTED_KEYS_DIR } from './defaults.js';
 import { WebConfigSchema, toWebConfig, type WebConfig } from './web.js';
 
-export const DEFAULT_AGENT_CONFIG_PATH = '/etc/caisson/agent.toml';
+export { DEFAULT_AGENT_CONFIG_PATH } from './defaults.js';
 
 const absolutePath = (what: string) =>
   v.pipe(v.string(), v.regex(/^\/[^\0]*$/, `${what} must be an absolute path`), v.maxLength(4096));
@@ -29,10 +30,10 @@ const cronExpression = (what: string) =>
 
 const AgentConfigSchema = v.strictObject({
   media_root: v.optional(absolutePath('media_root'), '/media/caisson'),
-  inbox: v.optional(absolutePath('inbox'), '/var/lib/caisson/inbox'),
-  state_dir: v.optional(absolutePath('state_dir'), '/var/lib/caisson'),
-  services: v.optional(absolutePath('services'), '/etc/caisson/services.toml'),
-  trusted_keys_dir: v.optional(absolutePath('trusted_keys_dir'), '/etc/caisson/trusted-keys'),
+  inbox: v.optional(absolutePath('inbox'), DEFAULT_INBOX),
+  state_dir: v.optional(absolutePath('state_dir'), DEFAULT_STATE_DIR),
+  services: v.optional(absolutePath('services'), DEFAULT_SERVICES_PATH),
+  trusted_keys_dir: v.optional(absolutePath('trusted_keys_dir'), DEFAULT_TRUSTED_KEYS_DIR),
   docker_socket: v.optional(absolutePath('docker_socket')),
   compose_command: v.optional(v.picklist(['auto', 'docker compose', 'docker-compose']), 'auto'),
   /** Refuse packages whose image is not encrypted (policy.encryption_required). */

@@ -20,12 +20,9 @@ import { ensureServicesRunning, type EnsureRunningResult } from './ensure-runnin
 import { recoverOpenUpdates } from './recover.js';
 import type { UpdateRequest, UpdateResult } from './types.js';
 import type { DeviceContext } from '../package/device-target.js';
+import { DEFAULT_CONFIG_DIR, DEFAULT_TRUSTED_KEYS_DIR } from '../config/defaults.js';
 
-export const DEFAULT_STATE_DIR = '/var/lib/caisson';
-export const DEFAULT_SERVICES_PATH = '/etc/caisson/services.toml';
-export const DEFAULT_TRUSTED_KEYS_DIR = '/etc/caisson/trusted-keys';
-/** The folder of agent.toml: device.key lives there (device/identity.ts). */
-export const DEFAULT_CONFIG_DIR = '/etc/caisson';
+export { DEFAULT_STATE_DIR, DEFAULT_SERVICES_PATH, DEFAULT_TRUSTED_KEYS_DIR, DEFAULT_CONFIG_DIR } from '../config/defaults.js';
 
 export interface PipelineOptions {
   servicesPath: string;
