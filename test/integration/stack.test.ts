@@ -5,10 +5,11 @@
 //   - the third service fails its health check: all three answer the old version again, the
 //     docker-mode ones in their own old containers, the sidecar untouched;
 //   - the second image is corrupt: rejected, nothing stopped or restarted;
-//   - killed (CAISSON_FAULT_KILL_AFTER) mid-switch of the compose member, and mid-rollback of
-//     it, then `caisson recover`: the whole stack back on the old side, the docker-mode
-//     members reversed by the same recovery. Every other point is a unit test
-//     (test/unit/pipeline/stack-crash-points.test.ts).
+//   - killed (CAISSON_FAULT_KILL_AFTER) mid-rollback of the compose member, then `caisson
+//     recover`: the whole stack back on the old side, the docker-mode members reversed by the
+//     same recovery. Every other point is a unit test
+//     (test/unit/pipeline/stack-crash-points.test.ts); a compose `up` cut short mid-switch is
+//     also test/integration/crash-recovery.test.ts's compose case on the real engine.
 // The test images' httpd ignores SIGTERM as PID 1, so every stop here kills at once (catalog
 // stop_timeout_secs 0, compose stop_grace_period 0s, docker run --stop-timeout 0): a
 // graceful stop would only wait out its timeout.
@@ -70,8 +71,6 @@ interface CrashCase {
 }
 
 const CRASHES: CrashCase[] = [
-  // mid-switch of the compose member: api already switched (docker), front's `up` cut short
-  { point: 'switching.front.compose_up', pkg: 'good', code: 'update.interrupted' },
   // mid-rollback: worker already back, front's rollback `up` cut short, api not yet back
   { point: 'rolling_back.front.compose_up', pkg: 'thirdFails', code: 'service.start_failed' },
 ];
