@@ -140,30 +140,30 @@ wait $engines_pid || { cat "$out/engines.log" >&2; echo "caisson tests: installi
 # listed count 10.
 weight() {
   case "$1" in
-    unit) echo 120 ;;
-    test/device/deb.test.ts) echo 115 ;; # its .deb is built before the lanes
-    test/integration/stack.test.ts) echo 115 ;;
+    unit) echo 106 ;;
+    test/device/deb.test.ts) echo 93 ;; # its .deb is built before the lanes
+    test/integration/stack.test.ts) echo 80 ;;
     test/integration/runtime/compose-driver.test.ts) echo 70 ;;
-    test/e2e/agent-usb.test.ts) echo 63 ;;
-    test/integration/runtime/docker-driver.test.ts) echo 59 ;;
+    test/integration/runtime/docker-driver.test.ts) echo 57 ;;
+    test/e2e/agent-usb.test.ts) echo 54 ;;
     test/integration/pipeline.test.ts) echo 53 ;;
-    test/e2e/web-page.test.ts) echo 51 ;;
-    test/integration/encryption.test.ts) echo 47 ;;
-    test/integration/demo-first-contact.test.ts) echo 47 ;;
-    test/integration/crash-recovery.test.ts) echo 35 ;;
-    test/integration/signatures-policy.test.ts) echo 29 ;;
-    test/integration/lock-and-secrets.test.ts) echo 25 ;;
+    test/e2e/web-page.test.ts) echo 46 ;;
+    test/integration/demo-first-contact.test.ts) echo 39 ;;
+    test/integration/crash-recovery.test.ts) echo 28 ;;
+    test/integration/signatures-policy.test.ts) echo 24 ;;
+    test/integration/encryption.test.ts) echo 22 ;;
+    test/integration/lock-and-secrets.test.ts) echo 20 ;;
     test/integration/memory.test.ts) echo 20 ;;
-    test/integration/cross-engine.test.ts) echo 17 ;;
-    test/integration/health/wait.test.ts) echo 16 ;;
-    test/integration/freshness-targeting.test.ts) echo 16 ;;
-    test/e2e/agent-hostile-stick.test.ts) echo 14 ;;
-    test/integration/cli-first-contact.test.ts) echo 13 ;;
+    test/integration/cross-engine.test.ts) echo 14 ;;
+    test/integration/health/wait.test.ts) echo 12 ;;
+    test/integration/freshness-targeting.test.ts) echo 12 ;;
     test/integration/hostile-cli.test.ts) echo 12 ;;
-    test/integration/package/stack-builder.test.ts) echo 9 ;;
-    test/integration/runtime/docker-client.test.ts) echo 9 ;;
-    test/integration/agent-start.test.ts) echo 7 ;;
-    test/integration/multi-platform.test.ts) echo 5 ;;
+    test/e2e/agent-hostile-stick.test.ts) echo 10 ;;
+    test/integration/package/stack-builder.test.ts) echo 7 ;;
+    test/integration/cli-first-contact.test.ts) echo 6 ;;
+    test/integration/agent-start.test.ts) echo 6 ;;
+    test/integration/multi-platform.test.ts) echo 6 ;;
+    test/integration/runtime/docker-client.test.ts) echo 5 ;;
     test/integration/image-import.test.ts | test/integration/web-cli.test.ts | test/e2e/udev-mount.test.ts) echo 4 ;;
     test/integration/package/builder.test.ts) echo 2 ;;
     *) echo 10 ;;
