@@ -18,8 +18,8 @@ export class ProgressBus extends EventEmitter {
 
 export function emittingProgress(bus: ProgressBus, inner?: Progress): Progress {
   return {
-    bytes(phase, done, total) {
-      inner?.bytes(phase, done, total);
+    bytes(phase, done, total, part) {
+      inner?.bytes(phase, done, total, part);
       bus.emitProgress({ kind: 'bytes', phase, done, total, at: Date.now() });
     },
     countdown(phase, secondsLeft, note) {

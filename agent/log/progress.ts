@@ -1,8 +1,11 @@
 // Progress for long steps: a redrawn bar (bytes, rate, countdown) on a terminal; otherwise
 // one plain line when a byte phase ends, so logs and pipes stay readable.
 export interface Progress {
-  /** Bytes done of total for a named phase; call with done === total at the end. */
-  bytes(phase: string, done: number, total: number): void;
+  /**
+   * Bytes done of total for a named phase; call with done === total at the end. part names
+   * which piece of the phase this is (an image layer), so two equal pieces read apart.
+   */
+  bytes(phase: string, done: number, total: number, part?: string): void;
   /** A countdown (health window). */
   countdown(phase: string, secondsLeft: number, note?: string): void;
   /** Finish whatever bar is drawn. */
@@ -23,9 +26,10 @@ class TtyProgress implements Progress {
 
   constructor(private readonly stream: NodeJS.WriteStream) {}
 
-  bytes(phase: string, done: number, total: number): void {
-    if (this.current !== phase || done < this.lastDone) {
-      this.enter(phase, true); // a new phase, or the same one over again (the next layer)
+  bytes(phase: string, done: number, total: number, part?: string): void {
+    const label = part ? `${phase} ${part}` : phase;
+    if (this.current !== label || done < this.lastDone) {
+      this.enter(label, true); // a new phase, or the same one over again (the next layer)
       // the first report comes after the first chunk: measure the rate from here on
       this.startDone = done;
     }
@@ -38,7 +42,7 @@ class TtyProgress implements Progress {
     const fill = Math.round(frac * width);
     const secs = (t - this.started) / 1000;
     const rate = secs >= 0.1 ? formatBytes((done - this.startDone) / secs) + '/s' : '';
-    this.draw(`${phase.padEnd(9)} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}%  ${formatBytes(done)}/${formatBytes(total)}  ${rate}`);
+    this.draw(`${label.padEnd(9)} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}%  ${formatBytes(done)}/${formatBytes(total)}  ${rate}`);
     if (done >= total) this.done();
   }
 
@@ -73,14 +77,15 @@ class PlainProgress implements Progress {
 
   constructor(private readonly stream: NodeJS.WriteStream) {}
 
-  bytes(phase: string, done: number, total: number): void {
-    if (this.current !== phase) {
-      this.current = phase;
+  bytes(phase: string, done: number, total: number, part?: string): void {
+    const label = part ? `${phase} ${part}` : phase;
+    if (this.current !== label) {
+      this.current = label;
       this.started = Date.now();
     }
     if (done >= total) {
       const secs = Math.max(0.001, (Date.now() - this.started) / 1000);
-      this.stream.write(`${phase}: ${formatBytes(total)} in ${secs.toFixed(1)} s (${formatBytes(total / secs)}/s)\n`);
+      this.stream.write(`${label}: ${formatBytes(total)} in ${secs.toFixed(1)} s (${formatBytes(total / secs)}/s)\n`);
       this.current = undefined;
     }
   }

@@ -258,7 +258,7 @@ export class UpdatePipeline {
         beforeLoad: (tagsBefore) => this.records.save(id, 'loading_image', { data: { imageRef: ref, tagsBefore, expectedImageId: staged.imageArchive?.imageId } }),
         afterLoad: (loadedImageId) => this.records.annotate(id, { detail: `loaded ${loadedImageId}`, data: { loadedImageId } }),
         onProgress: (done, total) => progress.bytes('importing', done, total),
-        onUnpack: (_layer, done, total) => progress.bytes('unpacking', done, total),
+        onUnpack: (layer, done, total) => progress.bytes('unpacking', done, total, layer && `layer ${layer}`),
         // The engine has every byte and unpacks for a while yet: the staged copy goes now, so
         // the disk holds it next to the engine's two copies (its scratch folder, then the
         // layers) only during the upload, and its removal is off the critical path.

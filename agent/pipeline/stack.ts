@@ -112,7 +112,7 @@ export class StackUpdate {
         beforeLoad: (tagsBefore) => records.save(id, 'loading_image', { data: { imageRefs, tagsBefore, expectedImageIds } }),
         afterLoad: (loaded) => records.annotate(id, { detail: `loaded ${Object.keys(loaded).length} of ${images.length} images`, data: { loadedImageIds: Object.values(loaded) } }),
         onProgress: (done, total) => progress.bytes('importing', done, total),
-        onUnpack: (_layer, done, total) => progress.bytes('unpacking', done, total),
+        onUnpack: (layer, done, total) => progress.bytes('unpacking', done, total, layer && `layer ${layer}`),
         onUploaded: () => {
           dropped.staged = rm(staged.imagePath, { force: true }).catch(() => undefined);
         },

@@ -48,6 +48,29 @@ describe('progress', function () {
     assertExcludes(text(), '\r');
   });
 
+  it('in a log names the layer, so two layers of the same size and speed are two different lines', function () {
+    const { stream, text } = fakeStream(false);
+    const p = createProgress(stream);
+    p.bytes('unpacking', 2 * MiB, 2 * MiB, 'layer 3f83e09d5cd5');
+    p.bytes('unpacking', 2 * MiB, 2 * MiB, 'layer 9b2a61c4e0f7');
+    const lines = text().trim().split('\n');
+    assert.equal(lines.length, 2);
+    assert.match(lines[0], /^unpacking layer 3f83e09d5cd5: 2\.0 MiB in /);
+    assert.match(lines[1], /^unpacking layer 9b2a61c4e0f7: 2\.0 MiB in /);
+  });
+
+  it('on a terminal starts a new bar for the next layer even when it is already further along', function () {
+    const { stream, text } = fakeStream(true);
+    const p = createProgress(stream);
+    p.bytes('unpacking', 1 * MiB, 8 * MiB, 'layer a');
+    p.bytes('unpacking', 2 * MiB, 2 * MiB, 'layer b'); // done > the last layer's done: only the name tells them apart
+    const bars = text().split('\n').filter(Boolean);
+    assert.equal(bars.length, 2);
+    assertIncludes(bars[0], 'unpacking layer a');
+    assertIncludes(bars[1], 'unpacking layer b');
+    assertIncludes(bars[1], '2.0 MiB/2.0 MiB');
+  });
+
   it('in a log says nothing for a countdown: the health window\'s log line already gives its length', function () {
     const { stream, text } = fakeStream(false);
     const p = createProgress(stream);
