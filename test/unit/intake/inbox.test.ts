@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { toCaissonError } from '../../../agent/errors.js';
 import { InboxWatcher } from '../../../agent/intake/inbox.js';
 import { stagePackage } from '../../../agent/package/reader.js';
@@ -150,15 +150,22 @@ describe('inbox: a package is taken only when complete', function () {
 describe('inbox: a file that can never become a package does not wait silently', function () {
   this.timeout(60_000);
   let dir: string;
+  let stagingRoot: string;
   let watcher: InboxWatcher | undefined;
+  /** Readings still running when a test ends: awaited before the watcher closes. */
+  let readings: Promise<void>[] = [];
 
   beforeEach(() => {
     dir = tempDir('caisson-inbox-');
+    stagingRoot = tempDir('caisson-inbox-staging-');
   });
   afterEach(async () => {
+    await Promise.allSettled(readings);
+    readings = [];
     await watcher?.close();
     watcher = undefined;
     removeTree(dir);
+    removeTree(stagingRoot);
   });
 
   /**
@@ -170,7 +177,7 @@ describe('inbox: a file that can never become a package does not wait silently',
     const taken: { path: string; at: number }[] = [];
     const started = Date.now();
     let n = 0;
-    watcher = new InboxWatcher({
+    const w = new InboxWatcher({
       dir,
       stableChecks: 3,
       checkIntervalMs: 100,
@@ -178,16 +185,16 @@ describe('inbox: a file that can never become a package does not wait silently',
       log,
       onComplete: (path) => {
         taken.push({ path, at: Date.now() - started });
-        void (async () => {
+        const reading = (async () => {
           let error: UpdateResult['error'];
           try {
-            await stagePackage(path, join(dir, '..', `${basename(dir)}-staging-${n++}`));
+            await stagePackage(path, join(stagingRoot, `staging-${n++}`));
           } catch (err) {
             const e = toCaissonError(err);
             error = { code: e.code, message: e.message, next: e.next };
           }
           const now = new Date().toISOString();
-          watcher!.finish(path, {
+          w.finish(path, {
             update_id: `u-${n}`,
             outcome: error ? 'rejected' : 'committed',
             source: 'inbox',
@@ -198,9 +205,11 @@ describe('inbox: a file that can never become a package does not wait silently',
             ...(error ? { error } : {}),
           });
         })();
+        readings.push(reading);
       },
     });
-    return { log, taken, ready: watcher.start() };
+    watcher = w;
+    return { log, taken, ready: w.start() };
   }
 
   const failedCodes = () =>
