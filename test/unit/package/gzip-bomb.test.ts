@@ -51,14 +51,17 @@ describe('a gzip bomb (image.tar.gz)', function () {
   });
   after(() => rmSync(work, { recursive: true, force: true }));
 
-  /** Stage and validate; the error (or undefined), the CPU seconds it cost, what staging left. */
+  /**
+   * Stage and validate; the error (or undefined) and what staging left. Unsigned, the bomb may
+   * inflate to 20 times its ~1 MiB: an error other than image.too_large means validation
+   * stopped before inflating it (no CPU timing: a timed assertion fails on a busy machine).
+   */
   async function apply(pkg: Buffer, opts: { keys: boolean; limits?: Partial<StageLimits> }) {
     const dir = join(work, `case-${n++}`);
     mkdirSync(dir);
     const path = join(dir, 'p.edgepkg');
     writeFileSync(path, pkg);
     const keys = opts.keys ? loadTrustedKeys(ctx.trustedKeyDir) : [];
-    const cpu = process.cpuUsage();
     let err: unknown;
     let inspectedWhileStaging: unknown = 'not staged';
     try {
@@ -68,16 +71,14 @@ describe('a gzip bomb (image.tar.gz)', function () {
     } catch (e) {
       err = e;
     }
-    const used = process.cpuUsage(cpu);
-    return { err, cpuSecs: (used.user + used.system) / 1e6, inspectedWhileStaging, staging: readdirSync(join(dir, 'staging')) };
+    return { err, inspectedWhileStaging, staging: readdirSync(join(dir, 'staging')) };
   }
 
-  it('is refused for its missing signature before a byte is inflated, in well under a second of CPU', async () => {
+  it('is refused for its missing signature before a byte is inflated', async () => {
     const r = await apply(gzipPackageBytes(ctx, bomb), { keys: true });
     assert.ok(r.err instanceof CaissonError);
     assert.equal(r.err.code, 'signature.missing');
     assert.equal(r.inspectedWhileStaging, undefined, 'staging looked inside the compressed image');
-    assert.ok(r.cpuSecs < 0.5);
   });
 
   it('is refused for pins that do not match before it is inflated, even when the manifest is signed', async () => {
@@ -85,7 +86,6 @@ describe('a gzip bomb (image.tar.gz)', function () {
     const r = await apply(gzipPackageBytes(ctx, bomb, { pins, signWith: ctx.trustedPrivateKeyPem }), { keys: true });
     assert.ok(r.err instanceof CaissonError);
     assert.equal(r.err.code, 'integrity.sha256_mismatch');
-    assert.ok(r.cpuSecs < 0.5);
   });
 
   it('unsigned on a device without keys, inflates at most 20 times its size, then stops with image.too_large', async () => {
@@ -93,7 +93,6 @@ describe('a gzip bomb (image.tar.gz)', function () {
     assert.ok(r.err instanceof CaissonError);
     assert.equal(r.err.code, 'image.too_large');
     assert.match((r.err as Error).message, /inflates to more than 20\.\d MiB/);
-    assert.ok(r.cpuSecs < 0.5);
   });
 
   it('signed with matching pins, inflates up to the device image limit and no further', async () => {
